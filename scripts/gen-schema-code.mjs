@@ -1,0 +1,62 @@
+// Build-time code generation from schema/mbc.schema.json, the one source of truth:
+//  - src/generated/schema-validator.js: the ajv validator as standalone code, so that the
+//    CLI never compiles a schema when it starts;
+//  - src/generated/spec-types.ts: the TypeScript types of the raw spec.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Ajv2020 from "ajv/dist/2020.js";
+import standaloneCode from "ajv/dist/standalone/index.js";
+import { compile } from "json-schema-to-typescript";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const schema = JSON.parse(readFileSync(join(root, "schema/mbc.schema.json"), "utf8"));
+const out = join(root, "src/generated");
+mkdirSync(out, { recursive: true });
+
+// Annotation keywords that editors (the YAML language server) understand; ajv must accept them.
+export const editorKeywords = ["markdownDescription", "markdownEnumDescriptions", "enumDescriptions", "defaultSnippets", "deprecationMessage", "doNotSuggest"];
+
+const ajv = new Ajv2020({
+  allErrors: true,
+  verbose: true,
+  strict: true,
+  strictRequired: false,
+  allowUnionTypes: true,
+  inlineRefs: false,
+  code: { source: true, esm: true, lines: false, optimize: true },
+});
+for (const keyword of editorKeywords) ajv.addKeyword({ keyword, schemaType: ["string", "array", "object", "boolean"] });
+const validate = ajv.compile(schema);
+// ajv's ESM output still calls require() for its runtime helpers: turn those into imports.
+const imports = [];
+const code = standaloneCode(ajv, validate).replace(/const (\w+) = require\("(ajv\/dist\/runtime\/[\w]+)"\)\.default;/g, (_, name, mod) => {
+  imports.push(`import ${name}$module from "${mod}.js";\nconst ${name} = ${name}$module.default ?? ${name}$module;`);
+  return "";
+});
+if (code.includes("require(")) throw new Error("unexpected require() left in the standalone validator");
+writeSame(
+  join(out, "schema-validator.js"),
+  `// generated from schema/mbc.schema.json by scripts/gen-schema-code.mjs — do not edit\n${imports.join("\n")}\n${code}`,
+);
+writeSame(
+  join(out, "schema-validator.d.ts"),
+  `import type { ErrorObject } from "ajv";\ndeclare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\nexport default validate;\n`,
+);
+
+const types = await compile(schema, "Spec", {
+  bannerComment: "// generated from schema/mbc.schema.json by scripts/gen-schema-code.mjs — do not edit",
+  additionalProperties: false,
+  unreachableDefinitions: true,
+  style: { singleQuote: false },
+  strictIndexSignatures: true,
+});
+writeSame(join(out, "spec-types.ts"), types);
+
+function writeSame(file, text) {
+  let old;
+  try {
+    old = readFileSync(file, "utf8");
+  } catch {}
+  if (old !== text) writeFileSync(file, text);
+}

@@ -1,0 +1,184 @@
+/**
+ * argv → pipeline → print → exit code. The only module that prints or exits.
+ * Exit codes: 0 success (warnings allowed; --strict makes them fail), 1 the spec has errors,
+ * 2 usage or I/O trouble.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { hasErrors } from "./diagnostic.js";
+import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
+import { loadSpec } from "./index.js";
+import { starterHandler, starterSpec } from "./init/templates.js";
+import { UsageError, type ValidationResult } from "./validate/index.js";
+import { VERSION } from "./version.js";
+
+const EXIT_OK = 0;
+const EXIT_SPEC_ERRORS = 1;
+const EXIT_USAGE = 2;
+const DEFAULT_SPEC = "microbatch.yaml";
+
+/** The package root: the bundle lives in dist/, the sources in src/. */
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const schemaFile = join(packageRoot, "schema", "mbc.schema.json");
+
+function useColor(stream: NodeJS.WriteStream): boolean {
+  const force = process.env.FORCE_COLOR;
+  if (force !== undefined && force !== "" && force !== "0" && force !== "false") return true;
+  if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "") return false;
+  if (force === "0" || force === "false") return false;
+  return Boolean(stream.isTTY) && process.env.TERM !== "dumb";
+}
+
+class Exit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+function fail(message: string, hint?: string): never {
+  process.stderr.write(`mbc: ${message}\n${hint ? `  hint: ${hint}\n` : ""}`);
+  throw new Exit(EXIT_USAGE);
+}
+
+async function runValidate(files: string[], opts: { env?: string; format: FormatName; strict?: boolean }): Promise<number> {
+  if (files.length === 0) {
+    if (!existsSync(DEFAULT_SPEC))
+      fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, "name a spec file: mbc validate path/to/spec.yaml (or run mbc init)");
+    files = [DEFAULT_SPEC];
+  }
+  const results: ValidationResult[] = [];
+  for (const file of files) {
+    try {
+      results.push(await loadSpec(file, { env: opts.env ?? null }));
+    } catch (err) {
+      if (err instanceof UsageError) fail(err.message, err.hint);
+      throw err;
+    }
+  }
+  const diagnostics = results.flatMap((r) => r.diagnostics);
+  const byFile = new Map(results.map((r) => [r.file, r.parsed]));
+  const text = formatters[opts.format](diagnostics, {
+    color: opts.format === "stylish" && useColor(process.stdout),
+    files: results.map((r) => r.file),
+    lineText: (file, line) => byFile.get(file)?.lineText(line) ?? "",
+    version: VERSION,
+  });
+  process.stdout.write(text);
+  if (hasErrors(diagnostics)) return EXIT_SPEC_ERRORS;
+  if (opts.strict && diagnostics.length > 0) return EXIT_SPEC_ERRORS;
+  return EXIT_OK;
+}
+
+function runSchema(opts: { out?: string }): number {
+  let text: string;
+  try {
+    text = readFileSync(schemaFile, "utf8");
+  } catch {
+    fail(`cannot read the schema at ${schemaFile}; is the package complete?`);
+  }
+  if (opts.out) {
+    try {
+      mkdirSync(dirname(resolve(opts.out)), { recursive: true });
+      writeFileSync(opts.out, text);
+    } catch (err) {
+      fail(`cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    process.stderr.write(`wrote ${opts.out}\n`);
+  } else process.stdout.write(text);
+  return EXIT_OK;
+}
+
+function runInit(dir: string, opts: { name?: string; force?: boolean }): number {
+  const target = resolve(dir);
+  const name =
+    opts.name ??
+    (basename(target)
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/^[^a-z]+/, "")
+      .slice(0, 40)
+      .replace(/-+$/, "") ||
+      "my-system");
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(name))
+    fail(`"${name}" is not a valid system name`, "a name is a lowercase letter, then up to 39 letters, digits or dashes");
+  const specPath = join(target, DEFAULT_SPEC);
+  const handlerPath = join(target, "handlers", "enrich.mjs");
+  const existing = [specPath, handlerPath].filter((p) => existsSync(p));
+  if (existing.length > 0 && !opts.force) {
+    fail(`not overwriting ${existing.map((p) => relative(process.cwd(), p) || p).join(", ")}`, "use --force to overwrite, or choose another folder");
+  }
+  // The modeline names the schema by a path relative to the spec, so that it resolves in the
+  // user's project: the project's own node_modules/mbc when mbc is installed there.
+  const local = join(target, "node_modules", "mbc", "schema", "mbc.schema.json");
+  const schemaRef = relative(target, existsSync(local) ? local : schemaFile)
+    .split("\\")
+    .join("/");
+  try {
+    mkdirSync(dirname(handlerPath), { recursive: true });
+    writeFileSync(specPath, starterSpec(name, schemaRef.startsWith(".") ? schemaRef : `./${schemaRef}`));
+    writeFileSync(handlerPath, starterHandler);
+  } catch (err) {
+    fail(`cannot write to ${target}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const shown = relative(process.cwd(), specPath) || specPath;
+  process.stdout.write(`wrote ${shown} and ${relative(process.cwd(), handlerPath) || handlerPath}\nnext: mbc validate ${shown}\n`);
+  return EXIT_OK;
+}
+
+export function makeProgram(setExit: (code: number) => void): Command {
+  const program = new Command("mbc")
+    .description("The microbatch system compiler: validate, simulate and compile one spec of a microbatch system.")
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`mbc: ${str.replace(/^error: /, "")}`) });
+
+  program
+    .command("validate")
+    .description("check specs against the schema and the semantic rules")
+    .argument("[files...]", `spec files (.yaml, .yml, .json); default ./${DEFAULT_SPEC}`)
+    .option("-e, --env <name>", "merge this environment overlay first")
+    .addOption(new Option("-f, --format <format>", "output format").choices(FORMAT_NAMES).default("stylish"))
+    .option("--strict", "exit 1 on warnings too")
+    .action(async (files: string[], opts) => setExit(await runValidate(files, opts)));
+
+  program
+    .command("schema")
+    .description("print the JSON Schema of the spec (what editors load)")
+    .option("-o, --out <file>", "write it to a file instead")
+    .action((opts) => setExit(runSchema(opts)));
+
+  program
+    .command("init")
+    .description(`write a commented starter ${DEFAULT_SPEC} and a handler`)
+    .argument("[dir]", "folder to write to", ".")
+    .option("-n, --name <name>", "system name (default: from the folder's name)")
+    .option("--force", "overwrite existing files")
+    .action((dir: string, opts) => setExit(runInit(dir, opts)));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = EXIT_OK;
+  const program = makeProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof Exit) return err.code;
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    process.stderr.write(
+      `mbc: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nplease report this with the spec that caused it\n`,
+    );
+    return EXIT_USAGE;
+  }
+  return code;
+}

@@ -1,0 +1,218 @@
+/**
+ * Raw (schema-valid) spec → normalised model. Pure: no file system, clock or environment.
+ * Defaults: the contract's, then `defaults`, then the entry's own values.
+ */
+import { posix } from "node:path";
+import type { Finding } from "../diagnostic.js";
+import type { Batch, Defaults, Retry, Service, Source1 } from "../generated/spec-types.js";
+import { joinPointer } from "../pointer.js";
+import type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./types.js";
+import { parseDuration, parseRate, parseSize } from "./units.js";
+
+export const FIRST_ASSIGNED_PORT = 9100;
+export const MAX_PORT = 65535;
+
+export const CONTRACT_DEFAULTS = {
+  timeout: "2s",
+  retry: {
+    maxRetries: 2,
+    interval: "100ms",
+    backoff: "exponential",
+    multiplier: 2,
+    maxInterval: "5s",
+    jitter: "full",
+    on: ["timeout", "5xx", "connect"],
+    budget: { ratio: 0.2, minPerSecond: 10 },
+  },
+  batch: { maxRecords: 500, maxWait: "200ms", maxBytes: "1Mi" },
+  registry: { port: 7400, heartbeat: "1s", ttl: "3s" },
+  httpPath: "/records",
+  simulation: { duration: "60s", arrival: "poisson", failureRate: 0, seed: 1 },
+  composeImage: "node:20-alpine",
+  systemdUser: "mbc",
+  systemdNode: "/usr/bin/node",
+  bind: "127.0.0.1",
+} as const;
+
+export interface NormaliseResult {
+  model: Model;
+  findings: Finding[];
+}
+
+/** Entries of a name-keyed map, in file order. */
+export function entries<T>(map: Record<string, T | undefined> | undefined): [string, T][] {
+  return map ? Object.entries(map).filter((e): e is [string, T] => e[1] !== undefined) : [];
+}
+
+function batchOf(own: Batch | undefined, defaults: Batch | undefined): BatchModel {
+  const d = CONTRACT_DEFAULTS.batch;
+  return {
+    maxRecords: own?.maxRecords ?? defaults?.maxRecords ?? d.maxRecords,
+    maxWaitMs: parseDuration(own?.maxWait ?? defaults?.maxWait ?? d.maxWait),
+    maxBytes: parseSize(own?.maxBytes ?? defaults?.maxBytes ?? d.maxBytes),
+  };
+}
+
+function retryOf(own: Retry | undefined, defaults: Retry | undefined): RetryModel {
+  const d = CONTRACT_DEFAULTS.retry;
+  const pick = <K extends keyof Retry>(k: K) => own?.[k] ?? defaults?.[k];
+  return {
+    maxRetries: pick("maxRetries") ?? d.maxRetries,
+    intervalMs: parseDuration(pick("interval") ?? d.interval),
+    backoff: pick("backoff") ?? d.backoff,
+    multiplier: pick("multiplier") ?? d.multiplier,
+    maxIntervalMs: parseDuration(pick("maxInterval") ?? d.maxInterval),
+    jitter: pick("jitter") ?? d.jitter,
+    on: [...(pick("on") ?? d.on)],
+    budget: {
+      ratio: own?.budget?.ratio ?? defaults?.budget?.ratio ?? d.budget.ratio,
+      minPerSecond: own?.budget?.minPerSecond ?? defaults?.budget?.minPerSecond ?? d.budget.minPerSecond,
+    },
+  };
+}
+
+export function resolveHandler(handler: string | undefined): HandlerRef | null {
+  if (handler === undefined) return null;
+  if (handler.startsWith("builtin:")) return { kind: "builtin", name: handler.slice("builtin:".length) };
+  const path = posix.normalize(handler.replace(/\\/g, "/"));
+  const outside = path === ".." || path.startsWith("../") || posix.isAbsolute(path);
+  return { kind: "module", path, outside };
+}
+
+function sourceOf(name: string, raw: Source1, defaults: Defaults | undefined): SourceModel {
+  return {
+    name,
+    path: joinPointer("/sources", name),
+    type: raw.type,
+    port: raw.type === "http" ? (raw.port ?? null) : null,
+    location: raw.type === "http" ? (raw.path ?? CONTRACT_DEFAULTS.httpPath) : raw.type === "file" ? (raw.path ?? null) : null,
+    ratePerSec: raw.rate === undefined ? null : parseRate(raw.rate),
+    count: raw.count ?? null,
+    record: { ...(raw.record ?? {}) } as Record<string, unknown>,
+    batch: batchOf(raw.batch, defaults?.batch),
+    to: raw.to,
+  };
+}
+
+function instancesOf(raw: Service): { weight: number; capacityPerSec: number | null }[] {
+  const serviceCapacity = raw.capacity === undefined ? null : parseRate(raw.capacity);
+  const list = raw.instances ?? 1;
+  if (typeof list === "number") return Array.from({ length: list }, () => ({ weight: 1, capacityPerSec: serviceCapacity }));
+  return list.map((i) => ({ weight: i.weight ?? 1, capacityPerSec: i.capacity === undefined ? serviceCapacity : parseRate(i.capacity) }));
+}
+
+function defaultLoadBalancing(instances: { weight: number }[]): LoadBalancing {
+  const first = instances[0]?.weight;
+  return instances.some((i) => i.weight !== first) ? "weighted-round-robin" : "round-robin";
+}
+
+export function normalise(raw: RawSpec, environment: string | null = null): NormaliseResult {
+  const findings: Finding[] = [];
+  const defaults = raw.defaults;
+  const sources = entries(raw.sources).map(([name, s]) => sourceOf(name, s, defaults));
+
+  const registryPort = raw.registry?.port ?? CONTRACT_DEFAULTS.registry.port;
+  const declared = new Set<number>([registryPort]);
+  for (const s of sources) if (s.port !== null) declared.add(s.port);
+  const rawServices = entries(raw.services);
+  for (const [, svc] of rawServices) {
+    if (svc.port === undefined) continue;
+    const n = instancesOf(svc).length;
+    for (let k = 0; k < n; k++) declared.add(svc.port + k);
+  }
+
+  let cursor = FIRST_ASSIGNED_PORT;
+  const services: ServiceModel[] = rawServices.map(([name, svc]) => {
+    const path = joinPointer("/services", name);
+    const shapes = instancesOf(svc);
+    let port = svc.port;
+    const portAssigned = port === undefined;
+    if (port === undefined) {
+      // The first contiguous range from the cursor that no declared port falls into.
+      let p = cursor;
+      for (let k = 0; k < shapes.length && p + shapes.length - 1 <= MAX_PORT; k++) {
+        if (declared.has(p + k)) {
+          p = p + k + 1;
+          k = -1;
+        }
+      }
+      if (p + shapes.length - 1 > MAX_PORT) {
+        findings.push({
+          code: "port-conflict",
+          severity: "error",
+          path,
+          at: "key",
+          message: `no free range of ${shapes.length} port(s) is left above ${FIRST_ASSIGNED_PORT} for service "${name}"`,
+          hint: "give the service an explicit `port`",
+        });
+        p = cursor;
+      }
+      port = p;
+      cursor = p + shapes.length;
+    }
+    const instances: InstanceModel[] = shapes.map((shape, index) => ({ index, ...shape, port: (port as number) + index }));
+    const handler = resolveHandler(svc.handler);
+    return {
+      name,
+      path,
+      handler,
+      image: svc.image ?? null,
+      config: { ...(svc.config ?? {}) } as Record<string, unknown>,
+      instances,
+      loadBalancing: svc.loadBalancing ?? defaultLoadBalancing(instances),
+      capacityPerSec: svc.capacity === undefined ? null : parseRate(svc.capacity),
+      port,
+      portAssigned,
+      timeoutMs: parseDuration(svc.timeout ?? defaults?.timeout ?? CONTRACT_DEFAULTS.timeout),
+      retry: retryOf(svc.retry, defaults?.retry),
+      resources: {
+        cpus: svc.resources?.cpus ?? defaults?.resources?.cpus ?? null,
+        memoryBytes: (() => {
+          const m = svc.resources?.memory ?? defaults?.resources?.memory;
+          return m === undefined ? null : parseSize(m);
+        })(),
+      },
+      env: Object.fromEntries(Object.entries(svc.env ?? {}).map(([k, v]) => [k, String(v)])),
+      to: svc.to === undefined ? [] : typeof svc.to === "string" ? [svc.to] : [...svc.to],
+    };
+  });
+
+  const sim = raw.simulation;
+  const d = CONTRACT_DEFAULTS;
+  const model: Model = {
+    mbc: 1,
+    name: raw.name,
+    description: raw.description ?? null,
+    environment,
+    registry: {
+      port: registryPort,
+      heartbeatMs: parseDuration(raw.registry?.heartbeat ?? d.registry.heartbeat),
+      ttlMs: parseDuration(raw.registry?.ttl ?? d.registry.ttl),
+    },
+    sources,
+    services,
+    checkpoint: { dir: raw.checkpoint?.dir ?? `.mbc/state/${raw.name}`, fsync: raw.checkpoint?.fsync ?? true },
+    simulation: {
+      durationMs: parseDuration(sim?.duration ?? d.simulation.duration),
+      arrival: sim?.arrival ?? d.simulation.arrival,
+      failureRate: sim?.failureRate ?? d.simulation.failureRate,
+      faults: (sim?.faults ?? []).map((f) => ({ service: f.service, instance: f.instance, atMs: parseDuration(f.at), durationMs: parseDuration(f.duration) })),
+      seed: sim?.seed ?? d.simulation.seed,
+    },
+    targets: {
+      compose: {
+        project: raw.targets?.compose?.project ?? raw.name,
+        image: raw.targets?.compose?.image ?? d.composeImage,
+        network: raw.targets?.compose?.network ?? raw.name,
+      },
+      systemd: {
+        prefix: raw.targets?.systemd?.prefix ?? `mbc-${raw.name}`,
+        user: raw.targets?.systemd?.user ?? d.systemdUser,
+        installDir: raw.targets?.systemd?.installDir ?? `/opt/mbc/${raw.name}`,
+        node: raw.targets?.systemd?.node ?? d.systemdNode,
+      },
+      node: { bind: raw.targets?.node?.bind ?? d.bind },
+    },
+  };
+  return { model, findings };
+}

@@ -1,0 +1,104 @@
+/**
+ * The validation pipeline of one file: parse → schema → overlay → model → semantic rules.
+ * Pure: file reads and existence checks come in through the arguments.
+ */
+import type { Diagnostic, Finding } from "../diagnostic.js";
+import { hasErrors, sortDiagnostics } from "../diagnostic.js";
+import { stageGraph } from "../model/graph.js";
+import { identityProvenance, type Json, mergeOverlay, type Provenance } from "../model/merge.js";
+import { normalise } from "../model/normalise.js";
+import type { Model, RawSpec } from "../model/types.js";
+import { type ParsedSpec, parseSpec } from "../parse/index.js";
+import { joinPointer } from "../pointer.js";
+import { staticModel } from "../simulate/static-model.js";
+import { didYouMean } from "../suggest.js";
+import type { RuleContext } from "./rule.js";
+import { rules } from "./rules/index.js";
+import { checkSchema } from "./schema.js";
+
+export interface ValidateOptions {
+  /** Environment overlay to merge (`--env NAME`). */
+  env?: string | null;
+  /** Whether a handler module exists, by its path relative to the spec's folder. */
+  fileExists?: (relativePath: string) => boolean;
+}
+
+export interface ValidationResult {
+  file: string;
+  diagnostics: Diagnostic[];
+  /** The normalised model; null when errors before the semantic rules prevent building it. */
+  model: Model | null;
+  parsed: ParsedSpec;
+}
+
+/** A problem with how mbc was called rather than with the spec (exit code 2). */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance): Diagnostic {
+  const path = provenance.origin(f.path);
+  const { line, column } = parsed.locate(path, f.at);
+  return {
+    code: f.code,
+    severity: f.severity,
+    message: f.message,
+    path,
+    file: parsed.file,
+    line,
+    column,
+    ...(f.hint ? { hint: f.hint } : {}),
+  };
+}
+
+export function environmentNames(value: unknown): string[] {
+  const envs = (value as { environments?: unknown } | null)?.environments;
+  return envs && typeof envs === "object" ? Object.keys(envs) : [];
+}
+
+/** Validates a parsed spec. Throws UsageError only for an `env` that the spec does not define. */
+export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}): ValidationResult {
+  const diagnostics = [...parsed.diagnostics];
+  const done = (model: Model | null): ValidationResult => ({ file: parsed.file, diagnostics: sortDiagnostics(diagnostics), model, parsed });
+  if (hasErrors(diagnostics)) return done(null);
+
+  for (const f of checkSchema(parsed.value)) diagnostics.push(toDiagnostic(parsed, f, identityProvenance));
+  if (hasErrors(diagnostics)) return done(null);
+
+  const file = parsed.value as Json & { [key: string]: Json };
+  const env = options.env ?? null;
+  let spec = file;
+  let provenance = identityProvenance;
+  if (env !== null) {
+    const names = environmentNames(file);
+    if (!names.includes(env)) {
+      const hint = didYouMean(env, names) ?? (names.length ? `environments in this spec: ${names.join(", ")}` : "this spec defines no `environments`");
+      throw new UsageError(`${parsed.file}: no environment "${env}"`, hint);
+    }
+    const overlay = (file.environments as { [key: string]: { [key: string]: Json } })[env] ?? {};
+    ({ merged: spec, provenance } = mergeOverlay(file, overlay, joinPointer("/environments", env)));
+    // The overlay may make the spec invalid (say, a source turned into a generator without a rate).
+    for (const f of checkSchema(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance));
+    if (hasErrors(diagnostics)) return done(null);
+  }
+
+  const { model, findings } = normalise(spec as unknown as RawSpec, env);
+  for (const f of findings) diagnostics.push(toDiagnostic(parsed, f, provenance));
+  const graph = stageGraph(model);
+  const ctx: RuleContext = { model, graph, loads: staticModel(model, graph), spec, file, ...(options.fileExists ? { fileExists: options.fileExists } : {}) };
+  for (const rule of Object.values(rules)) {
+    for (const f of rule.check(ctx)) diagnostics.push(toDiagnostic(parsed, { ...f, code: rule.code, severity: f.severity ?? rule.severity }, provenance));
+  }
+  return done(model);
+}
+
+/** Parses and validates the text (or bytes) of one spec file. */
+export function validateText(file: string, input: Uint8Array | string, options: ValidateOptions = {}): ValidationResult {
+  return validateParsed(parseSpec(file, input), options);
+}

@@ -1,0 +1,214 @@
+/**
+ * The JSON Schema check: the validator is ajv standalone code compiled at build time. ajv's
+ * errors are mapped to one finding per location, without the noise of oneOf branches.
+ */
+import type { ErrorObject } from "ajv";
+import type { Finding } from "../diagnostic.js";
+import validateSchema from "../generated/schema-validator.js";
+import { fromPointer, joinPointer } from "../pointer.js";
+import { didYouMean } from "../suggest.js";
+
+type SchemaNode = {
+  title?: string;
+  description?: string;
+  examples?: unknown[];
+  properties?: Record<string, SchemaNode>;
+  type?: string | string[];
+};
+
+/** Runs the schema and returns its findings, with pointers into the checked value. */
+export function checkSchema(value: unknown): Finding[] {
+  if (value === undefined || value === null) {
+    return [
+      {
+        code: "schema",
+        severity: "error",
+        path: "",
+        message: "the spec is empty",
+        hint: "a spec is a mapping with at least `mbc: 1`, `name`, `sources` and `services`; `mbc init` writes a starter",
+      },
+    ];
+  }
+  if (validateSchema(value)) return [];
+  return mapErrors(validateSchema.errors ?? []);
+}
+
+function label(pointer: string): string {
+  const segments = fromPointer(pointer);
+  const last = segments[segments.length - 1];
+  if (last === undefined) return "the spec";
+  if (/^[0-9]+$/.test(last)) {
+    const parent = segments[segments.length - 2];
+    return parent === undefined ? `item ${last}` : `item ${last} of "${parent}"`;
+  }
+  return `"${last}"`;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  if (typeof v === "string") return "a string";
+  if (typeof v === "boolean") return "a boolean";
+  return typeof v;
+}
+
+const typeWords: Record<string, string> = {
+  object: "a mapping",
+  array: "a list",
+  string: "a string",
+  integer: "an integer",
+  number: "a number",
+  boolean: "a boolean",
+  null: "null",
+};
+
+function expectedFromSchema(schema: SchemaNode | undefined): { expected: string; hint?: string } | undefined {
+  if (!schema?.title) return undefined;
+  const examples = (schema.examples ?? []).map((e) => JSON.stringify(e));
+  const like =
+    examples.length === 0 ? "" : `, like ${examples.length === 1 ? examples[0] : `${examples.slice(0, -1).join(", ")} or ${examples[examples.length - 1]}`}`;
+  return { expected: `a ${schema.title.toLowerCase()}${like}`, ...(schema.description ? { hint: schema.description } : {}) };
+}
+
+function comparisonWord(op: string): string {
+  return op === ">=" ? "≥" : op === "<=" ? "≤" : op;
+}
+
+/** One error → one finding (or none for pure noise). */
+function describe(e: ErrorObject): Finding | undefined {
+  const at = e.instancePath;
+  const base = { code: "schema" as const, severity: "error" as const, path: at };
+  const p = e.params as Record<string, unknown>;
+  const parent = e.parentSchema as SchemaNode | undefined;
+  switch (e.keyword) {
+    case "additionalProperties": {
+      const key = String(p.additionalProperty);
+      const allowed = Object.keys(parent?.properties ?? {});
+      const hint = didYouMean(key, allowed) ?? (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : undefined);
+      return { ...base, code: "unknown-key", path: joinPointer(at, key), at: "key", message: `unknown key "${key}"`, ...(hint ? { hint } : {}) };
+    }
+    case "required": {
+      const key = String(p.missingProperty);
+      const property = parent?.properties?.[key];
+      const hint = property?.description ? `add "${key}": ${property.description}` : `add "${key}"`;
+      return { ...base, path: joinPointer(at, key), at: "key", message: `${at === "" ? "the spec" : label(at)} is missing the required key "${key}"`, hint };
+    }
+    case "enum": {
+      const allowed = ((e.schema as unknown[]) ?? []).map(String);
+      const hint = typeof e.data === "string" ? didYouMean(e.data, allowed) : undefined;
+      return { ...base, message: `${label(at)} must be one of ${allowed.join(", ")}, not ${JSON.stringify(e.data)}`, ...(hint ? { hint } : {}) };
+    }
+    case "const":
+      return { ...base, message: `${label(at)} must be ${JSON.stringify(p.allowedValue)}, not ${JSON.stringify(e.data)}` };
+    case "type": {
+      const want = ([] as string[]).concat(p.type as string | string[]).map((t) => typeWords[t] ?? t);
+      return { ...base, message: `${label(at)} must be ${want.join(" or ")}, not ${typeName(e.data)}` };
+    }
+    case "pattern": {
+      const described = expectedFromSchema(parent);
+      if (described)
+        return {
+          ...base,
+          message: `${label(at)} must be ${described.expected}, not ${JSON.stringify(e.data)}`,
+          ...(described.hint ? { hint: described.hint } : {}),
+        };
+      return { ...base, message: `${label(at)} must match ${String(p.pattern)}, not ${JSON.stringify(e.data)}` };
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum":
+      return { ...base, message: `${label(at)} must be ${comparisonWord(String(p.comparison))} ${String(p.limit)}, not ${JSON.stringify(e.data)}` };
+    case "minLength":
+      return { ...base, message: `${label(at)} must not be empty` };
+    case "minProperties":
+      return { ...base, at: "key", message: `${label(at)} needs at least ${String(p.limit)} entr${p.limit === 1 ? "y" : "ies"}` };
+    case "minItems":
+      return { ...base, at: "key", message: `${label(at)} needs at least ${String(p.limit)} item${p.limit === 1 ? "" : "s"}` };
+    case "uniqueItems":
+      return {
+        ...base,
+        path: joinPointer(at, Number(p.i)),
+        message: `${label(at)} lists ${JSON.stringify((e.data as unknown[])[Number(p.i)])} twice (items ${String(p.j)} and ${String(p.i)})`,
+      };
+    case "if":
+    case "propertyNames":
+      return undefined;
+    default:
+      return { ...base, message: `${label(at)} ${e.message ?? "is not valid"}` };
+  }
+}
+
+function isUnder(pointer: string, ancestor: string): boolean {
+  return pointer.startsWith(`${ancestor}/`);
+}
+
+export function mapErrors(errors: readonly ErrorObject[]): Finding[] {
+  const dropped = new Set<ErrorObject>();
+  const replaced = new Map<ErrorObject, Finding>();
+
+  // Invalid keys of name maps: ajv reports the key's pattern error at the map itself.
+  for (const e of errors) {
+    if (e.keyword !== "propertyNames") continue;
+    const name = String((e.params as { propertyName?: string }).propertyName);
+    const keyPath = joinPointer(e.instancePath, name);
+    for (const other of errors) {
+      if (other === e || other.instancePath !== e.instancePath || other.data !== name || other.keyword === "propertyNames") continue;
+      dropped.add(other);
+      const described = expectedFromSchema(other.parentSchema as SchemaNode | undefined);
+      replaced.set(e, {
+        code: "schema",
+        severity: "error",
+        path: keyPath,
+        at: "key",
+        message: described
+          ? `${JSON.stringify(name)} is not a valid key of ${label(e.instancePath)}: it must be ${described.expected}`
+          : `${JSON.stringify(name)} is not a valid key of ${label(e.instancePath)}: it must match ${String((other.params as { pattern?: string }).pattern)}`,
+        ...(described?.hint ? { hint: described.hint } : {}),
+      });
+    }
+  }
+
+  // oneOf/anyOf: keep the errors of the branch that got furthest, or say what was expected.
+  for (const o of errors) {
+    if (o.keyword !== "oneOf" && o.keyword !== "anyOf") continue;
+    const at = o.instancePath;
+    const siblings = errors.filter(
+      (e) => e !== o && e.instancePath === at && !dropped.has(e) && e.keyword !== "propertyNames" && e.keyword !== "oneOf" && e.keyword !== "anyOf",
+    );
+    const deeper = errors.some((e) => isUnder(e.instancePath, at));
+    dropped.add(o);
+    const branchErrors = siblings.filter((e) => e.keyword !== "required" && e.keyword !== "additionalProperties");
+    if (deeper) {
+      for (const s of branchErrors) dropped.add(s);
+      continue;
+    }
+    const specific = branchErrors.find((e) => e.keyword !== "type" && e.keyword !== "pattern");
+    for (const s of branchErrors) if (s !== specific) dropped.add(s);
+    if (!specific) {
+      const described = expectedFromSchema(o.parentSchema as SchemaNode | undefined);
+      replaced.set(o, {
+        code: "schema",
+        severity: "error",
+        path: at,
+        message: described ? `${label(at)} must be ${described.expected}, not ${JSON.stringify(o.data)}` : `${label(at)} is not valid`,
+        ...(described?.hint ? { hint: described.hint } : {}),
+      });
+      dropped.delete(o);
+    }
+  }
+
+  const findings: Finding[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const f = replaced.get(e) ?? (dropped.has(e) ? undefined : describe(e));
+    if (!f) continue;
+    const key = `${f.code}\u0000${f.path}\u0000${f.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    findings.push(f);
+  }
+  return findings;
+}
