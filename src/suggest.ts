@@ -12,7 +12,8 @@ export function closestMatch(input: string, candidates: readonly string[]): stri
       bestDistance = d;
     }
   }
-  const limit = Math.max(2, Math.floor(input.length / 3));
+  // Short words are close to everything: "b" is two edits from "mbc" but no typo of it.
+  const limit = input.length <= 3 ? 1 : Math.max(2, Math.floor(input.length / 3));
   return bestDistance <= limit ? best : undefined;
 }
 

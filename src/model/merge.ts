@@ -11,9 +11,24 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export interface Provenance {
   /** Pointer in the file for a pointer in the merged spec (itself when the base file set it). */
   origin(pointer: string): string;
+  /**
+   * Like origin, but a pointer inside an object that the overlay changed maps into the overlay's
+   * entry even where the overlay did not set that very key: for problems that only the merge
+   * made (a key that the overlay's change now requires).
+   */
+  blame(pointer: string): string;
 }
 
-export const identityProvenance: Provenance = { origin: (pointer) => pointer };
+export const identityProvenance: Provenance = { origin: (pointer) => pointer, blame: (pointer) => pointer };
+
+function longestPrefix(map: Map<string, string>, pointer: string): string | undefined {
+  for (let p = pointer; ; ) {
+    const src = map.get(p);
+    if (src !== undefined) return src + pointer.slice(p.length);
+    if (p === "") return undefined;
+    p = p.slice(0, p.lastIndexOf("/"));
+  }
+}
 
 function isObject(v: unknown): v is { [key: string]: Json } {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -29,6 +44,7 @@ export function mergeOverlay(
   overlayPointer: string,
 ): { merged: { [key: string]: Json }; provenance: Provenance } {
   const from = new Map<string, string>();
+  const touched = new Map<string, string>();
   const mergeInto = (target: { [key: string]: Json }, patch: { [key: string]: Json }, at: string, src: string, depth: number) => {
     for (const [key, value] of Object.entries(patch)) {
       const here = joinPointer(at, key);
@@ -41,6 +57,7 @@ export function mergeOverlay(
           const current = existing[name];
           if (!isObject(current) || !isObject(patchEntry)) continue;
           const copy = structuredClone(current);
+          touched.set(joinPointer(here, name), joinPointer(there, name));
           mergeInto(copy, patchEntry, joinPointer(here, name), joinPointer(there, name), depth + 2);
           existing[name] = copy;
         }
@@ -49,6 +66,7 @@ export function mergeOverlay(
       const current = target[key];
       if (isObject(value) && isObject(current)) {
         const copy = structuredClone(current);
+        touched.set(here, there);
         mergeInto(copy, value, here, there, depth + 1);
         target[key] = copy;
       } else {
@@ -62,14 +80,8 @@ export function mergeOverlay(
   return {
     merged,
     provenance: {
-      origin(pointer) {
-        for (let p = pointer; ; ) {
-          const src = from.get(p);
-          if (src !== undefined) return src + pointer.slice(p.length);
-          if (p === "") return pointer;
-          p = p.slice(0, p.lastIndexOf("/"));
-        }
-      },
+      origin: (pointer) => longestPrefix(from, pointer) ?? pointer,
+      blame: (pointer) => longestPrefix(from, pointer) ?? longestPrefix(touched, pointer) ?? pointer,
     },
   };
 }

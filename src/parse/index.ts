@@ -54,15 +54,21 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
   };
 
   if (!decoded.ok) {
-    // Count lines of the text before the problem so that the position is right.
+    // Count lines of the text before the problem so that the position is right (line 1 starts at 0).
+    lineCounter.addNewLine(0);
     for (let i = text.indexOf("\n"); i !== -1 && i < decoded.problem.offset; i = text.indexOf("\n", i + 1)) lineCounter.addNewLine(i + 1);
     report("yaml-syntax", "error", decoded.problem.offset, decoded.problem.message, decoded.problem.hint);
   } else {
     const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true, strict: true });
     // An empty file gives an empty stream: no document, no value; the schema check says what is missing.
     const list: Document.Parsed[] = Array.from(docs);
+    // One syntax error a line: the parser often reports a single slip several times over.
+    const errorLines = new Set<number>();
     for (const d of list) {
       for (const e of d.errors) {
+        const line = lineCounter.linePos(e.pos[0]).line;
+        if (e.code !== "DUPLICATE_KEY" && errorLines.has(line)) continue;
+        errorLines.add(line);
         const code: DiagnosticCode = e.code === "DUPLICATE_KEY" ? "duplicate-key" : "yaml-syntax";
         const hint = code === "duplicate-key" ? "remove one of the two entries, or rename it" : undefined;
         report(code, "error", e.pos[0], cleanYamlMessage(e.message), hint);
@@ -85,13 +91,25 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
         value = doc.toJS({ maxAliasCount: options.maxAliasCount ?? MAX_ALIAS_COUNT });
       } catch (err) {
         value = undefined;
-        report(
-          "yaml-syntax",
-          "error",
-          firstAliasOffset(doc),
-          `aliases expand too much (${err instanceof Error ? err.message : String(err)})`,
-          `a spec needs few aliases; at most ${options.maxAliasCount ?? MAX_ALIAS_COUNT} expansions are allowed`,
-        );
+        const unresolved = firstUnresolvedAlias(doc);
+        if (unresolved) {
+          // yaml throws the same error type for this: it is not an expansion problem.
+          report(
+            "yaml-syntax",
+            "error",
+            unresolved.offset,
+            `alias "*${unresolved.name}" has no anchor "&${unresolved.name}" before it`,
+            "define the anchor before the alias, or fix the alias's name",
+          );
+        } else {
+          report(
+            "yaml-syntax",
+            "error",
+            firstAliasOffset(doc),
+            `aliases expand too much (${err instanceof Error ? err.message : String(err)})`,
+            `a spec needs few aliases; at most ${options.maxAliasCount ?? MAX_ALIAS_COUNT} expansions are allowed`,
+          );
+        }
       }
     }
   }
@@ -143,12 +161,26 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
       keyNode = nextKey;
       best = start(next) ?? start(nextKey) ?? best;
     }
-    const useKey = keyNode !== undefined && (at === "key" || node === null || node === undefined || isCollection(node));
+    // `key:` with nothing after it gives an empty scalar, not null: that value is missing too.
+    const missing = node === null || node === undefined || (isScalar(node) && node.range?.[0] === node.range?.[1]);
+    const useKey = keyNode !== undefined && (at === "key" || missing || isCollection(node));
     const offset = useKey ? (start(keyNode) ?? best) : (start(node) ?? start(keyNode) ?? best);
     return { ...pos(offset), exact: true };
   };
 
   return { file, text, value, diagnostics, locate, lineText: (line) => lines[line - 1] ?? "" };
+}
+
+function firstUnresolvedAlias(doc: Document): { offset: number; name: string } | undefined {
+  let found: { offset: number; name: string } | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      found = { offset: node.range?.[0] ?? 0, name: node.source };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function firstAliasOffset(doc: Document): number {

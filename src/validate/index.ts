@@ -42,8 +42,8 @@ export class UsageError extends Error {
   }
 }
 
-function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance): Diagnostic {
-  const path = provenance.origin(f.path);
+function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance, blame = false): Diagnostic {
+  const path = blame ? provenance.blame(f.path) : provenance.origin(f.path);
   const { line, column } = parsed.locate(path, f.at);
   return {
     code: f.code,
@@ -84,7 +84,7 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
     const overlay = (file.environments as { [key: string]: { [key: string]: Json } })[env] ?? {};
     ({ merged: spec, provenance } = mergeOverlay(file, overlay, joinPointer("/environments", env)));
     // The overlay may make the spec invalid (say, a source turned into a generator without a rate).
-    for (const f of checkSchema(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance));
+    for (const f of checkSchema(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance, true));
     if (hasErrors(diagnostics)) return done(null);
   }
 

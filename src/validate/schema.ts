@@ -64,12 +64,15 @@ const typeWords: Record<string, string> = {
   null: "null",
 };
 
+const article = (word: string) => (/^[aeiou]/i.test(word) ? `an ${word}` : `a ${word}`);
+
+/** For the value types (duration, size, rate, name, port …): "a duration, like "250ms" or "2s"". */
 function expectedFromSchema(schema: SchemaNode | undefined): { expected: string; hint?: string } | undefined {
-  if (!schema?.title) return undefined;
-  const examples = (schema.examples ?? []).map((e) => JSON.stringify(e));
-  const like =
-    examples.length === 0 ? "" : `, like ${examples.length === 1 ? examples[0] : `${examples.slice(0, -1).join(", ")} or ${examples[examples.length - 1]}`}`;
-  return { expected: `a ${schema.title.toLowerCase()}${like}`, ...(schema.description ? { hint: schema.description } : {}) };
+  if (!schema?.title || !schema.examples?.length) return undefined;
+  if (schema.examples.some((e) => typeof e === "object" && e !== null)) return undefined;
+  const examples = schema.examples.map((e) => JSON.stringify(e));
+  const like = examples.length === 1 ? examples[0] : `${examples.slice(0, -1).join(", ")} or ${examples[examples.length - 1]}`;
+  return { expected: `${article(schema.title.toLowerCase())}, like ${like}`, ...(schema.description ? { hint: schema.description } : {}) };
 }
 
 function comparisonWord(op: string): string {
@@ -92,7 +95,8 @@ function describe(e: ErrorObject): Finding | undefined {
     case "required": {
       const key = String(p.missingProperty);
       const property = parent?.properties?.[key];
-      const hint = property?.description ? `add "${key}": ${property.description}` : `add "${key}"`;
+      const about = property?.description;
+      const hint = about ? `add "${key}": ${/^[A-Z][a-z]/.test(about) ? about[0]?.toLowerCase() + about.slice(1) : about}` : `add "${key}"`;
       return { ...base, path: joinPointer(at, key), at: "key", message: `${at === "" ? "the spec" : label(at)} is missing the required key "${key}"`, hint };
     }
     case "enum": {
@@ -103,6 +107,9 @@ function describe(e: ErrorObject): Finding | undefined {
     case "const":
       return { ...base, message: `${label(at)} must be ${JSON.stringify(p.allowedValue)}, not ${JSON.stringify(e.data)}` };
     case "type": {
+      const described = expectedFromSchema(parent);
+      if (described)
+        return { ...base, message: `${label(at)} must be ${described.expected}, not ${typeName(e.data)}`, ...(described.hint ? { hint: described.hint } : {}) };
       const want = ([] as string[]).concat(p.type as string | string[]).map((t) => typeWords[t] ?? t);
       return { ...base, message: `${label(at)} must be ${want.join(" or ")}, not ${typeName(e.data)}` };
     }
@@ -127,12 +134,16 @@ function describe(e: ErrorObject): Finding | undefined {
       return { ...base, at: "key", message: `${label(at)} needs at least ${String(p.limit)} entr${p.limit === 1 ? "y" : "ies"}` };
     case "minItems":
       return { ...base, at: "key", message: `${label(at)} needs at least ${String(p.limit)} item${p.limit === 1 ? "" : "s"}` };
-    case "uniqueItems":
+    case "uniqueItems": {
+      // ajv scans from the end, so its i is the earlier item: point at the repetition.
+      const first = Math.min(Number(p.i), Number(p.j));
+      const again = Math.max(Number(p.i), Number(p.j));
       return {
         ...base,
-        path: joinPointer(at, Number(p.i)),
-        message: `${label(at)} lists ${JSON.stringify((e.data as unknown[])[Number(p.i)])} twice (items ${String(p.j)} and ${String(p.i)})`,
+        path: joinPointer(at, again),
+        message: `${label(at)} lists ${JSON.stringify((e.data as unknown[])[again])} twice (items ${first} and ${again})`,
       };
+    }
     case "if":
     case "propertyNames":
       return undefined;
@@ -188,12 +199,22 @@ export function mapErrors(errors: readonly ErrorObject[]): Finding[] {
     const specific = branchErrors.find((e) => e.keyword !== "type" && e.keyword !== "pattern");
     for (const s of branchErrors) if (s !== specific) dropped.add(s);
     if (!specific) {
-      const described = expectedFromSchema(o.parentSchema as SchemaNode | undefined);
+      // Say what was expected: the value type itself, else the branch that matched the type, else the types.
+      const patternBranch = branchErrors.find((e) => e.keyword === "pattern");
+      const described =
+        expectedFromSchema(o.parentSchema as SchemaNode | undefined) ??
+        (patternBranch ? expectedFromSchema(patternBranch.parentSchema as SchemaNode) : undefined);
+      const types = [
+        ...new Set(branchErrors.filter((e) => e.keyword === "type").flatMap((e) => ([] as string[]).concat((e.params as { type: string | string[] }).type))),
+      ];
+      const shown = typeof o.data === "string" ? JSON.stringify(o.data) : typeName(o.data);
       replaced.set(o, {
         code: "schema",
         severity: "error",
         path: at,
-        message: described ? `${label(at)} must be ${described.expected}, not ${JSON.stringify(o.data)}` : `${label(at)} is not valid`,
+        message: described
+          ? `${label(at)} must be ${described.expected}, not ${shown}`
+          : `${label(at)} must be ${types.map((t) => typeWords[t] ?? t).join(" or ") || "valid"}, not ${shown}`,
         ...(described?.hint ? { hint: described.hint } : {}),
       });
       dropped.delete(o);

@@ -1,7 +1,7 @@
 import type { RetryModel, ServiceModel } from "../../model/types.js";
 import { formatMs } from "../../model/units.js";
 import type { Rule, RuleFinding } from "../rule.js";
-import { definedAt } from "../rule.js";
+import { definedAt, plural } from "../rule.js";
 
 /** The largest wait before retry k (1-based): jitter can only shorten it. */
 export function largestWait(retry: RetryModel, k: number): number {
@@ -32,7 +32,7 @@ export const timeoutInversion: Rule = {
         out.push({
           path,
           at: path === s.path ? "key" : "value",
-          message: `service "${s.name}" times out after ${formatMs(s.timeoutMs)}, but "${t}" may take ${formatMs(worst)} (${formatMs(down.timeoutMs)} × ${down.retry.maxRetries + 1} attempts + ${formatMs(worst - down.timeoutMs * (down.retry.maxRetries + 1))} of waits)`,
+          message: `service "${s.name}" times out after ${formatMs(s.timeoutMs)}, but "${t}" may take ${formatMs(worst)} (${formatMs(down.timeoutMs)} × ${plural(down.retry.maxRetries + 1, "attempt")} + ${formatMs(worst - down.timeoutMs * (down.retry.maxRetries + 1))} of waits)`,
           hint: `raise the timeout of "${s.name}" to at least ${formatMs(worst)}, or lower the timeout or retries of "${t}"`,
         });
       }
