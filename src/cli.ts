@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
-import { hasErrors } from "./diagnostic.js";
+import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { loadSpec } from "./index.js";
 import { starterHandler, starterSpec } from "./init/templates.js";
@@ -57,7 +57,8 @@ async function runValidate(files: string[], opts: { env?: string; format: Format
       throw err;
     }
   }
-  const diagnostics = results.flatMap((r) => r.diagnostics);
+  // One list for all files, in the one order of every output: file, line, column, code.
+  const diagnostics = sortDiagnostics(results.flatMap((r) => r.diagnostics));
   const byFile = new Map(results.map((r) => [r.file, r.parsed]));
   const text = formatters[opts.format](diagnostics, {
     color: opts.format === "stylish" && useColor(process.stdout),
@@ -172,7 +173,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof Exit) return err.code;
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
+      // --help, --version and `help COMMAND` end with exit code 0; bare `mbc` (help on stderr) does not.
+      if (err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
     process.stderr.write(

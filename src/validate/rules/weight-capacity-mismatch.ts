@@ -1,6 +1,6 @@
 import type { Rule } from "../rule.js";
 import { round } from "../rule.js";
-import { instanceLabel, loadedServices, percent } from "./load.js";
+import { EPSILON, instanceLabel, loadedServices, percent } from "./load.js";
 
 /** An instance's sᵢ may differ from the weighted load L by at most this share of L. */
 export const MISMATCH_TOLERANCE = 0.25;
@@ -12,7 +12,8 @@ export const weightCapacityMismatch: Rule = {
   check(ctx) {
     return loadedServices(ctx).flatMap((l) => {
       const L = l.load.weightedLoad;
-      const off = l.load.instances.filter((i) => Math.abs(i.utilisation - L) > MISMATCH_TOLERANCE * L);
+      // Exactly 25 % is allowed, also when floating point lands a hair above it.
+      const off = l.load.instances.filter((i) => Math.abs(i.utilisation - L) > MISMATCH_TOLERANCE * L + EPSILON);
       if (off.length === 0) return [];
       const worst = off.reduce((a, b) => (Math.abs(b.utilisation - L) > Math.abs(a.utilisation - L) ? b : a));
       const list = l.load.instances.map((i) => `s${i.index}=${round(i.utilisation, 3)} (w=${round(i.weight, 3)})`).join(", ");

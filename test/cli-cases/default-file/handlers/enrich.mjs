@@ -1,0 +1,3 @@
+export default async function enrich(records) {
+  return records;
+}
