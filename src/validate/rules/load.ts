@@ -31,7 +31,7 @@ export function loadFigures(l: LoadedService): string {
   return `${round(load.attemptsPerSec ?? 0, 1)} attempts/s offered${retries}, ${round(peak.share * 100, 1)}% of them to a capacity of ${round(peak.capacityPerSec, 1)} records/s`;
 }
 
-/** Thresholds are compared with this tolerance: 2400 × 2/3 is 1599.9999… in floating point. */
+/** Thresholds are compared with this tolerance: shares such as 1/3 and 2/3 are not exact in floating point. */
 export const EPSILON = 1e-9;
 
 export const percent = (x: number) => `${round(x * 100, 1)}%`;
