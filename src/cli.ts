@@ -123,8 +123,10 @@ function runInit(dir: string, opts: { name?: string; force?: boolean }): number 
   } catch (err) {
     fail(`cannot write to ${target}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const shown = relative(process.cwd(), specPath) || specPath;
-  process.stdout.write(`wrote ${shown} and ${relative(process.cwd(), handlerPath) || handlerPath}\nnext: mbc validate ${shown}\n`);
+  const rel = relative(process.cwd(), specPath) || specPath;
+  // Quoted for the shell when it has to be, so that the suggested command can be pasted.
+  const shown = /^[\w@%+=:,./-]+$/.test(rel) ? rel : `'${rel.replace(/'/g, "'\\''")}'`;
+  process.stdout.write(`wrote ${rel} and ${relative(process.cwd(), handlerPath) || handlerPath}\nnext: mbc validate ${shown}\n`);
   return EXIT_OK;
 }
 
