@@ -1,0 +1,717 @@
+/**
+ * The discrete-event simulation of a normalised model.
+ *
+ * What is simulated, and how (the project's docs repeat this for users):
+ *
+ * - Time is in milliseconds, from 0 to the duration; events at or after the end are not
+ *   processed, and what is still open or in flight then is reported as such.
+ * - Arrivals, record by record, at each source's `rate`:
+ *   `constant` — one record every 1/rate, the first at time 0;
+ *   `poisson`  — exponential gaps with mean 1/rate;
+ *   `bursty`   — an on/off (interrupted Poisson) process with the same mean rate: ON and OFF
+ *                phases alternate with exponential lengths of mean 250 ms and 750 ms, and
+ *                during ON records arrive as a Poisson process at 4 × rate (so the long-run
+ *                mean is the rate, in bursts of four times it).
+ * - The microbatch window of each source opens at its first record and closes at maxRecords
+ *   records, at maxBytes (each record is assumed to be `recordBytes` long, 256 bytes unless
+ *   the options say otherwise; the record that would go over maxBytes starts the next batch),
+ *   or maxWait after its first record, whichever comes first. A closed batch is dispatched to
+ *   the source's `to` at once.
+ * - Each attempt goes to an instance picked by the service's balancer (src/balance) among the
+ *   healthy ones; a retry goes to a different instance whenever another healthy one exists.
+ * - Each instance serves one batch at a time from a FIFO queue; a batch of n records takes
+ *   n / capacity seconds (or an exponential time with that mean, option `serviceTime`). An
+ *   instance without a known capacity is infinitely fast: no queue, zero service time.
+ * - Timeout: an attempt whose queue wait plus service time exceeds the service's `timeout`
+ *   fails as `timeout` when the timeout expires. The instance still does the work (it does not
+ *   know the client gave up), so timed-out attempts load it as they would in production.
+ * - Transient failures: an attempt that is served fails as `5xx` with probability
+ *   `failureRate` when its service ends (the work is done and counts as busy time, as the
+ *   static model's "offered attempts" assume).
+ * - Faults: an instance is down from `at` for `duration`. While down it is not a candidate;
+ *   the attempts queued on it or being served when it goes down fail as `connect` at that
+ *   moment and its unfinished work is dropped. With no healthy instance left, an attempt
+ *   fails as `connect` at once.
+ * - Retries follow the service's retry policy: failures in `retry.on` are retried up to
+ *   `maxRetries` times after a backoff — `interval` (constant) or interval × multiplierᵏ⁻¹
+ *   (exponential) for the k-th retry, capped at maxInterval, then jittered AWS-style: `none`
+ *   the wait itself, `full` uniform in [0, wait), `equal` wait/2 + uniform in [0, wait/2).
+ * - Retry budget (Finagle's RetryBudget, Linkerd's retryBudget): over a sliding window of
+ *   10 s, a retry is allowed only if retries + 1 ≤ ratio × first attempts + minPerSecond × 10.
+ *   A refused retry fails the batch.
+ * - A successful batch moves on as one copy to every service in `to` (fan-out); at a sink it
+ *   is done, and its end-to-end latency is counted from its first record's arrival.
+ * - Measurements: utilisation is an instance's busy time within the run over the duration;
+ *   an attempt's queue wait is known when it joins the FIFO queue (the work ahead of it), so
+ *   in an overloaded run it can exceed the duration; the queue length counts attempts waiting,
+ *   not the one being served. Percentiles come from log-linear histograms (within 0.4 %, no
+ *   memory growth however long the run); counts, means and maxima are exact.
+ *
+ * Every random draw comes from a stream named after its purpose and owner (rng.ts):
+ * `arrivals/SOURCE`, `balancer/SERVICE`, `failures/SERVICE`, `jitter/SERVICE`,
+ * `service-time/SERVICE`, so the same model, options and seed give the same result.
+ */
+import { type Balancer, createBalancer } from "../balance/index.js";
+import { stageGraph } from "../model/graph.js";
+import type { Model, RetryModel, ServiceModel } from "../model/types.js";
+import { Histogram, TimeRing } from "./buffers.js";
+import { EventHeap } from "./heap.js";
+import type { ArrivalProcess, InstanceResult, Percentiles, ServiceResult, ServiceTimeDistribution, SimulationResult, SourceResult } from "./result.js";
+import { createStream, exponential, type Random } from "./rng.js";
+import { type ServiceLoad, staticModel } from "./static-model.js";
+
+/** The record size each window's maxBytes limit assumes, unless the options give one. */
+export const ESTIMATED_RECORD_BYTES = 256;
+/** The retry budget's sliding window (Finagle's and Linkerd's default TTL). */
+export const RETRY_BUDGET_WINDOW_MS = 10_000;
+/** The `bursty` arrival process: on/off phases (exponential lengths) with the same mean rate. */
+export const BURSTY = { peakFactor: 4, meanOnMs: 250, meanOffMs: 750 } as const;
+
+export interface SimulateOptions {
+  /** Simulated time in ms (default: the model's `simulation.duration`). */
+  durationMs?: number;
+  /** Records/s at every source, overriding the sources' own rates. */
+  rate?: number;
+  /** Default: the model's `simulation.seed`. */
+  seed?: number;
+  /** Default: the model's `simulation.arrival`. */
+  arrival?: ArrivalProcess;
+  /** `deterministic` (records / capacity, the default) or `exponential` with that mean. */
+  serviceTime?: ServiceTimeDistribution;
+  /** Bytes assumed per record for maxBytes (default ESTIMATED_RECORD_BYTES). */
+  recordBytes?: number;
+  /** Called now and then with the fraction of simulated time done, and with 1 at the end. */
+  onProgress?: (fraction: number) => void;
+}
+
+const EV_ARRIVAL = 0;
+const EV_WINDOW = 1;
+const EV_DONE = 2;
+const EV_TIMEOUT = 3;
+const EV_RETRY = 4;
+const EV_DOWN = 5;
+const EV_UP = 6;
+
+const F_TIMEOUT = 0;
+const F_5XX = 1;
+const F_CONNECT = 2;
+
+const JOB_FREE = 0;
+const JOB_IN_FLIGHT = 1;
+const JOB_BACKOFF = 2;
+
+const ARRIVE_CONSTANT = 0;
+const ARRIVE_POISSON = 1;
+const ARRIVE_BURSTY = 2;
+
+const PROGRESS_EVERY = 0x10000;
+
+class SourceState {
+  /** Records in the open batch, and when its first one arrived. */
+  count = 0;
+  firstMs = 0;
+  /** Bumped when a batch closes, so that a stale maxWait event is ignored. */
+  generation = 0;
+  arrivals = 0;
+  /** Bursty: the end of the current ON phase. */
+  onUntil = 0;
+  batches = 0;
+  byRecords = 0;
+  byBytes = 0;
+  byWait = 0;
+
+  constructor(
+    readonly name: string,
+    readonly ratePerSec: number | null,
+    readonly target: number,
+    /** Records that close a batch: min(maxRecords, ⌊maxBytes / recordBytes⌋, at least 1). */
+    readonly limit: number,
+    readonly limitIsBytes: boolean,
+    readonly maxWaitMs: number,
+    readonly process: number,
+    /** Mean gap between arrivals (at the peak rate for bursty). */
+    readonly gapMs: number,
+    readonly random: Random,
+  ) {}
+}
+
+class InstanceState {
+  /** When the instance will have finished all the work booked on it. */
+  freeAt = 0;
+  busyMs = 0;
+  /** Overlapping faults nest: the instance is down while this is above 0. */
+  down = 0;
+  downSince = 0;
+  downMs = 0;
+  attempts = 0;
+  records = 0;
+  maxQueue = 0;
+  /** Start times of the attempts waiting in the queue, ascending. */
+  readonly queue = new TimeRing();
+  readonly waits = new Histogram();
+
+  constructor(
+    readonly index: number,
+    readonly weight: number,
+    readonly capacityPerSec: number | null,
+    /** 0 for an instance without capacity: infinitely fast. */
+    readonly msPerRecord: number,
+  ) {}
+}
+
+class ServiceState {
+  readonly healthy: number[];
+  readonly retryOn: boolean[];
+  readonly deposits = new TimeRing();
+  readonly withdrawals = new TimeRing();
+  readonly budgetReserve: number;
+  requests = 0;
+  attempts = 0;
+  retries = 0;
+  refused = 0;
+  succeeded = 0;
+  failed = 0;
+  firstRecords = 0;
+  attemptRecords = 0;
+  readonly failures = [0, 0, 0];
+  readonly latency = new Histogram();
+
+  constructor(
+    readonly index: number,
+    readonly model: ServiceModel,
+    readonly instances: InstanceState[],
+    readonly balancer: Balancer,
+    readonly next: number[],
+    readonly retry: RetryModel,
+    readonly failureRandom: Random,
+    readonly jitterRandom: Random,
+    readonly timeRandom: Random,
+  ) {
+    this.healthy = instances.map((i) => i.index);
+    this.retryOn = [retry.on.includes("timeout"), retry.on.includes("5xx"), retry.on.includes("connect")];
+    this.budgetReserve = (retry.budget.minPerSecond * RETRY_BUDGET_WINDOW_MS) / 1000;
+  }
+}
+
+/** One batch on its way through one service; its attempts reuse it. Pooled. */
+class Job {
+  service = 0;
+  records = 0;
+  originMs = 0;
+  /** 0 for the first attempt, k for the k-th retry. */
+  attempt = 0;
+  instance = -1;
+  /** Bumped on every dispatch, retry and cancellation: events carry it to detect staleness. */
+  token = 0;
+  state = JOB_FREE;
+
+  constructor(readonly id: number) {}
+}
+
+function checkOptions(options: SimulateOptions): void {
+  const { durationMs, rate, seed, recordBytes, arrival, serviceTime } = options;
+  if (arrival !== undefined && !["constant", "poisson", "bursty"].includes(arrival))
+    throw new RangeError(`arrival must be constant, poisson or bursty, got ${arrival}`);
+  if (serviceTime !== undefined && !["deterministic", "exponential"].includes(serviceTime))
+    throw new RangeError(`serviceTime must be deterministic or exponential, got ${serviceTime}`);
+  if (durationMs !== undefined && !(Number.isFinite(durationMs) && durationMs > 0))
+    throw new RangeError(`durationMs must be a positive number, got ${durationMs}`);
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0)) throw new RangeError(`rate must be a number ≥ 0, got ${rate}`);
+  if (seed !== undefined && !Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
+  if (recordBytes !== undefined && !(Number.isFinite(recordBytes) && recordBytes > 0))
+    throw new RangeError(`recordBytes must be a positive number, got ${recordBytes}`);
+}
+
+/** Nearest-rank percentiles from a histogram (each within 0.4 %); mean and max are exact. */
+function percentiles(h: Histogram): Percentiles {
+  if (h.count === 0) return { count: 0, mean: null, p50: null, p95: null, p99: null, max: null };
+  return { count: h.count, mean: h.sum / h.count, p50: h.quantile(0.5), p95: h.quantile(0.95), p99: h.quantile(0.99), max: h.max };
+}
+
+function merged(parts: readonly Histogram[]): Histogram {
+  const all = new Histogram();
+  for (const p of parts) all.addAll(p);
+  return all;
+}
+
+class Simulation {
+  private readonly heap = new EventHeap();
+  private readonly sources: SourceState[] = [];
+  private readonly services: ServiceState[] = [];
+  private readonly jobs: Job[] = [];
+  private readonly freeJobs: number[] = [];
+  private readonly endToEnd = new Histogram();
+  private readonly faults: { service: number; instance: number }[] = [];
+  readonly warnings: string[] = [];
+  private now = 0;
+  events = 0;
+
+  constructor(
+    private readonly model: Model,
+    private readonly durationMs: number,
+    private readonly seed: number,
+    private readonly arrival: ArrivalProcess,
+    private readonly serviceTime: ServiceTimeDistribution,
+    private readonly recordBytes: number,
+    rate: number | undefined,
+    private readonly failureRate: number,
+  ) {
+    const graph = stageGraph(model);
+    if (graph.order.length < model.services.length) throw new Error("cannot simulate a model whose services form a cycle");
+    const serviceIndex = new Map(model.services.map((s, k) => [s.name, k]));
+
+    model.services.forEach((s, k) => {
+      const instances = s.instances.map((i) => {
+        const capacity = i.capacityPerSec !== null && i.capacityPerSec > 0 ? i.capacityPerSec : null;
+        return new InstanceState(i.index, i.weight, capacity, capacity === null ? 0 : 1000 / capacity);
+      });
+      const unknown = instances.filter((i) => i.capacityPerSec === null).length;
+      if (unknown === instances.length)
+        this.warnings.push(`service ${s.name} has no capacity: simulated as infinitely fast (no queue, zero service time), its utilisation is not measured`);
+      else if (unknown > 0) this.warnings.push(`service ${s.name}: ${unknown} of its instances have no capacity: simulated as infinitely fast`);
+      const next = (graph.next.get(s.name) ?? []).map((n) => serviceIndex.get(n) as number);
+      const balancer = createBalancer(
+        s.loadBalancing,
+        s.instances.map((i) => ({ weight: i.weight, capacityPerSec: i.capacityPerSec })),
+        createStream(seed, `balancer/${s.name}`),
+      );
+      this.services.push(
+        new ServiceState(
+          k,
+          s,
+          instances,
+          balancer,
+          next,
+          s.retry,
+          createStream(seed, `failures/${s.name}`),
+          createStream(seed, `jitter/${s.name}`),
+          createStream(seed, `service-time/${s.name}`),
+        ),
+      );
+    });
+
+    const process = arrival === "constant" ? ARRIVE_CONSTANT : arrival === "poisson" ? ARRIVE_POISSON : ARRIVE_BURSTY;
+    for (const src of model.sources) {
+      const ratePerSec = rate ?? src.ratePerSec;
+      const target = serviceIndex.get(src.to) ?? -1;
+      if (ratePerSec === null) this.warnings.push(`source ${src.name} has no rate: no records arrive from it`);
+      if (target < 0) this.warnings.push(`source ${src.name} leads to no service (${src.to}): its batches are dropped`);
+      const byBytes = Math.max(1, Math.floor(src.batch.maxBytes / recordBytes));
+      const limit = Math.max(1, Math.min(src.batch.maxRecords, byBytes));
+      const peak = process === ARRIVE_BURSTY ? BURSTY.peakFactor : 1;
+      const gapMs = ratePerSec !== null && ratePerSec > 0 ? 1000 / (ratePerSec * peak) : 0;
+      this.sources.push(
+        new SourceState(
+          src.name,
+          ratePerSec,
+          target,
+          limit,
+          byBytes < src.batch.maxRecords,
+          src.batch.maxWaitMs,
+          process,
+          gapMs,
+          createStream(seed, `arrivals/${src.name}`),
+        ),
+      );
+    }
+
+    for (const f of model.simulation.faults) {
+      const service = serviceIndex.get(f.service);
+      const instance = service === undefined ? undefined : this.services[service]?.instances[f.instance];
+      if (service === undefined || instance === undefined) {
+        this.warnings.push(`fault on ${f.service} instance ${f.instance} ignored: no such instance`);
+        continue;
+      }
+      const id = this.faults.length;
+      this.faults.push({ service, instance: f.instance });
+      if (f.durationMs <= 0) continue;
+      this.heap.push(f.atMs, EV_DOWN, id, 0);
+      this.heap.push(f.atMs + f.durationMs, EV_UP, id, 0);
+    }
+  }
+
+  run(onProgress?: (fraction: number) => void): void {
+    const end = this.durationMs;
+    this.sources.forEach((s, k) => {
+      if (s.gapMs <= 0) return;
+      const first = this.firstArrival(s);
+      if (first < end) this.heap.push(first, EV_ARRIVAL, k, 0);
+    });
+    const heap = this.heap;
+    while (heap.size > 0 && heap.peekTime() < end) {
+      heap.pop();
+      this.now = heap.topTime;
+      this.events++;
+      const a = heap.topA;
+      switch (heap.topKind) {
+        case EV_ARRIVAL:
+          this.arrive(this.sources[a] as SourceState, a);
+          break;
+        case EV_WINDOW: {
+          const s = this.sources[a] as SourceState;
+          if (s.generation === heap.topB && s.count > 0) {
+            s.byWait++;
+            this.close(s);
+          }
+          break;
+        }
+        case EV_DONE:
+          this.done(this.jobs[a] as Job, heap.topB);
+          break;
+        case EV_TIMEOUT:
+          this.timedOut(this.jobs[a] as Job, heap.topB);
+          break;
+        case EV_RETRY: {
+          const job = this.jobs[a] as Job;
+          if (job.state === JOB_BACKOFF && job.token === heap.topB) this.dispatch(job, job.instance);
+          break;
+        }
+        case EV_DOWN:
+          this.goDown(this.faults[a] as { service: number; instance: number });
+          break;
+        case EV_UP:
+          this.comeUp(this.faults[a] as { service: number; instance: number });
+          break;
+      }
+      if (onProgress !== undefined && this.events % PROGRESS_EVERY === 0) onProgress(this.now / end);
+    }
+    this.now = end;
+    onProgress?.(1);
+  }
+
+  private firstArrival(s: SourceState): number {
+    if (s.process === ARRIVE_CONSTANT) return 0;
+    if (s.process === ARRIVE_POISSON) return exponential(s.random, s.gapMs);
+    // Bursty: start in the stationary mix of phases, ON with probability on / (on + off).
+    const pOn = BURSTY.meanOnMs / (BURSTY.meanOnMs + BURSTY.meanOffMs);
+    if (s.random() < pOn) s.onUntil = exponential(s.random, BURSTY.meanOnMs);
+    else {
+      const start = exponential(s.random, BURSTY.meanOffMs);
+      s.onUntil = start + exponential(s.random, BURSTY.meanOnMs);
+      return this.burstyNext(s, start);
+    }
+    return this.burstyNext(s, 0);
+  }
+
+  private nextArrival(s: SourceState, now: number): number {
+    if (s.process === ARRIVE_CONSTANT) return s.arrivals * s.gapMs;
+    if (s.process === ARRIVE_POISSON) return now + exponential(s.random, s.gapMs);
+    return this.burstyNext(s, now);
+  }
+
+  /** The next arrival of an on/off source at or after `from`, which is inside an ON phase or before the next one. */
+  private burstyNext(s: SourceState, from: number): number {
+    let t = from;
+    for (;;) {
+      // Memorylessness: a gap that runs past the end of the ON phase is redrawn from the next ON phase.
+      const gap = exponential(s.random, s.gapMs);
+      if (t + gap <= s.onUntil) return t + gap;
+      t = s.onUntil + exponential(s.random, BURSTY.meanOffMs);
+      s.onUntil = t + exponential(s.random, BURSTY.meanOnMs);
+    }
+  }
+
+  private arrive(s: SourceState, k: number): void {
+    s.arrivals++;
+    if (s.count === 0) s.firstMs = this.now;
+    s.count++;
+    if (s.count >= s.limit) {
+      if (s.limitIsBytes) s.byBytes++;
+      else s.byRecords++;
+      this.close(s);
+    } else if (s.count === 1) this.heap.push(this.now + s.maxWaitMs, EV_WINDOW, k, s.generation);
+    const next = this.nextArrival(s, this.now);
+    if (next < this.durationMs) this.heap.push(next, EV_ARRIVAL, k, 0);
+  }
+
+  private close(s: SourceState): void {
+    s.generation++;
+    s.batches++;
+    const records = s.count;
+    s.count = 0;
+    if (s.target < 0) return;
+    const job = this.allocate();
+    job.service = s.target;
+    job.records = records;
+    job.originMs = s.firstMs;
+    this.dispatch(job, -1);
+  }
+
+  private allocate(): Job {
+    const id = this.freeJobs.pop();
+    if (id !== undefined) return this.jobs[id] as Job;
+    const job = new Job(this.jobs.length);
+    this.jobs.push(job);
+    return job;
+  }
+
+  private release(job: Job): void {
+    job.state = JOB_FREE;
+    job.token++;
+    job.attempt = 0;
+    job.instance = -1;
+    this.freeJobs.push(job.id);
+  }
+
+  /** Sends the job's next attempt; `exclude` is the instance the previous attempt went to. */
+  private dispatch(job: Job, exclude: number): void {
+    const svc = this.services[job.service] as ServiceState;
+    const now = this.now;
+    svc.attempts++;
+    svc.attemptRecords += job.records;
+    if (job.attempt === 0) {
+      svc.requests++;
+      svc.firstRecords += job.records;
+      if (svc.retry.maxRetries > 0) {
+        svc.deposits.dropUpTo(now - RETRY_BUDGET_WINDOW_MS);
+        svc.deposits.push(now);
+      }
+    }
+    job.token++;
+    job.state = JOB_IN_FLIGHT;
+    const i = svc.healthy.length === 0 ? -1 : svc.balancer.pick(svc.healthy, exclude);
+    job.instance = i;
+    if (i < 0) {
+      this.fail(svc, job, F_CONNECT);
+      return;
+    }
+    const inst = svc.instances[i] as InstanceState;
+    inst.attempts++;
+    inst.records += job.records;
+    svc.balancer.onStart(i);
+    let finish = now;
+    if (inst.msPerRecord > 0) {
+      const start = Math.max(inst.freeAt, now);
+      const mean = job.records * inst.msPerRecord;
+      const work = this.serviceTime === "exponential" ? exponential(svc.timeRandom, mean) : mean;
+      finish = start + work;
+      inst.freeAt = finish;
+      inst.busyMs += work;
+      const queue = inst.queue;
+      queue.dropUpTo(now);
+      if (start > now) {
+        queue.push(start);
+        if (queue.size > inst.maxQueue) inst.maxQueue = queue.size;
+      }
+      inst.waits.add(start - now);
+    } else inst.waits.add(0);
+    if (finish - now > svc.model.timeoutMs) this.heap.push(now + svc.model.timeoutMs, EV_TIMEOUT, job.id, job.token);
+    else this.heap.push(finish, EV_DONE, job.id, job.token);
+  }
+
+  private done(job: Job, token: number): void {
+    if (job.state !== JOB_IN_FLIGHT || job.token !== token) return;
+    const svc = this.services[job.service] as ServiceState;
+    svc.balancer.onFinish(job.instance);
+    if (this.failureRate > 0 && svc.failureRandom() < this.failureRate) this.fail(svc, job, F_5XX);
+    else this.succeed(svc, job);
+  }
+
+  private timedOut(job: Job, token: number): void {
+    if (job.state !== JOB_IN_FLIGHT || job.token !== token) return;
+    const svc = this.services[job.service] as ServiceState;
+    svc.balancer.onFinish(job.instance);
+    this.fail(svc, job, F_TIMEOUT);
+  }
+
+  private succeed(svc: ServiceState, job: Job): void {
+    const now = this.now;
+    svc.succeeded++;
+    const latency = now - job.originMs;
+    svc.latency.add(latency);
+    const next = svc.next;
+    if (next.length === 0) this.endToEnd.add(latency);
+    for (let k = 0; k < next.length; k++) {
+      const copy = this.allocate();
+      copy.service = next[k] as number;
+      copy.records = job.records;
+      copy.originMs = job.originMs;
+      this.dispatch(copy, -1);
+    }
+    this.release(job);
+  }
+
+  /** The attempt failed: retry it after a backoff if the policy and the budget allow, else the batch fails. */
+  private fail(svc: ServiceState, job: Job, kind: number): void {
+    svc.failures[kind] = (svc.failures[kind] as number) + 1;
+    const retry = svc.retry;
+    if (!svc.retryOn[kind] || job.attempt >= retry.maxRetries) {
+      svc.failed++;
+      this.release(job);
+      return;
+    }
+    const now = this.now;
+    const since = now - RETRY_BUDGET_WINDOW_MS;
+    svc.deposits.dropUpTo(since);
+    svc.withdrawals.dropUpTo(since);
+    if (svc.withdrawals.size + 1 > retry.budget.ratio * svc.deposits.size + svc.budgetReserve) {
+      svc.refused++;
+      svc.failed++;
+      this.release(job);
+      return;
+    }
+    svc.withdrawals.push(now);
+    svc.retries++;
+    job.attempt++;
+    job.state = JOB_BACKOFF;
+    job.token++;
+    this.heap.push(now + this.backoff(svc, job.attempt), EV_RETRY, job.id, job.token);
+  }
+
+  /** The wait before the k-th retry (k ≥ 1): the policy's backoff, capped, then jittered. */
+  private backoff(svc: ServiceState, k: number): number {
+    const r = svc.retry;
+    let wait = r.backoff === "exponential" ? r.intervalMs * r.multiplier ** (k - 1) : r.intervalMs;
+    if (wait > r.maxIntervalMs) wait = r.maxIntervalMs;
+    if (r.jitter === "full") return svc.jitterRandom() * wait;
+    if (r.jitter === "equal") return wait / 2 + svc.jitterRandom() * (wait / 2);
+    return wait;
+  }
+
+  private goDown(fault: { service: number; instance: number }): void {
+    const svc = this.services[fault.service] as ServiceState;
+    const inst = svc.instances[fault.instance] as InstanceState;
+    inst.down++;
+    if (inst.down > 1) return;
+    const now = this.now;
+    inst.downSince = now;
+    const at = svc.healthy.indexOf(fault.instance);
+    if (at >= 0) svc.healthy.splice(at, 1);
+    // The work booked after now is contiguous (FIFO, work-conserving): drop it.
+    if (inst.freeAt > now) {
+      inst.busyMs -= inst.freeAt - now;
+      inst.freeAt = now;
+    }
+    inst.queue.clear();
+    for (const job of this.jobs) {
+      if (job.state !== JOB_IN_FLIGHT || job.service !== fault.service || job.instance !== fault.instance) continue;
+      svc.balancer.onFinish(fault.instance);
+      this.fail(svc, job, F_CONNECT);
+    }
+  }
+
+  private comeUp(fault: { service: number; instance: number }): void {
+    const svc = this.services[fault.service] as ServiceState;
+    const inst = svc.instances[fault.instance] as InstanceState;
+    inst.down--;
+    if (inst.down > 0) return;
+    inst.downMs += this.now - inst.downSince;
+    let at = 0;
+    while (at < svc.healthy.length && (svc.healthy[at] as number) < fault.instance) at++;
+    svc.healthy.splice(at, 0, fault.instance);
+  }
+
+  result(predicted: ServiceLoad[]): SimulationResult {
+    const end = this.durationMs;
+    const seconds = end / 1000;
+    const inFlight = this.services.map(() => 0);
+    for (const job of this.jobs) if (job.state !== JOB_FREE) inFlight[job.service] = (inFlight[job.service] as number) + 1;
+
+    const sources: SourceResult[] = this.sources.map((s) => {
+      const closed = s.arrivals - s.count;
+      return {
+        name: s.name,
+        ratePerSec: s.ratePerSec,
+        records: s.arrivals,
+        batches: s.batches,
+        closedBy: { maxRecords: s.byRecords, maxBytes: s.byBytes, maxWait: s.byWait },
+        meanBatchRecords: s.batches === 0 ? null : closed / s.batches,
+        openRecordsAtEnd: s.count,
+      };
+    });
+
+    const services: ServiceResult[] = this.services.map((svc, k) => {
+      const prediction = predicted[k] as ServiceLoad;
+      const reached = svc.instances.reduce((n, i) => n + i.attempts, 0);
+      const instances: InstanceResult[] = svc.instances.map((inst, j) => {
+        const stillDown = inst.down > 0 ? end - inst.downSince : 0;
+        const busy = Math.max(0, inst.busyMs - Math.max(0, inst.freeAt - end));
+        const p = prediction.instances?.[j];
+        return {
+          index: inst.index,
+          weight: inst.weight,
+          capacityPerSec: inst.capacityPerSec,
+          attempts: inst.attempts,
+          share: reached === 0 ? null : inst.attempts / reached,
+          utilisation: inst.capacityPerSec === null ? null : busy / end,
+          records: inst.records,
+          maxQueueLength: inst.maxQueue,
+          queueWaitMs: percentiles(inst.waits),
+          downMs: inst.downMs + stillDown,
+          predicted: p === undefined ? null : { share: p.share, utilisation: p.utilisation },
+        };
+      });
+      const measured = instances.every((i) => i.utilisation !== null);
+      let num = 0;
+      let den = 0;
+      for (const i of instances) {
+        num += i.weight * (i.utilisation ?? 0);
+        den += i.weight;
+      }
+      const m = svc.retry.maxRetries;
+      const r = svc.requests === 0 ? null : svc.retries / svc.requests;
+      return {
+        name: svc.model.name,
+        loadBalancing: svc.model.loadBalancing,
+        infiniteCapacity: svc.instances.every((i) => i.capacityPerSec === null),
+        requests: svc.requests,
+        attempts: svc.attempts,
+        retries: svc.retries,
+        retriesRefused: svc.refused,
+        batchesSucceeded: svc.succeeded,
+        batchesFailed: svc.failed,
+        batchesInFlightAtEnd: inFlight[k] as number,
+        failures: { timeout: svc.failures[F_TIMEOUT] as number, "5xx": svc.failures[F_5XX] as number, connect: svc.failures[F_CONNECT] as number },
+        ratePerSec: svc.firstRecords / seconds,
+        attemptsPerSec: svc.attemptRecords / seconds,
+        retriesPerRequest: r,
+        retryFigure: r === null ? null : m === 0 ? 0 : (r * (svc.retry.intervalMs / 1000)) / m,
+        weightedLoad: measured && den > 0 ? num / den : null,
+        maxQueueLength: svc.instances.reduce((n, i) => Math.max(n, i.maxQueue), 0),
+        queueWaitMs: percentiles(merged(svc.instances.map((i) => i.waits))),
+        latencyMs: percentiles(svc.latency),
+        predicted: {
+          ratePerSec: prediction.ratePerSec,
+          attemptsPerSec: prediction.attemptsPerSec,
+          retriesPerRequest: prediction.expectedRetries,
+          weightedLoad: prediction.weightedLoad,
+          retryFigure: prediction.retryFigure,
+        },
+        instances,
+      };
+    });
+
+    return {
+      system: this.model.name,
+      environment: this.model.environment,
+      seed: this.seed,
+      durationMs: end,
+      arrival: this.arrival,
+      serviceTime: this.serviceTime,
+      failureRate: this.failureRate,
+      recordBytes: this.recordBytes,
+      events: this.events,
+      warnings: [...this.warnings],
+      sources,
+      services,
+      endToEndMs: percentiles(this.endToEnd),
+    };
+  }
+}
+
+/** Simulates `model` (which should have passed validation) and returns plain, deterministic JSON data. */
+export function simulate(model: Model, options: SimulateOptions = {}): SimulationResult {
+  checkOptions(options);
+  const durationMs = options.durationMs ?? model.simulation.durationMs;
+  const seed = options.seed ?? model.simulation.seed;
+  const arrival = options.arrival ?? model.simulation.arrival;
+  const serviceTime = options.serviceTime ?? "deterministic";
+  const recordBytes = options.recordBytes ?? ESTIMATED_RECORD_BYTES;
+  const failureRate = model.simulation.failureRate;
+  const sim = new Simulation(model, durationMs, seed, arrival, serviceTime, recordBytes, options.rate, failureRate);
+  sim.run(options.onProgress);
+  // The static model at the rates simulated, so each prediction sits beside its measurement.
+  const rate = options.rate;
+  const effective = rate === undefined ? model : { ...model, sources: model.sources.map((s) => ({ ...s, ratePerSec: rate })) };
+  return sim.result(staticModel(effective));
+}

@@ -1,0 +1,15 @@
+/** The simulator: the static Load model and the discrete-event simulation over the normalised model. */
+export { BURSTY, ESTIMATED_RECORD_BYTES, RETRY_BUDGET_WINDOW_MS, type SimulateOptions, simulate } from "./engine.js";
+export type {
+  ArrivalProcess,
+  FailureKind,
+  InstancePrediction,
+  InstanceResult,
+  Percentiles,
+  ServicePrediction,
+  ServiceResult,
+  ServiceTimeDistribution,
+  SimulationResult,
+  SourceResult,
+} from "./result.js";
+export { createStream, type Random } from "./rng.js";

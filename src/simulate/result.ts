@@ -1,0 +1,127 @@
+/**
+ * What `simulate` returns: plain JSON data. Every object is built with its keys in the order
+ * declared here and numbers are never NaN or infinite (null stands for "not measured" or "not
+ * predicted"), so `JSON.stringify` of two runs with the same model and options gives the same
+ * bytes.
+ *
+ * Times are in milliseconds, rates per second. "predicted" fields are the contract's static
+ * Load model (src/simulate/static-model.ts) for the same rates, beside the simulated figure.
+ */
+import type { LoadBalancing } from "../model/types.js";
+
+export type ArrivalProcess = "constant" | "poisson" | "bursty";
+export type ServiceTimeDistribution = "deterministic" | "exponential";
+export type FailureKind = "timeout" | "5xx" | "connect";
+
+/** A distribution of times in ms; every figure is null when there are no samples. */
+export interface Percentiles {
+  count: number;
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export interface SourceResult {
+  name: string;
+  /** The rate simulated (records/s); null when the source has none (no arrivals). */
+  ratePerSec: number | null;
+  records: number;
+  batches: number;
+  /** Batches closed by each limit of the window. */
+  closedBy: { maxRecords: number; maxBytes: number; maxWait: number };
+  meanBatchRecords: number | null;
+  /** Records that had arrived but whose batch was still open at the end. */
+  openRecordsAtEnd: number;
+}
+
+export interface InstancePrediction {
+  share: number;
+  utilisation: number;
+}
+
+export interface InstanceResult {
+  index: number;
+  weight: number;
+  /** null: no capacity known, simulated as infinitely fast. */
+  capacityPerSec: number | null;
+  attempts: number;
+  /** This instance's share of the service's attempts that reached an instance. */
+  share: number | null;
+  /** sᵢ: busy time over the simulated duration; null when the capacity is unknown. */
+  utilisation: number | null;
+  records: number;
+  maxQueueLength: number;
+  queueWaitMs: Percentiles;
+  /** Time this instance was down (faults) within the run. */
+  downMs: number;
+  predicted: InstancePrediction | null;
+}
+
+export interface ServicePrediction {
+  /** Records/s offered to the service. */
+  ratePerSec: number | null;
+  /** Records/s of attempts, rate × (1 + E[r]). */
+  attemptsPerSec: number | null;
+  /** E[r] = p + p² + … + pᵐ. */
+  retriesPerRequest: number;
+  weightedLoad: number | null;
+  retryFigure: number;
+}
+
+export interface ServiceResult {
+  name: string;
+  loadBalancing: LoadBalancing;
+  /** True when no instance capacity is known: attempts take no time and utilisation is not measured. */
+  infiniteCapacity: boolean;
+  /** Batches that arrived at the service (first attempts). */
+  requests: number;
+  attempts: number;
+  retries: number;
+  /** Retries the retry budget refused (the batch then failed). */
+  retriesRefused: number;
+  batchesSucceeded: number;
+  /** Batches that failed for good: retries exhausted, a failure not in `retry.on`, or refused by the budget. */
+  batchesFailed: number;
+  /** Batches still being attempted or waiting for a retry at the end. */
+  batchesInFlightAtEnd: number;
+  /** Failed attempts by kind. */
+  failures: Record<FailureKind, number>;
+  /** Records/s that arrived at the service (first attempts). */
+  ratePerSec: number;
+  /** Records/s of all attempts. */
+  attemptsPerSec: number;
+  /** r: retries per request. */
+  retriesPerRequest: number | null;
+  /** R(r, t, m) = r·t/m with t = retry.interval in seconds (0 when m is 0). */
+  retryFigure: number | null;
+  /** L(S, W) = Σ wᵢ·sᵢ / Σ wᵢ over the simulated utilisations. */
+  weightedLoad: number | null;
+  maxQueueLength: number;
+  queueWaitMs: Percentiles;
+  /** From a batch's first record entering a source to the batch's success at this service. */
+  latencyMs: Percentiles;
+  predicted: ServicePrediction;
+  instances: InstanceResult[];
+}
+
+export interface SimulationResult {
+  system: string;
+  environment: string | null;
+  seed: number;
+  durationMs: number;
+  arrival: ArrivalProcess;
+  serviceTime: ServiceTimeDistribution;
+  failureRate: number;
+  /** The record size assumed by each window's maxBytes limit. */
+  recordBytes: number;
+  /** Events taken from the event queue. */
+  events: number;
+  /** What the simulation assumed or left out, in words. */
+  warnings: string[];
+  sources: SourceResult[];
+  services: ServiceResult[];
+  /** From a batch's first record to its success at a sink (a service without `to`). */
+  endToEndMs: Percentiles;
+}
