@@ -1,0 +1,107 @@
+/**
+ * The runtime's internal contracts: what the registry, sources, service instances and the
+ * supervisor share. Each process role is a module under src/runtime/; they talk over HTTP
+ * on loopback (or the Compose network) using the protocol in docs/runtime.md.
+ *
+ * This file holds types only: implementations live beside it.
+ */
+import type { Model, ServiceModel } from "../model/types.js";
+
+/** system.json: what the node target writes beside mbc-runtime.mjs. */
+export interface SystemFile {
+  mbc: 1;
+  /** The normalised model (checkpoint.dir, sink paths etc. still relative to the spec's folder). */
+  model: Model;
+  /** Handler module of each service with a module handler, relative to system.json's folder (e.g. "handlers/process.mjs"). */
+  handlers: Record<string, string>;
+}
+
+/** Where a process runs: resolved once at start from argv, the environment and system.json. */
+export interface RuntimeEnv {
+  /** Folder of system.json: handler paths resolve against it. */
+  systemDir: string;
+  /** Folder that relative spec paths (file sources, sink paths) resolve against. Default: systemDir. */
+  dataDir: string;
+  /** MBC_STATE_DIR, default `checkpoint.dir` resolved against dataDir. */
+  stateDir: string;
+  /** MBC_REGISTRY_URL, default http://127.0.0.1:{registry.port}. */
+  registryUrl: string;
+  /** MBC_BIND, default targets.node.bind. */
+  bind: string;
+  /** MBC_ADVERTISE_HOST, default bind (or 127.0.0.1 when bind is 0.0.0.0 / ::). */
+  advertiseHost: string;
+  /** MBC_TOKEN: when set, the registry refuses registrations and look-ups without it. */
+  token: string | null;
+}
+
+/** A live instance as the registry reports it. */
+export interface InstanceEndpoint {
+  service: string;
+  instance: number;
+  /** Base URL, e.g. http://127.0.0.1:9100 */
+  url: string;
+  weight: number;
+  capacityPerSec: number | null;
+}
+
+/** Discovery client: a cached view of the registry that follows changes. */
+export interface Discovery {
+  /** The live instances of a service, from the cache (never blocks). */
+  instances(service: string): readonly InstanceEndpoint[];
+  /** Resolves once every named service has at least one live instance (or rejects after timeoutMs). */
+  waitFor(services: readonly string[], timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+/** One batch on the wire: `POST /batch` to a service instance. */
+export interface WireBatch {
+  /** Stable across restarts: `{source}-{firstSeq}` at the source, unchanged down the pipeline. */
+  id: string;
+  /** Services the batch has passed, in order (source name first); fan-out sinks use it to keep copies apart. */
+  via: string[];
+  records: unknown[];
+}
+
+/** Sends batches to the next stages; shared by sources and service instances. */
+export interface Dispatcher {
+  /**
+   * Sends the batch to every service in `to` (a fan-out sends each a copy). Resolves once every
+   * one answered 2xx — which, as every stage answers only after its own `to` did, means every
+   * sink downstream has stored it. Rejects with a DispatchFailure after retries or the budget
+   * ran out.
+   */
+  send(to: readonly string[], batch: WireBatch): Promise<void>;
+  close(): void;
+}
+
+export interface DispatchFailure extends Error {
+  service: string;
+  attempts: { instance: number | null; error: string; kind: "timeout" | "5xx" | "connect" | "4xx" | "budget" | "no-instance" }[];
+}
+
+/** What a handler module's default export receives. */
+export interface HandlerContext {
+  batchId: string;
+  service: string;
+  instance: number;
+  config: Record<string, unknown>;
+  log: Logger;
+}
+
+export type Handler = (records: unknown[], ctx: HandlerContext) => Promise<unknown[] | undefined> | unknown[] | undefined;
+
+/** Structured logs: one JSON object a line on stderr. */
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+/** A process role's lifecycle, run by the process scaffolding (src/runtime/process.ts). */
+export interface RoleHandle {
+  /** Stop intake, finish in-flight work up to the deadline, checkpoint. */
+  drain(deadlineMs: number): Promise<void>;
+}
+
+export type { Model, ServiceModel };
