@@ -1,0 +1,57 @@
+/**
+ * The node target: a folder that runs with nothing but Node ≥ 20 (see docs/runtime.md):
+ * mbc-runtime.mjs, system.json, handlers/, package.json and a README.
+ *
+ * Relative paths of the spec (checkpoint.dir, file sources, sink paths) resolve against the
+ * folder the runtime runs from (MBC_DATA_DIR, default this folder): `mbc build` keeps what the
+ * runtime writes there when it rebuilds.
+ */
+import { headerText } from "../../src/build/header.js";
+import { render } from "../../src/build/templates.js";
+import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
+import type { Model } from "../../src/model/types.js";
+import type { SystemFile } from "../../src/runtime/contracts.js";
+
+/** Where a handler module is copied: under handlers/, keeping its path below the spec's folder. */
+export function handlerTarget(path: string): string {
+  return `handlers/${path.replace(/^handlers\//, "")}`;
+}
+
+export const nodeGenerator: Generator = {
+  id: "node",
+  describe: "a folder that runs the whole system with `node mbc-runtime.mjs`",
+  templates: ["README.md.hbs", "package.json.hbs"],
+  generate(model: Model, inputs: BuildInputs): Artefact[] {
+    const handlers: Record<string, string> = {};
+    const copies = new Map<string, Uint8Array>();
+    for (const s of model.services) {
+      if (s.handler?.kind !== "module") continue;
+      const source = inputs.handlerSources[s.handler.path];
+      if (!source) throw new Error(`handler ${s.handler.path} of service "${s.name}" was not read`);
+      const target = handlerTarget(s.handler.path);
+      handlers[s.name] = target;
+      copies.set(target, source);
+    }
+    const system: SystemFile = { mbc: 1, model, handlers };
+    const data = {
+      header: headerText(inputs),
+      name: model.name,
+      description: model.description,
+      version: inputs.version,
+      specName: inputs.specName,
+      sources: model.sources.map((s) => ({ name: s.name, type: s.type, port: s.port, location: s.location })),
+      services: model.services.map((s) => ({ name: s.name, instances: s.instances.length, firstPort: s.port, lastPort: s.port + s.instances.length - 1 })),
+      registryPort: model.registry.port,
+      bind: model.targets.node.bind,
+      stateDir: model.checkpoint.dir,
+    };
+    const artefacts: Artefact[] = [
+      { path: "mbc-runtime.mjs", content: inputs.runtime },
+      { path: "system.json", content: `${JSON.stringify(system, null, 2)}\n` },
+      { path: "package.json", content: render("package.json.hbs", inputs.templates["package.json.hbs"], data) },
+      { path: "README.md", content: render("README.md.hbs", inputs.templates["README.md.hbs"], data) },
+    ];
+    for (const [path, content] of [...copies].sort(([a], [b]) => (a < b ? -1 : 1))) artefacts.push({ path, content });
+    return artefacts;
+  },
+};
