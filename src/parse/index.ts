@@ -53,19 +53,23 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
     diagnostics.push({ code, severity, message, path, file, ...pos(offset), ...(hint ? { hint } : {}) });
   };
 
+  // Lines are counted from the text, not by the parser: after some syntax errors yaml's parser
+  // skips newlines, and every later position would be off. A line ends at "\n", as for yaml.
+  lineCounter.addNewLine(0);
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lineCounter.addNewLine(i + 1);
+
   if (!decoded.ok) {
-    // Count lines of the text before the problem so that the position is right (line 1 starts at 0).
-    lineCounter.addNewLine(0);
-    for (let i = text.indexOf("\n"); i !== -1 && i < decoded.problem.offset; i = text.indexOf("\n", i + 1)) lineCounter.addNewLine(i + 1);
     report("yaml-syntax", "error", decoded.problem.offset, decoded.problem.message, decoded.problem.hint);
   } else {
-    const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true, strict: true });
+    // Duplicate keys are found by duplicateKeys below: yaml's own check (uniqueKeys: true) compares
+    // each key with every earlier key of its map, which is quadratic in the size of `services`.
+    const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false, merge: true, strict: true });
     // An empty file gives an empty stream: no document, no value; the schema check says what is missing.
     const list: Document.Parsed[] = Array.from(docs);
     // One syntax error a line: the parser often reports a single slip several times over.
     const errorLines = new Set<number>();
     for (const d of list) {
-      for (const e of d.errors) {
+      for (const e of withDuplicateKeys(d.errors, duplicateKeys(d))) {
         const line = lineCounter.linePos(e.pos[0]).line;
         if (e.code !== "DUPLICATE_KEY" && errorLines.has(line)) continue;
         errorLines.add(line);
@@ -114,7 +118,7 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
     }
   }
 
-  const lines = text.split(/\r?\n|\r/);
+  const lines = text.split(/\r?\n/);
   const keyIndex = new WeakMap<object, Map<string, Pair>>();
   const pairsOf = (map: { items: Pair[] }): Map<string, Pair> => {
     let index = keyIndex.get(map);
@@ -169,6 +173,51 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
   };
 
   return { file, text, value, diagnostics, locate, lineText: (line) => lines[line - 1] ?? "" };
+}
+
+interface YamlProblem {
+  code: string;
+  pos: [number, number];
+  message: string;
+}
+
+/**
+ * The offsets of repeated keys, in one pass with a set per map. The same as yaml's uniqueKeys
+ * check: scalar keys are equal when their values are (===), other keys never are.
+ */
+function duplicateKeys(doc: Document): number[] {
+  const offsets: number[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const value = pair.key.value;
+        if (Number.isNaN(value)) continue; // NaN !== NaN
+        if (seen.has(value)) offsets.push(pair.key.range?.[0] ?? 0);
+        else seen.add(value);
+      }
+    },
+  });
+  return offsets.sort((a, b) => a - b);
+}
+
+/** yaml's errors with the duplicate keys merged in by position, keeping yaml's own order. */
+function withDuplicateKeys(errors: readonly YamlProblem[], duplicates: number[]): YamlProblem[] {
+  const out: YamlProblem[] = [];
+  let k = 0;
+  const flushBefore = (offset: number) => {
+    for (; k < duplicates.length && (duplicates[k] as number) < offset; k++) {
+      const at = duplicates[k] as number;
+      out.push({ code: "DUPLICATE_KEY", pos: [at, at + 1], message: "Map keys must be unique" });
+    }
+  };
+  for (const e of errors) {
+    flushBefore(e.pos[0]);
+    out.push(e);
+  }
+  flushBefore(Number.POSITIVE_INFINITY);
+  return out;
 }
 
 function firstUnresolvedAlias(doc: Document): { offset: number; name: string } | undefined {
