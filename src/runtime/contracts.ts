@@ -100,7 +100,11 @@ export interface Logger {
 
 /** A process role's lifecycle, run by the process scaffolding (src/runtime/process.ts). */
 export interface RoleHandle {
-  /** Stop intake, finish in-flight work up to the deadline, checkpoint. */
+  /**
+   * Stop intake, finish in-flight work up to the deadline, checkpoint. `deadlineMs` is an
+   * absolute time on the Date.now() clock; work still running then is abandoned (it is not
+   * committed, so a restart re-sends it).
+   */
   drain(deadlineMs: number): Promise<void>;
 }
 

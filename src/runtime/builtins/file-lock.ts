@@ -1,0 +1,187 @@
+/**
+ * An exclusive lock between processes that share a folder. Node has no flock(), so the lock is
+ * a file, `{pid, host, token}`, put in place with link(): the holder writes a temporary file and
+ * links it to the lock's name, which fails when the name exists. link() is atomic on local file
+ * systems and shared volumes alike (it is the classic NFS-safe lock), and the lock file is never
+ * seen half-written (where a file system has no hard links, O_EXCL creation takes its place).
+ * That is what instances of one sink need, whether they run under one supervisor or in
+ * separate containers sharing a volume.
+ *
+ * A holder that crashed leaves its file behind. A lock is stale, and may be broken, when its
+ * holder ran on this host and its pid is gone (seen at once: the supervisor's case), or when
+ * its file has not been touched for `staleMs` (other hosts and containers, whose pids mean
+ * nothing here). A live holder touches its file every staleMs / 3 so that a long write is not
+ * taken for a crash.
+ *
+ * Breaking renames the stale file aside, then checks that the file moved is the one judged
+ * stale (same token): of two waiters breaking at once only one can move it, and a waiter that
+ * moved a fresh lock by mistake puts it back (link() again, which fails if the name was taken
+ * meanwhile). A holder checks that the lock is still its own (`held()`) before it writes.
+ */
+import { randomUUID } from "node:crypto";
+import { link, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+
+export interface FileLockOptions {
+  /** A lock file untouched for this long belongs to a dead holder. */
+  staleMs?: number;
+  /** Give up waiting after this long (the error names the holder). */
+  timeoutMs?: number;
+}
+
+export interface FileLock {
+  /** Whether the lock file is still this holder's (false if someone broke it as stale). */
+  held(): Promise<boolean>;
+  /** Removes the lock file if it is still this holder's. Never throws. */
+  release(): Promise<void>;
+}
+
+export const DEFAULT_LOCK_STALE_MS = 10_000;
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+interface Holder {
+  token: string | null;
+  mtimeMs: number;
+  pid: number | null;
+  host: string | null;
+}
+
+export async function acquireFileLock(path: string, options: FileLockOptions = {}): Promise<FileLock> {
+  const staleMs = options.staleMs ?? DEFAULT_LOCK_STALE_MS;
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const host = hostname();
+  let wait = 1;
+  for (;;) {
+    const token = randomUUID();
+    if (await tryCreate(path, host, token)) return holdLock(path, token, staleMs);
+    const holder = await readHolder(path);
+    if (holder === null) continue;
+    if (isStale(holder, host, staleMs)) {
+      await breakLock(path, holder);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const who = holder.pid === null ? "another process" : `pid ${holder.pid}${holder.host === null ? "" : ` on ${holder.host}`}`;
+      throw new Error(`timed out waiting for the lock ${path}, held by ${who}`);
+    }
+    // Holders keep the lock for one append and its fsyncs: short waits, growing to 50 ms.
+    await new Promise((resolve) => setTimeout(resolve, wait + Math.random() * wait));
+    wait = Math.min(wait * 2, 50);
+  }
+}
+
+/** File systems that refuse hard links answer link() with one of these. */
+const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV"]);
+
+/** Puts a complete lock file in place; false when the name is taken. */
+async function tryCreate(path: string, host: string, token: string): Promise<boolean> {
+  const content = JSON.stringify({ pid: process.pid, host, token, at: new Date().toISOString() });
+  const temp = `${path}.${token}.tmp`;
+  await writeFile(temp, content, { flag: "wx" });
+  try {
+    await link(temp, path);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code === "EEXIST") return false;
+    if (!NO_LINKS.has(code)) throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+  // No hard links here: O_EXCL creation is just as exclusive; a reader may only catch the file
+  // before its content is written, and then judges it by its age.
+  try {
+    await writeFile(path, content, { flag: "wx" });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
+function holdLock(path: string, token: string, staleMs: number): FileLock {
+  const isMine = async (): Promise<boolean> => (await readHolder(path).catch(() => null))?.token === token;
+  const touch = setInterval(
+    () => {
+      const now = new Date();
+      isMine()
+        .then((mine) => (mine ? utimes(path, now, now) : undefined))
+        .catch(() => {
+          // A failed touch only risks the lock looking stale later; held() catches that.
+        });
+    },
+    Math.max(1, Math.floor(staleMs / 3)),
+  );
+  touch.unref();
+  let released = false;
+  return {
+    held: isMine,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(touch);
+      try {
+        if (await isMine()) await unlink(path);
+      } catch {
+        // Already gone: nothing to release.
+      }
+    },
+  };
+}
+
+async function readHolder(path: string): Promise<Holder | null> {
+  let text: string;
+  let mtimeMs: number;
+  try {
+    mtimeMs = (await stat(path)).mtimeMs;
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  const holder: Holder = { token: null, mtimeMs, pid: null, host: null };
+  try {
+    const info = JSON.parse(text) as { pid?: unknown; host?: unknown; token?: unknown };
+    if (typeof info.token === "string") holder.token = info.token;
+    if (typeof info.pid === "number" && Number.isInteger(info.pid)) holder.pid = info.pid;
+    if (typeof info.host === "string") holder.host = info.host;
+  } catch {
+    // Not written by this code: judged by its age alone.
+  }
+  return holder;
+}
+
+function isStale(holder: Holder, host: string, staleMs: number): boolean {
+  if (holder.pid !== null && holder.host === host && holder.pid !== process.pid && !isAlive(holder.pid)) return true;
+  return Date.now() - holder.mtimeMs > staleMs;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function breakLock(path: string, stale: Holder): Promise<void> {
+  const aside = `${path}.stale-${randomUUID()}`;
+  try {
+    await rename(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    const moved = await readHolder(aside);
+    const same = moved !== null && moved.token === stale.token && (stale.token !== null || moved.mtimeMs === stale.mtimeMs);
+    if (!same) {
+      // Another waiter broke the stale lock first and a new holder took the name: give it back.
+      await link(aside, path).catch(() => undefined);
+    }
+  } finally {
+    await unlink(aside).catch(() => undefined);
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * `builtin:jsonl-sink`: appends one JSON line a record to `config.path` (resolved against the
+ * data folder), idempotent by batch.
+ *
+ * Files, for `config.path` = P:
+ * - `P`          the records, one JSON line each;
+ * - `P.batches`  the index: one line `{"key": …, "end": N, "records": n}` per stored batch,
+ *                where `end` is P's length once that batch was appended;
+ * - `P.lock`     held while one batch is appended (see file-lock.ts).
+ *
+ * A batch's key is its id and its path, `source/…/sink#id` (the services it passed, this sink
+ * last): a fan-out copy that reaches the sink by another path is another key, and is stored,
+ * while the same batch re-sent after a restart or retried after a timeout is the same key,
+ * and is skipped.
+ *
+ * Storing a batch, under the lock: catch up with the index (other instances may have added to
+ * it), repair (below), skip the batch if its key is known, append its lines, fsync, append its
+ * index line, fsync. So the index only ever names batches whose lines are durably in P, and
+ * P's length beyond the last `end` can only be a batch whose writer crashed before finishing
+ * it: every lock holder (and the sink at start) truncates P back to the last `end` first. A
+ * crash therefore leaves neither a duplicate nor a partial line, and a re-sent batch is
+ * stored exactly once. A half-written index line (a crash during its write) is cut off too;
+ * its batch, no longer indexed, is truncated and stored again when it comes back.
+ *
+ * Several instances of one sink service share the file and its index, serialised by the lock,
+ * rather than each writing its own file: a retry goes to *another* instance, so per-instance
+ * files would store a batch whose first attempt timed out twice, and readers would have to
+ * know to merge `P`, `P-1`, …. The instances must share P's folder (one machine, or one volume).
+ * Within one process, batches are appended one at a time (in order of arrival).
+ *
+ * `checkpoint.fsync: false` skips the fsyncs (faster, and a power loss may lose acknowledged
+ * records; a process crash still cannot, as the page cache survives it).
+ */
+import { constants } from "node:fs";
+import { type FileHandle, mkdir, open } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import type { Logger } from "../contracts.js";
+import { acquireFileLock, type FileLockOptions } from "./file-lock.js";
+
+export interface JsonlStoreOptions {
+  /** fsync data and index before a batch counts as stored (checkpoint.fsync). */
+  fsync: boolean;
+  log: Logger;
+  lock?: FileLockOptions;
+}
+
+/** What the sink builtin needs from `config`. */
+export interface JsonlSinkConfig {
+  path: string;
+}
+
+/** `config.path`, checked, resolved against `dataDir`. */
+export function sinkPath(service: string, config: Record<string, unknown>, dataDir: string): string {
+  const path = config.path;
+  if (path === undefined) throw new Error(`service ${service}: builtin:jsonl-sink needs config.path (the JSONL file to append to)`);
+  if (typeof path !== "string" || path.trim() === "")
+    throw new Error(`service ${service}: builtin:jsonl-sink's config.path must be a non-empty string, not ${JSON.stringify(path)}`);
+  return isAbsolute(path) ? path : resolve(dataDir, path);
+}
+
+/** The index key of a batch at a sink: its path (via, then the sink) and its id. */
+export function batchKey(via: readonly string[], sink: string, id: string): string {
+  // Service and source names cannot hold "/" or "#", so the key splits one way only.
+  return `${[...via, sink].join("/")}#${id}`;
+}
+
+interface IndexLine {
+  key: string;
+  end: number;
+}
+
+/** An append-only JSONL file with an index of stored batches, safe to share between processes. */
+export class JsonlStore {
+  private readonly keys = new Set<string>();
+  /** Bytes of the index read so far (complete lines only). */
+  private indexRead = 0;
+  /** The data file's length as the index says: the `end` of its last line. */
+  private end = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly data: FileHandle,
+    private readonly index: FileHandle,
+    private readonly options: JsonlStoreOptions,
+  ) {}
+
+  /** Opens (creating) the files, loads the index and repairs what a crash left. */
+  static async open(path: string, options: JsonlStoreOptions): Promise<JsonlStore> {
+    await mkdir(dirname(path), { recursive: true });
+    const flags = constants.O_RDWR | constants.O_CREAT;
+    const data = await open(path, flags, 0o644);
+    let index: FileHandle;
+    try {
+      index = await open(`${path}.batches`, flags, 0o644);
+    } catch (err) {
+      await data.close();
+      throw err;
+    }
+    const store = new JsonlStore(path, data, index, options);
+    try {
+      if (options.fsync) await syncFolder(dirname(path));
+      await store.locked(() => Promise.resolve());
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Batches stored (as far as this process has read the index). */
+  get size(): number {
+    return this.keys.size;
+  }
+
+  has(key: string): boolean {
+    return this.keys.has(key);
+  }
+
+  /** Stores the records of batch `key` once: true when appended now, false when it was already stored. */
+  store(key: string, records: readonly unknown[]): Promise<boolean> {
+    return this.serial(async () => {
+      // Keys are never removed from the index, so a known key needs no lock.
+      if (this.keys.has(key)) return false;
+      return this.locked(async (verify) => {
+        if (this.keys.has(key)) return false;
+        const body = Buffer.from(records.map((r) => `${JSON.stringify(r) ?? "null"}\n`).join(""));
+        await verify();
+        await writeAll(this.data, body, this.end);
+        if (this.options.fsync) await this.data.datasync();
+        const end = this.end + body.length;
+        const line = Buffer.from(`${JSON.stringify({ key, end, records: records.length })}\n`);
+        await writeAll(this.index, line, this.indexRead);
+        if (this.options.fsync) await this.index.datasync();
+        this.end = end;
+        this.indexRead += line.length;
+        this.keys.add(key);
+        return true;
+      });
+    });
+  }
+
+  /** Waits for the batches being stored, then closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => undefined);
+    await Promise.allSettled([this.data.close(), this.index.close()]);
+  }
+
+  /** Runs `task` after every earlier one of this store, whatever their outcome. */
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `task` holding the lock, after catching up with the index and repairing the data file. */
+  private async locked<T>(task: (verify: () => Promise<void>) => Promise<T>): Promise<T> {
+    const lockPath = `${this.path}.lock`;
+    const lock = await acquireFileLock(lockPath, this.options.lock);
+    try {
+      await this.catchUp();
+      return await task(async () => {
+        if (!(await lock.held())) throw new Error(`${this.path}: lost ${lockPath} (taken over as stale); not writing`);
+      });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Reads index lines added since the last look, cuts a torn last line, truncates data past the last `end`. Holds the lock. */
+  private async catchUp(): Promise<void> {
+    const indexSize = (await this.index.stat()).size;
+    if (indexSize < this.indexRead) {
+      throw new Error(`${this.path}.batches shrank from ${this.indexRead} to ${indexSize} bytes while in use: it was changed outside the sink`);
+    }
+    if (indexSize > this.indexRead) {
+      const tail = Buffer.alloc(indexSize - this.indexRead);
+      await readAll(this.index, tail, this.indexRead);
+      const complete = tail.lastIndexOf(0x0a) + 1;
+      let offset = this.indexRead;
+      for (const text of tail.subarray(0, complete).toString("utf8").split("\n")) {
+        if (text === "") continue;
+        const entry = parseIndexLine(text);
+        if (entry === null) throw new Error(`${this.path}.batches: unreadable line at byte ${offset}: ${JSON.stringify(text.slice(0, 200))}`);
+        this.keys.add(entry.key);
+        this.end = entry.end;
+        offset += Buffer.byteLength(text) + 1;
+      }
+      this.indexRead += complete;
+      if (complete < tail.length) {
+        // A torn line: its writer crashed before finishing it (we hold the lock, nobody is writing).
+        this.options.log.warn("cutting an index line left unfinished by a crash", { file: `${this.path}.batches`, bytes: tail.length - complete });
+        await this.index.truncate(this.indexRead);
+        if (this.options.fsync) await this.index.datasync();
+      }
+    }
+    const dataSize = (await this.data.stat()).size;
+    if (dataSize > this.end) {
+      this.options.log.warn("removing the lines of a batch whose storing was interrupted", { file: this.path, bytes: dataSize - this.end });
+      await this.data.truncate(this.end);
+      if (this.options.fsync) await this.data.datasync();
+    } else if (dataSize < this.end) {
+      throw new Error(
+        `${this.path} holds ${dataSize} bytes but its index ${this.path}.batches says ${this.end}: the file was changed outside the sink (move both away to start afresh)`,
+      );
+    }
+  }
+}
+
+function parseIndexLine(text: string): IndexLine | null {
+  try {
+    const v = JSON.parse(text) as Partial<IndexLine>;
+    if (typeof v.key === "string" && typeof v.end === "number" && Number.isSafeInteger(v.end) && v.end >= 0) return { key: v.key, end: v.end };
+  } catch {
+    // Reported by the caller with the line's position.
+  }
+  return null;
+}
+
+async function writeAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function readAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await handle.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw new Error("the file shrank while being read");
+    done += bytesRead;
+  }
+}
+
+/** fsync a folder, so that files just created in it survive a power loss. */
+async function syncFolder(path: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, "r");
+    await handle.sync();
+  } catch {
+    // Some platforms and file systems cannot fsync a folder; the files' own fsyncs still hold.
+  } finally {
+    await handle?.close();
+  }
+}

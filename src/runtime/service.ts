@@ -1,0 +1,290 @@
+/**
+ * The service-instance role: `POST /batch` runs the service's handler on the batch, sends the
+ * result to the service's `to` stages, and answers 200 only once they all answered 200 — so,
+ * down the pipeline, a 200 means every sink has stored the batch (a sink answers once its
+ * handler resolved). It answers 500 with the error when the handler failed or a downstream
+ * service failed after its retries: the caller decides about retries and dead letters (an
+ * instance never dead-letters).
+ *
+ * The batch passed on keeps its id and gets this service appended to `via`. A handler that
+ * returns no records sends nothing downstream (there is nothing to store).
+ *
+ * Admission: at most `concurrency` batches run at once and `queue` more wait (FIFO); beyond
+ * that, and before `start()` finished or once draining began, the answer is 503 with
+ * Retry-After, so the caller's retry goes to another instance.
+ *
+ * Drain: new batches get 503, waiting ones too (they have not started: the caller sends them
+ * elsewhere), running ones finish up to the deadline; then the handler is closed (a sink's
+ * files). The process scaffolding deregisters the instance and stops the server.
+ */
+import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "./contracts.js";
+import { createDispatcher } from "./dispatch.js";
+import { loadHandler, type StageHandler } from "./handlers.js";
+import { DEFAULT_BODY_LIMIT, HttpError, type ReadyState, type Reply, type Route, type RouteRequest } from "./http.js";
+import type { RuntimeMetrics } from "./metrics.js";
+import type { RoleFactory } from "./process.js";
+
+export type ServiceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "queueDepth">;
+
+/** Batches one instance runs at once unless told otherwise. */
+export const DEFAULT_CONCURRENCY = 8;
+/** Batches that may wait for a slot before the instance answers 503. */
+export const DEFAULT_QUEUE = 16;
+
+export interface ServiceRoleOptions {
+  system: SystemFile;
+  /** Where system.json is (handler modules load from it only) and what config paths resolve against. */
+  env: { systemDir: string; dataDir: string };
+  service: ServiceModel;
+  instance: number;
+  dispatcher: Dispatcher;
+  log: Logger;
+  metrics?: ServiceMetrics;
+  concurrency?: number;
+  queue?: number;
+  /** Largest batch body accepted (413 beyond); default: 4 × the largest source batch, at least http.ts's default. */
+  bodyLimit?: number;
+  /** A handler to use instead of loading the service's own (tests). */
+  handler?: StageHandler;
+}
+
+export interface ServiceRole extends RoleHandle {
+  readonly routes: Route[];
+  /** Loads the handler (a builtin opens its files); batches are refused with 503 until it resolves. */
+  start(): Promise<void>;
+  /** Started and not draining. */
+  isReady(): boolean;
+  /** isReady with the reason, as process.ts's /readyz wants it. */
+  ready(): ReadyState;
+  isDraining(): boolean;
+  /** Batches running or waiting. */
+  inFlight(): number;
+  /** The whole of `POST /batch` on a parsed body (the route reads and parses it). */
+  handleBatch(body: unknown): Promise<Reply>;
+}
+
+interface Waiter {
+  admit: () => void;
+  refuse: () => void;
+}
+
+/** A checked batch body: the reason it is not one, or the batch. */
+export function parseWireBatch(body: unknown): { id: string; via: string[]; records: unknown[] } | string {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return "the body must be a JSON object {id, via, records}";
+  const { id, via, records } = body as Record<string, unknown>;
+  if (typeof id !== "string" || id === "") return "`id` must be a non-empty string";
+  if (id.length > 1024) return "`id` is longer than 1024 characters";
+  if (!Array.isArray(via) || !via.every((v) => typeof v === "string")) return "`via` must be an array of service names";
+  if (!Array.isArray(records)) return "`records` must be an array";
+  return { id, via: via as string[], records };
+}
+
+export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
+  const { service, instance, dispatcher, metrics } = options;
+  const log = options.log;
+  const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
+  const queueLimit = Math.max(0, options.queue ?? DEFAULT_QUEUE);
+  const largestBatch = Math.max(0, ...options.system.model.sources.map((s) => s.batch.maxBytes));
+  const bodyLimit = options.bodyLimit ?? Math.max(DEFAULT_BODY_LIMIT, 4 * largestBatch);
+
+  let handler: StageHandler | null = options.handler ?? null;
+  let started = false;
+  let draining = false;
+  let running = 0;
+  const waiting: Waiter[] = [];
+  let idle: (() => void) | null = null;
+
+  const depth = () => metrics?.queueDepth(running + waiting.length);
+
+  const unavailable = (why: string): HttpError => new HttpError(503, why, { "retry-after": "1" });
+
+  /** Takes a slot, waiting in line if needed; rejects with 503 when the line is full or the instance drains. */
+  const acquire = (): Promise<void> => {
+    if (!started) return Promise.reject(unavailable("starting"));
+    if (draining) return Promise.reject(unavailable("draining: shutting down"));
+    if (running < concurrency) {
+      running++;
+      depth();
+      return Promise.resolve();
+    }
+    if (waiting.length >= queueLimit) return Promise.reject(unavailable(`busy: ${running} batches running and ${waiting.length} waiting`));
+    return new Promise((resolve, reject) => {
+      waiting.push({
+        admit: () => {
+          running++;
+          resolve();
+        },
+        refuse: () => reject(unavailable("draining: shutting down")),
+      });
+      depth();
+    });
+  };
+
+  const release = (): void => {
+    running--;
+    const next = waiting.shift();
+    if (next !== undefined) next.admit();
+    depth();
+    if (running === 0 && waiting.length === 0 && idle !== null) idle();
+  };
+
+  const handleBatch = async (body: unknown): Promise<Reply> => {
+    const parsed = parseWireBatch(body);
+    if (typeof parsed === "string") throw new HttpError(400, parsed);
+    try {
+      await acquire();
+    } catch (err) {
+      metrics?.batch("rejected", 0);
+      throw err;
+    }
+    const t0 = performance.now();
+    const seconds = () => (performance.now() - t0) / 1000;
+    try {
+      metrics?.recordsIn(parsed.records.length);
+      const stage = handler;
+      if (stage === null) throw new Error("the handler is not loaded");
+      const out = await stage.run(parsed);
+      if (service.to.length > 0 && out.length > 0) {
+        await dispatcher.send(service.to, { id: parsed.id, via: [...parsed.via, service.name], records: out });
+      }
+      metrics?.recordsOut(service.to.length > 0 ? out.length : parsed.records.length);
+      metrics?.batch("ok", seconds());
+      return { status: 200, json: { ok: true } };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.error("batch failed", { batch: parsed.id, via: parsed.via, records: parsed.records.length, error: err });
+      metrics?.batch("error", seconds());
+      return { status: 500, json: { error: message } };
+    } finally {
+      release();
+    }
+  };
+
+  const routes: Route[] = [
+    {
+      method: "POST",
+      path: "/batch",
+      bodyLimit,
+      async handle(req: RouteRequest) {
+        // Refuse before reading the body when the answer is 503 anyway: the caller moves on sooner.
+        if (!started || draining) {
+          metrics?.batch("rejected", 0);
+          throw unavailable(draining ? "draining: shutting down" : "starting");
+        }
+        return handleBatch(await req.json());
+      },
+    },
+  ];
+
+  return {
+    routes,
+    handleBatch,
+    isReady: () => started && !draining,
+    ready: () => (started && !draining ? { ready: true } : { ready: false, reasons: [draining ? "draining" : "loading the handler"] }),
+    isDraining: () => draining,
+    inFlight: () => running + waiting.length,
+
+    async start() {
+      if (started) return;
+      if (handler === null) {
+        handler = await loadHandler({
+          service,
+          instance,
+          systemDir: options.env.systemDir,
+          dataDir: options.env.dataDir,
+          handlers: options.system.handlers,
+          fsync: options.system.model.checkpoint.fsync,
+          log,
+        });
+      }
+      started = true;
+      log.info("handler ready", { handler: handler.description, concurrency, queue: queueLimit });
+    },
+
+    async drain(deadlineMs: number) {
+      if (!draining) {
+        draining = true;
+        // Counted as rejected by handleBatch, where each refusal lands.
+        for (const w of waiting.splice(0)) w.refuse();
+        depth();
+      }
+      if (running > 0) {
+        log.info("draining", { running });
+        const finished = await waitUntil(
+          new Promise<void>((resolve) => {
+            idle = resolve;
+            if (running === 0) resolve();
+          }),
+          deadlineMs,
+        );
+        idle = null;
+        if (!finished) log.warn("drain deadline passed with batches still running; their callers will retry", { running });
+      }
+      const stage = handler;
+      if (stage !== null) {
+        const closed = await waitUntil(
+          stage.close().catch((err: unknown) => log.error("closing the handler failed", { error: err })),
+          deadlineMs,
+        );
+        if (!closed) log.warn("drain deadline passed while closing the handler");
+      }
+    },
+  };
+}
+
+/** Waits for `work` until the Date.now() deadline; true if it settled in time. */
+async function waitUntil(work: Promise<unknown>, deadlineMs: number): Promise<boolean> {
+  const left = deadlineMs - Date.now();
+  if (left <= 0) {
+    // Past the deadline already: take what is done, nothing more.
+    return Promise.race([work.then(() => true), Promise.resolve(false)]);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), left);
+  });
+  try {
+    return await Promise.race([work.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The service role as process.ts runs it (`runMain`'s `roles.service`): the dispatcher uses the
+ * process's discovery, keep-alive client, metrics and log, and is closed once the drain is
+ * over. A sink never touches discovery, so it does not poll the registry for nothing.
+ */
+export const serviceRole: RoleFactory = (ctx) => {
+  const spec = ctx.spec;
+  if (spec.kind !== "service") throw new Error(`the service role cannot run as a ${spec.kind}`);
+  const discovery: Discovery = {
+    instances: (service) => ctx.discovery.instances(service),
+    waitFor: (services, timeoutMs) => ctx.discovery.waitFor(services, timeoutMs),
+    close() {
+      // The process owns discovery and closes it on exit.
+    },
+  };
+  const dispatcher = createDispatcher({ services: ctx.model.services, discovery, log: ctx.log, metrics: ctx.metrics, client: ctx.client });
+  const role = createServiceRole({
+    system: ctx.system,
+    env: ctx.env,
+    service: spec.service,
+    instance: spec.instance,
+    dispatcher,
+    log: ctx.log,
+    metrics: ctx.metrics,
+  });
+  return {
+    routes: role.routes,
+    start: () => role.start(),
+    ready: () => role.ready(),
+    async drain(deadlineMs) {
+      try {
+        await role.drain(deadlineMs);
+      } finally {
+        dispatcher.close();
+      }
+    },
+  };
+};

@@ -1,0 +1,558 @@
+/**
+ * The source pipeline, shared by the http, file and generator sources: durable log → batcher →
+ * batch log → dispatch → commit log.
+ *
+ * - `append` numbers records and writes them to the durable log (group-committed); once they
+ *   are durable it hands them to the batcher, in sequence order, and resolves (an http source
+ *   answers 202 only then).
+ * - A closed batch's boundaries are logged and made durable before it is sent, so its id is
+ *   the same after a restart. Up to `maxInFlight` batches are sent at once, in id order, and
+ *   they are committed strictly in order: the commit log is always a prefix of the batch log.
+ * - A batch whose send rejects (a DispatchFailure after retries or the retry budget) goes to
+ *   the dead-letter folder and is then committed and counted: it is not lost, and the source
+ *   moves on.
+ * - The queue is bounded: records accepted and not committed yet, in count and in bytes (see
+ *   `queueLimits`). A source stops taking records while it is full (http answers 503).
+ * - At start, the batches logged but not committed are re-sent first, with their ids, then the
+ *   logged records after them are batched again.
+ * - `drain(deadline)`: stop intake, close the open batch, wait for what is queued and in
+ *   flight up to the deadline, then flush the log. What did not finish stays uncommitted and is
+ *   re-sent by the next start.
+ *
+ * A write or fsync error of the log is fatal (`onFatal`): records can no longer be made
+ * durable, and a restart's recovery is the safe way on.
+ */
+import { join } from "node:path";
+import { Counter } from "prom-client";
+import type { BatchModel, SourceModel } from "../model/types.js";
+import { Batcher, type ClosedBatch, type Cursor, type Timer } from "./batcher.js";
+import type { Dispatcher, Logger, WireBatch } from "./contracts.js";
+import { writeDeadLetter } from "./dead-letter.js";
+import { createDispatcher } from "./dispatch.js";
+import type { RuntimeMetrics } from "./metrics.js";
+import type { Role, RoleContext, RoleFactory } from "./process.js";
+import { type Recovery, SourceLog } from "./source-log.js";
+import { FileSource, resolveSourceFile } from "./sources/file.js";
+import { GeneratorSource } from "./sources/generator.js";
+import { httpSourceRoute } from "./sources/http.js";
+
+/** What a source reports; RuntimeMetrics has all of it. */
+export type SourceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "deadLetter" | "queueDepth">;
+
+/**
+ * Batches sent at once. One at a time would leave all but one instance of a balanced service
+ * idle; a few keep them busy while commits stay in order. Retries happen inside a send, so
+ * this does not multiply load on a failing service beyond its retry budget.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 8;
+
+/**
+ * The bounded queue: records accepted and not committed yet. 64 batches' worth of records
+ * (at least 1024) and of bytes (between 16 MiB and 256 MiB): enough to absorb a burst while
+ * a few batches are in flight, small enough that a stuck pipeline turns into 503s within
+ * seconds instead of into memory growth (queued records are held in memory until committed).
+ */
+export const QUEUE_BATCHES = 64;
+export const MIN_QUEUE_RECORDS = 1024;
+export const MIN_QUEUE_BYTES = 16 * 1024 * 1024;
+export const MAX_QUEUE_BYTES = 256 * 1024 * 1024;
+
+export interface QueueLimits {
+  records: number;
+  bytes: number;
+}
+
+export function queueLimits(batch: BatchModel): QueueLimits {
+  return {
+    records: Math.max(QUEUE_BATCHES * batch.maxRecords, MIN_QUEUE_RECORDS),
+    bytes: Math.min(Math.max(QUEUE_BATCHES * batch.maxBytes, MIN_QUEUE_BYTES), MAX_QUEUE_BYTES),
+  };
+}
+
+/** The folder of a source's durable log. */
+export function sourceLogDir(stateDir: string, source: string): string {
+  return join(stateDir, "sources", source);
+}
+
+/** Records to append: their values, JSON texts (one line each) and the texts' UTF-8 sizes. */
+export interface RecordsIn {
+  records: unknown[];
+  lines: string[];
+  bytes: number[];
+  /** File source: where reading stands after each record. */
+  cursors?: Cursor[];
+}
+
+export type DeadLetterWriter = (batch: WireBatch, error: unknown) => Promise<unknown>;
+
+export interface SourcePipelineOptions {
+  source: SourceModel;
+  /** Where `sources/NAME/` and `dead-letter/` live. */
+  stateDir: string;
+  fsync: boolean;
+  dispatcher: Dispatcher;
+  log: Logger;
+  metrics: SourceMetrics;
+  /** Default: the dead-letter folder of `stateDir`. */
+  deadLetter?: DeadLetterWriter;
+  /** Default: `queueLimits(source.batch)`. */
+  queue?: QueueLimits;
+  maxInFlight?: number;
+  /** Drop logged records that no batch holds yet (the file source reads them again). */
+  discardUnbatched?: boolean;
+  timer?: Timer;
+  /** Monotonic clock in ms, for batch durations (default performance.now). */
+  now?: () => number;
+  /**
+   * Whether batches may be sent now (default: always). The role holds them while the first
+   * stage has no live instance: sending would only fail and dead-letter them. Call `poke()`
+   * when the answer may have changed.
+   */
+  canSend?: () => boolean;
+  /** Called once when the log fails; the process should exit and let recovery take over. */
+  onFatal?: (error: Error) => void;
+  segmentBytes?: number;
+}
+
+interface Entry {
+  batch: ClosedBatch;
+  /** Its boundaries are durable in the batch log. */
+  logged: boolean;
+  state: "waiting" | "sending" | "done";
+  startedAt: number;
+}
+
+export class SourcePipeline {
+  readonly source: SourceModel;
+  readonly limits: QueueLimits;
+  /** What the log recovered at start (the file source resumes after `lastBatch.cursor`). */
+  readonly recovery: Recovery;
+  private readonly log: SourceLog;
+  private readonly dispatcher: Dispatcher;
+  private readonly logger: Logger;
+  private readonly metrics: SourceMetrics;
+  private readonly deadLetter: DeadLetterWriter;
+  private readonly maxInFlight: number;
+  private readonly now: () => number;
+  private readonly onFatal: (error: Error) => void;
+  private readonly canSend: () => boolean;
+  private readonly batcher: Batcher;
+  private readonly entries: Entry[] = [];
+  private sending = 0;
+  private appending = 0;
+  private depthRecords = 0;
+  private depthBytes = 0;
+  private draining = false;
+  /** Past the drain deadline: late answers are ignored (their batches stay uncommitted). */
+  private stopped = false;
+  private fatal: Error | null = null;
+  private waiters: (() => void)[] = [];
+  private committedBatches = 0;
+  private deadLetters = 0;
+
+  private constructor(options: SourcePipelineOptions, log: SourceLog, recovery: Recovery) {
+    this.source = options.source;
+    this.limits = options.queue ?? queueLimits(options.source.batch);
+    this.recovery = recovery;
+    this.log = log;
+    this.dispatcher = options.dispatcher;
+    this.logger = options.log;
+    this.metrics = options.metrics;
+    const stateDir = options.stateDir;
+    this.deadLetter = options.deadLetter ?? ((batch, error) => writeDeadLetter(stateDir, batch, error));
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    this.now = options.now ?? (() => performance.now());
+    this.onFatal = options.onFatal ?? (() => {});
+    this.canSend = options.canSend ?? (() => true);
+    this.batcher = new Batcher({
+      source: options.source.name,
+      limits: options.source.batch,
+      timer: options.timer,
+      onBatch: (batch) => this.closed(batch),
+    });
+  }
+
+  /** Opens the source's log, recovers it, and queues what a previous run left unfinished. */
+  static async open(options: SourcePipelineOptions): Promise<SourcePipeline> {
+    const dir = sourceLogDir(options.stateDir, options.source.name);
+    const { log, recovery } = await SourceLog.open(dir, {
+      source: options.source.name,
+      fsync: options.fsync,
+      discardUnbatched: options.discardUnbatched,
+      segmentBytes: options.segmentBytes,
+    });
+    const pipeline = new SourcePipeline(options, log, recovery);
+    pipeline.resume(recovery);
+    return pipeline;
+  }
+
+  private resume(recovery: Recovery): void {
+    for (const note of recovery.notes) this.logger.warn("log recovery", { note });
+    if (recovery.pending.length > 0 || recovery.unbatched.records.length > 0) {
+      this.logger.info("resuming after the last committed batch", {
+        committedThrough: recovery.committedThrough,
+        resend: recovery.pending.map((b) => b.id),
+        unbatched: recovery.unbatched.records.length,
+      });
+    }
+    for (const batch of recovery.pending) {
+      this.entries.push({ batch, logged: true, state: "waiting", startedAt: 0 });
+      this.depthRecords += batch.records.length;
+      this.depthBytes += recordBytes(batch);
+    }
+    const { first, records, bytes } = recovery.unbatched;
+    for (let k = 0; k < records.length; k++) {
+      this.depthRecords += 1;
+      this.depthBytes += bytes[k] as number;
+      this.batcher.add(first + k, records[k], bytes[k] as number);
+    }
+    // Numbers the log skipped (records lost to damage) cannot sit inside one batch: close it.
+    if (first + records.length !== this.log.nextSeq) this.batcher.flush();
+    this.metrics.queueDepth(this.depthRecords);
+    this.pump();
+  }
+
+  /** The sequence number the next appended record gets. */
+  get nextSeq(): number {
+    return this.log.nextSeq;
+  }
+
+  /** Records accepted and not committed yet. */
+  get depth(): number {
+    return this.depthRecords;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** The log's failure, once it failed. */
+  get failure(): Error | null {
+    return this.fatal;
+  }
+
+  /** Counts since start, for logs and tests. */
+  get stats(): { committed: number; deadLetters: number; inFlight: number; queuedBatches: number } {
+    return { committed: this.committedBatches, deadLetters: this.deadLetters, inFlight: this.sending, queuedBatches: this.entries.length };
+  }
+
+  /** Whether `records` more records of `bytes` bytes fit in the queue. An empty queue takes anything, so a large request can always make progress. */
+  hasRoom(records = 1, bytes = 0): boolean {
+    if (this.draining || this.fatal !== null) return false;
+    if (this.depthRecords === 0) return true;
+    return this.depthRecords + records <= this.limits.records && this.depthBytes + bytes <= this.limits.bytes;
+  }
+
+  /** How many more records fit (at least 1 when the queue is empty). */
+  room(): number {
+    if (this.draining || this.fatal !== null) return 0;
+    return Math.max(this.limits.records - this.depthRecords, this.depthRecords === 0 ? 1 : 0);
+  }
+
+  /** Resolves at the next change of the queue (a commit, a batch logged, records appended) or after `timeoutMs`. */
+  whenChanged(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      const waiters = this.waiters;
+      function done() {
+        clearTimeout(timer);
+        const k = waiters.indexOf(done);
+        if (k >= 0) waiters.splice(k, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Appends records to the durable log; resolves with their sequence numbers once they are
+   * durable and batched. Rejects while draining or after the log failed.
+   */
+  async append(input: RecordsIn): Promise<{ first: number; last: number }> {
+    if (this.draining) throw new Error(`source ${this.source.name} is draining`);
+    if (this.fatal !== null) throw this.fatal;
+    const n = input.records.length;
+    let total = 0;
+    for (const b of input.bytes) total += b;
+    this.depthRecords += n;
+    this.depthBytes += total;
+    this.appending += 1;
+    const { first, last, durable } = this.log.appendRecords(input.lines);
+    try {
+      await durable;
+    } catch (error) {
+      this.appending -= 1;
+      this.fail(error);
+      this.notify();
+      throw error;
+    }
+    this.appending -= 1;
+    // Group commits resolve in sequence order, and so do the continuations of one group: the
+    // batcher sees consecutive sequence numbers.
+    for (let k = 0; k < n; k++) this.batcher.add(first + k, input.records[k], input.bytes[k] as number, input.cursors?.[k] ?? null);
+    this.metrics.recordsIn(n);
+    this.metrics.queueDepth(this.depthRecords);
+    this.notify();
+    return { first, last };
+  }
+
+  /** The batcher closed a batch: log its boundaries, then queue it for sending. */
+  private closed(batch: ClosedBatch): void {
+    const entry: Entry = { batch, logged: false, state: "waiting", startedAt: 0 };
+    this.entries.push(entry);
+    const boundaries =
+      batch.cursor === null
+        ? { id: batch.id, first: batch.first, last: batch.last }
+        : { id: batch.id, first: batch.first, last: batch.last, cursor: batch.cursor };
+    this.log.appendBatch(boundaries).then(
+      () => {
+        entry.logged = true;
+        this.pump();
+        this.notify();
+      },
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  /** Sends what is waiting if it may be sent now (after `canSend` may have changed). */
+  poke(): void {
+    this.pump();
+  }
+
+  /** Sends waiting batches, in order, while fewer than maxInFlight are out. */
+  private pump(): void {
+    if (this.stopped || this.fatal !== null || !this.canSend()) return;
+    for (const entry of this.entries) {
+      if (this.sending >= this.maxInFlight) return;
+      if (entry.state !== "waiting") continue;
+      // Keep sends in id order: a batch whose boundaries are not durable yet holds back the ones after it.
+      if (!entry.logged) return;
+      this.send(entry);
+    }
+  }
+
+  private send(entry: Entry): void {
+    entry.state = "sending";
+    entry.startedAt = this.now();
+    this.sending += 1;
+    const { batch } = entry;
+    const wire: WireBatch = { id: batch.id, via: [this.source.name], records: batch.records };
+    let sent: Promise<void>;
+    try {
+      sent = this.dispatcher.send([this.source.to], wire);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
+      () => {
+        if (this.stopped) return;
+        this.sending -= 1;
+        this.metrics.recordsOut(batch.records.length);
+        this.metrics.batch("ok", (this.now() - entry.startedAt) / 1000);
+        this.finish(entry);
+      },
+      (error: unknown) => {
+        if (this.stopped) return;
+        this.toDeadLetter(entry, wire, error);
+      },
+    );
+  }
+
+  private toDeadLetter(entry: Entry, wire: WireBatch, error: unknown): void {
+    this.logger.error("batch failed after its retries: writing it to the dead-letter folder", {
+      batch: wire.id,
+      records: wire.records.length,
+      error,
+    });
+    this.deadLetter(wire, error).then(
+      () => {
+        if (this.stopped) return;
+        this.sending -= 1;
+        this.deadLetters += 1;
+        this.metrics.deadLetter();
+        this.metrics.batch("dead-letter", (this.now() - entry.startedAt) / 1000);
+        this.finish(entry);
+      },
+      (writeError: unknown) => {
+        // Committing it now would lose it; leaving it uncommitted means the next start re-sends it.
+        this.logger.error("could not write the dead letter; the batch stays uncommitted", { batch: wire.id, error: writeError });
+        this.fail(writeError);
+      },
+    );
+  }
+
+  /** A batch has its outcome: commit every finished batch at the head of the queue, in order. */
+  private finish(entry: Entry): void {
+    entry.state = "done";
+    while (this.entries.length > 0 && (this.entries[0] as Entry).state === "done") {
+      const { batch } = this.entries.shift() as Entry;
+      this.log.appendCommit({ id: batch.id, last: batch.last }).catch((error: unknown) => this.fail(error));
+      this.depthRecords -= batch.records.length;
+      this.depthBytes -= recordBytes(batch);
+      this.committedBatches += 1;
+    }
+    this.metrics.queueDepth(this.depthRecords);
+    this.pump();
+    this.notify();
+  }
+
+  private fail(error: unknown): void {
+    if (this.fatal !== null) return;
+    this.fatal = error instanceof Error ? error : new Error(String(error));
+    this.logger.error("the durable log failed: stopping this source", { error: this.fatal });
+    this.batcher.stop();
+    this.onFatal(this.fatal);
+  }
+
+  /** Whether every accepted record is committed (nothing appending, batched or in flight). */
+  get idle(): boolean {
+    return this.appending === 0 && this.batcher.size === 0 && this.entries.length === 0;
+  }
+
+  /**
+   * Stops intake, closes the open batch, waits for queued and in-flight batches until
+   * `deadlineMs` (Date.now() time), then flushes and closes the log.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    this.notify();
+    // Records being appended reach the batcher once durable: wait for them before the last flush.
+    await this.waitUntil(() => this.appending === 0 || this.fatal !== null, deadlineMs);
+    if (this.fatal === null) this.batcher.flush();
+    const finished = await this.waitUntil(() => this.entries.length === 0 || this.fatal !== null, deadlineMs);
+    this.stopped = true;
+    this.batcher.stop();
+    if (!finished && this.fatal === null) {
+      this.logger.warn("drain deadline reached: unfinished batches stay uncommitted and are re-sent at the next start", {
+        batches: this.entries.map((e) => e.batch.id),
+      });
+    }
+    try {
+      await this.log.close();
+    } catch (error) {
+      this.logger.error("could not flush the durable log", { error });
+    }
+    this.notify();
+  }
+
+  /** Waits until `done()` holds or `deadlineMs` passes; whether it holds. */
+  private async waitUntil(done: () => boolean, deadlineMs: number): Promise<boolean> {
+    while (!done()) {
+      const left = deadlineMs - Date.now();
+      if (left <= 0) return false;
+      await this.whenChanged(left);
+    }
+    return true;
+  }
+}
+
+/** The records' own bytes of a batch (its JSON size without the brackets and commas). */
+function recordBytes(batch: ClosedBatch): number {
+  const n = batch.records.length;
+  return n === 0 ? 0 : batch.bytes - n - 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source role
+
+export interface SourceRoleOptions {
+  /** Replaces the HTTP dispatcher (tests). */
+  dispatcher?: Dispatcher;
+  /** What to do when the durable log fails; default: crash (exit 1) so that a restart recovers. */
+  onFatal?: (error: Error) => void;
+  /** File source poll interval. */
+  pollMs?: number;
+  maxInFlight?: number;
+  queue?: QueueLimits;
+}
+
+/**
+ * The default reaction to a failed log: an uncaught exception, which the process scaffolding
+ * logs before exiting 1. The records acknowledged so far are in the log; the supervisor (or
+ * Compose, or systemd) restarts the process and recovery takes it from there.
+ */
+function crash(error: Error): void {
+  setImmediate(() => {
+    throw new Error(`the durable log failed: ${error.message}`, { cause: error });
+  });
+}
+
+/** The source role for the process scaffolding: `--role source --name NAME`. */
+export function sourceRoleFactory(options: SourceRoleOptions = {}): RoleFactory {
+  return (ctx) => createSourceRole(ctx, options);
+}
+
+export async function createSourceRole(ctx: RoleContext, options: SourceRoleOptions = {}): Promise<Role> {
+  const { spec, model, log, metrics } = ctx;
+  if (spec.kind !== "source") throw new Error(`the source role cannot run as ${spec.kind}`);
+  const source = spec.source;
+  if (source.type === "generator" && !(source.ratePerSec !== null && source.ratePerSec > 0)) throw new Error(`generator source ${source.name} needs a rate`);
+  if (source.type === "file" && source.location === null) throw new Error(`file source ${source.name} needs a path`);
+
+  const dispatcher = options.dispatcher ?? createDispatcher({ services: model.services, discovery: ctx.discovery, log, metrics, client: ctx.client });
+  const discovery = options.dispatcher === undefined ? ctx.discovery : null;
+  const pipeline = await SourcePipeline.open({
+    source,
+    stateDir: ctx.env.stateDir,
+    fsync: model.checkpoint.fsync,
+    dispatcher,
+    log,
+    metrics,
+    discardUnbatched: source.type === "file",
+    maxInFlight: options.maxInFlight,
+    queue: options.queue,
+    canSend: discovery === null ? undefined : () => discovery.instances(source.to).length > 0,
+    onFatal: options.onFatal ?? crash,
+  });
+  const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
+
+  let file: FileSource | null = null;
+  let generator: GeneratorSource | null = null;
+  if (source.type === "file") {
+    const badLines = new Counter({
+      name: "mbc_source_bad_lines_total",
+      help: "Lines of a file source that are not JSON (skipped).",
+      registers: [metrics.registry],
+    });
+    file = new FileSource({
+      pipeline,
+      path: resolveSourceFile(ctx.env.dataDir, source.location as string),
+      log,
+      onBadLine: () => badLines.inc(),
+      pollMs: options.pollMs,
+    });
+  } else if (source.type === "generator") {
+    generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec as number, count: source.count, log });
+  }
+
+  return {
+    routes: source.type === "http" ? [httpSourceRoute(source, pipeline)] : [],
+    start() {
+      file?.start();
+      generator?.start();
+      pipeline.poke();
+    },
+    ready() {
+      const failure = pipeline.failure;
+      return failure === null ? { ready: true } : { ready: false, reasons: [`the durable log failed: ${failure.message}`] };
+    },
+    async drain(deadlineMs) {
+      try {
+        await Promise.all([file?.stop(), generator?.stop()]);
+        await pipeline.drain(deadlineMs);
+        const { committed, deadLetters } = pipeline.stats;
+        log.info("source drained", { committed, deadLetters, uncommitted: pipeline.depth, nextSeq: pipeline.nextSeq });
+      } finally {
+        unsubscribe();
+        dispatcher.close();
+      }
+    },
+  };
+}

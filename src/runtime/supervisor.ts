@@ -1,0 +1,472 @@
+/**
+ * The supervisor: `node mbc-runtime.mjs` with no role runs the whole system on one machine, one
+ * child process per role, each running the same bundle with `--role …`.
+ *
+ * - Start order: the registry (waiting until it answers /healthz, up to 10 s), then the service
+ *   instances, sinks first (so a stage's downstream is up before it), then the sources.
+ * - Each child gets the supervisor's environment plus MBC_SYSTEM (so it reads the same
+ *   system.json), its service's `env`, and `--max-old-space-size` from its `resources.memory`.
+ * - Children's output is forwarded line by line to the supervisor's stderr: JSON lines as they
+ *   are (they already carry role, name and instance), any other line (a handler's
+ *   console.log) wrapped in a JSON line naming the child.
+ * - A child that exits while the supervisor is not stopping — crashed, killed, or even exited
+ *   0, as every role is meant to run until stopped — is restarted after its service's retry
+ *   backoff: `interval × multiplier^k` (`interval` for constant backoff), capped at
+ *   `maxInterval`, at least 50 ms so a crash loop cannot spin; k counts the restarts since the
+ *   child last stayed up for `stableMs` (default 10 s). The registry and sources use the
+ *   spec's default retry (100 ms × 2^k, capped at 5 s).
+ * - Children run in their own process group (`detached`), so a Ctrl-C in a terminal reaches
+ *   only the supervisor, which stops them in order: sources first (they stop intake and finish
+ *   their batches while every service is still up), then services from upstream to downstream,
+ *   then the registry. Each stage gets its drain budget plus a grace; a child still running
+ *   then is killed (SIGKILL, with its process group). A child whose supervisor dies sees its
+ *   IPC channel close and drains by itself (process.ts).
+ * - `stop()` resolves `{clean}`: clean when every child exited 0 in time (or died of the
+ *   SIGTERM itself, which happens only before it has installed its handlers, i.e. while it is
+ *   still loading, with nothing in flight).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { stageGraph } from "../model/graph.js";
+import type { Model, ServiceModel } from "../model/types.js";
+import type { Logger, RuntimeEnv } from "./contracts.js";
+import { drainBudgetMs, type EnvVars, type RoleSpec, type RuntimeSetup } from "./env.js";
+import { createHttpClient } from "./http.js";
+import { createLogger, formatLine } from "./log.js";
+
+export interface RestartPolicy {
+  intervalMs: number;
+  multiplier: number;
+  maxIntervalMs: number;
+}
+
+/** The spec's default retry, for the children that are not service instances. */
+export const DEFAULT_RESTART: RestartPolicy = { intervalMs: 100, multiplier: 2, maxIntervalMs: 5000 };
+const MIN_RESTART_MS = 50;
+
+/** Delay before the (k+1)-th restart in a row (k from 0). */
+export function restartDelayMs(policy: RestartPolicy, k: number): number {
+  const raw = policy.intervalMs * policy.multiplier ** Math.min(k, 60);
+  return Math.max(MIN_RESTART_MS, Math.min(policy.maxIntervalMs, Number.isFinite(raw) ? raw : policy.maxIntervalMs));
+}
+
+export function restartPolicyOf(service: ServiceModel): RestartPolicy {
+  const { intervalMs, multiplier, maxIntervalMs, backoff } = service.retry;
+  return { intervalMs, multiplier: backoff === "exponential" ? multiplier : 1, maxIntervalMs };
+}
+
+/**
+ * V8's old-space limit for a memory limit: three quarters of it, leaving the rest for the new
+ * space, code, buffers and the process itself (V8 counts only the old space against the flag).
+ */
+export function heapLimitMiB(memoryBytes: number): number {
+  return Math.max(16, Math.floor((memoryBytes * 0.75) / (1024 * 1024)));
+}
+
+export interface ChildPlan {
+  /** `registry`, `source:NAME` or `service:NAME/K`. */
+  id: string;
+  spec: Exclude<RoleSpec, { kind: "supervisor" }>;
+  args: string[];
+  execArgv: string[];
+  /** Added to the supervisor's environment. */
+  env: Record<string, string>;
+  restart: RestartPolicy;
+  drainBudgetMs: number;
+  /** Stop stage: lower stops first (sources 0, services by depth, the registry last). */
+  stopStage: number;
+}
+
+/** The children of a system in start order. Pure. */
+export function planChildren(model: Model): ChildPlan[] {
+  const graph = stageGraph(model);
+  // Services on a cycle are not in the topological order (validation refuses cycles anyway).
+  const order = [...graph.order, ...model.services.map((s) => s.name).filter((n) => !graph.order.includes(n))];
+  // Depth: a service stops after every service upstream of it has.
+  const depth = new Map<string, number>();
+  for (const name of order) depth.set(name, Math.max(0, ...(graph.prev.get(name) ?? []).map((p) => (depth.get(p) ?? 0) + 1)));
+  const maxDepth = Math.max(0, ...depth.values());
+
+  const plans: ChildPlan[] = [];
+  const registry: RoleSpec = { kind: "registry" };
+  plans.push({
+    id: "registry",
+    spec: registry,
+    args: ["--role", "registry"],
+    execArgv: [],
+    env: {},
+    restart: DEFAULT_RESTART,
+    drainBudgetMs: drainBudgetMs(model, registry),
+    stopStage: maxDepth + 2,
+  });
+  for (const name of [...order].reverse()) {
+    const service = graph.services.get(name) as ServiceModel;
+    // An image service runs in a container (Compose), not here.
+    if (service.handler === null) continue;
+    for (const inst of service.instances) {
+      const spec: RoleSpec = { kind: "service", name, instance: inst.index, service };
+      plans.push({
+        id: `service:${name}/${inst.index}`,
+        spec,
+        args: ["--role", "service", "--name", name, "--instance", String(inst.index)],
+        execArgv: service.resources.memoryBytes !== null ? [`--max-old-space-size=${heapLimitMiB(service.resources.memoryBytes)}`] : [],
+        env: { ...service.env },
+        restart: restartPolicyOf(service),
+        drainBudgetMs: drainBudgetMs(model, spec),
+        stopStage: 1 + (depth.get(name) ?? 0),
+      });
+    }
+  }
+  for (const source of model.sources) {
+    const spec: RoleSpec = { kind: "source", name: source.name, source };
+    plans.push({
+      id: `source:${source.name}`,
+      spec,
+      args: ["--role", "source", "--name", source.name],
+      execArgv: [],
+      env: {},
+      restart: DEFAULT_RESTART,
+      drainBudgetMs: drainBudgetMs(model, spec),
+      stopStage: 0,
+    });
+  }
+  return plans;
+}
+
+export type ChildState = "starting" | "running" | "restarting" | "stopping" | "stopped";
+
+export interface ChildStatus {
+  id: string;
+  pid: number | null;
+  state: ChildState;
+  restarts: number;
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | null;
+}
+
+export type SupervisorEvent =
+  | { type: "spawn"; id: string; pid: number }
+  | { type: "exit"; id: string; pid: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }
+  | { type: "restart"; id: string; delayMs: number; attempt: number }
+  | { type: "stopped"; clean: boolean };
+
+export interface SupervisorOptions {
+  /** The bundle every child runs (process.argv[1] of the supervisor). */
+  entry: string;
+  /** The resolved environment (the registry URL to wait for). */
+  env: RuntimeEnv;
+  model: Model;
+  /** Passed to children as MBC_SYSTEM; default system.json in env.systemDir. */
+  systemPath?: string;
+  /** The environment children inherit (default process.env). */
+  vars?: EnvVars;
+  /** Node flags for every child, before the entry. */
+  execArgv?: string[];
+  /** A child's uptime after which its restart backoff starts over (default 10 s). */
+  stableMs?: number;
+  /** Extra time a stop stage gets on top of its drain budget before SIGKILL (default 5 s). */
+  killGraceMs?: number;
+  log?: Logger;
+  onStatus?: (event: SupervisorEvent) => void;
+  /** Each line a child writes (stdout or stderr), as forwarded; default: written to stderr. */
+  onLog?: (line: string, id: string) => void;
+}
+
+export interface SupervisorHandle {
+  children(): ChildStatus[];
+  /** Pids of the running children, by child id. */
+  pids(): Record<string, number>;
+  /** Stops every child in order (see above). Idempotent. */
+  stop(): Promise<{ clean: boolean }>;
+}
+
+interface Child {
+  plan: ChildPlan;
+  proc: ChildProcess | null;
+  state: ChildState;
+  restarts: number;
+  /** Restarts since the child last stayed up for stableMs. */
+  streak: number;
+  startedAt: number;
+  lastExit: ChildStatus["lastExit"];
+  restartTimer: NodeJS.Timeout | null;
+  /** Resolves when the current process has exited. */
+  exited: Promise<void>;
+}
+
+const REGISTRY_WAIT_MS = 10_000;
+
+export async function startSupervisor(options: SupervisorOptions): Promise<SupervisorHandle> {
+  const { entry, env, model } = options;
+  const systemPath = options.systemPath ?? join(env.systemDir, "system.json");
+  const log = options.log ?? createLogger({ role: "supervisor" });
+  const vars = options.vars ?? process.env;
+  const stableMs = options.stableMs ?? 10_000;
+  const killGraceMs = options.killGraceMs ?? 5_000;
+  const emit = (event: SupervisorEvent) => {
+    try {
+      options.onStatus?.(event);
+    } catch (err) {
+      log.error("a status listener failed", { error: err });
+    }
+  };
+  const forward =
+    options.onLog ??
+    ((line: string) => {
+      try {
+        process.stderr.write(`${line}\n`);
+      } catch {
+        // stderr is gone: the children's logs have nowhere to go either.
+      }
+    });
+
+  const baseEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(vars)) if (v !== undefined) baseEnv[k] = v;
+  baseEnv.MBC_SYSTEM = systemPath;
+
+  const children = new Map<string, Child>();
+  let stopping = false;
+
+  const pipeLines = (child: Child, stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr") => {
+    if (!stream) return;
+    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    lines.on("line", (line) => {
+      if (line === "") return;
+      // A child's own log lines are JSON objects already; anything else gets wrapped.
+      const out =
+        line.startsWith("{") && line.endsWith("}")
+          ? line
+          : formatLine(Date.now(), "info", { role: "supervisor", child: child.plan.id, stream: name }, line).trimEnd();
+      try {
+        forward(out, child.plan.id);
+      } catch (err) {
+        log.error("a log listener failed", { error: err });
+      }
+    });
+  };
+
+  const spawnChild = (child: Child) => {
+    const { plan } = child;
+    child.state = "starting";
+    child.restartTimer = null;
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, [...(options.execArgv ?? []), ...plan.execArgv, entry, ...plan.args], {
+        env: { ...baseEnv, ...plan.env },
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
+        detached: true,
+      });
+    } catch (err) {
+      log.error("could not start a child", { child: plan.id, error: err });
+      scheduleRestart(child);
+      return;
+    }
+    child.proc = proc;
+    child.startedAt = Date.now();
+    let resolveExit!: () => void;
+    child.exited = new Promise((resolve) => {
+      resolveExit = resolve;
+    });
+    pipeLines(child, proc.stdout, "stdout");
+    pipeLines(child, proc.stderr, "stderr");
+    let done = false;
+    const onGone = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+      if (done) return;
+      done = true;
+      const pid = proc.pid ?? 0;
+      child.proc = null;
+      child.lastExit = { code, signal };
+      const expected = stopping;
+      emit({ type: "exit", id: plan.id, pid, code, signal, expected });
+      resolveExit();
+      if (expected) {
+        child.state = "stopped";
+        return;
+      }
+      if (Date.now() - child.startedAt >= stableMs) child.streak = 0;
+      log.warn("child exited: restarting", { child: plan.id, pid, code, signal, error: error?.message });
+      scheduleRestart(child);
+    };
+    proc.once("error", (err) => onGone(null, null, err));
+    proc.once("exit", (code, signal) => onGone(code, signal));
+    if (proc.pid !== undefined) {
+      child.state = "running";
+      emit({ type: "spawn", id: plan.id, pid: proc.pid });
+      log.info("child started", { child: plan.id, pid: proc.pid });
+    }
+  };
+
+  const scheduleRestart = (child: Child) => {
+    if (stopping) {
+      child.state = "stopped";
+      return;
+    }
+    const delayMs = restartDelayMs(child.plan.restart, child.streak);
+    child.streak++;
+    child.restarts++;
+    child.state = "restarting";
+    emit({ type: "restart", id: child.plan.id, delayMs, attempt: child.streak });
+    child.restartTimer = setTimeout(() => {
+      if (!stopping) spawnChild(child);
+    }, delayMs);
+  };
+
+  const waitForRegistry = async () => {
+    const client = createHttpClient({ maxSockets: 1 });
+    const deadline = Date.now() + REGISTRY_WAIT_MS;
+    try {
+      while (!stopping && Date.now() < deadline) {
+        try {
+          const res = await client.request("GET", `${env.registryUrl}/healthz`, { timeoutMs: 1000 });
+          if (res.status === 200) return;
+        } catch {
+          // Not listening yet.
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (!stopping) log.warn("the registry is not answering yet: starting the other children anyway", { registry: env.registryUrl });
+    } finally {
+      client.close();
+    }
+  };
+
+  const plans = planChildren(model);
+  for (const plan of plans) {
+    children.set(plan.id, {
+      plan,
+      proc: null,
+      state: "stopped",
+      restarts: 0,
+      streak: 0,
+      startedAt: 0,
+      lastExit: null,
+      restartTimer: null,
+      exited: Promise.resolve(),
+    });
+  }
+  log.info("starting the system", { system: model.name, children: plans.length });
+  for (const child of children.values()) {
+    if (stopping) break;
+    spawnChild(child);
+    if (child.plan.spec.kind === "registry") await waitForRegistry();
+  }
+
+  const signalChild = (child: Child, signal: NodeJS.Signals) => {
+    const pid = child.proc?.pid;
+    if (pid === undefined) return;
+    try {
+      // SIGTERM goes to the child, which stops what it runs. SIGKILL goes to its process group
+      // (detached: the child leads one), taking anything it started down with it.
+      process.kill(signal === "SIGKILL" ? -pid : pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+
+  let stopPromise: Promise<{ clean: boolean }> | null = null;
+  const stopAll = async (): Promise<{ clean: boolean }> => {
+    stopping = true;
+    log.info("stopping the system");
+    let clean = true;
+    for (const child of children.values()) {
+      if (child.restartTimer) {
+        clearTimeout(child.restartTimer);
+        child.restartTimer = null;
+        child.state = "stopped";
+      }
+    }
+    const stages = [...new Set(plans.map((p) => p.stopStage))].sort((a, b) => a - b);
+    for (const stage of stages) {
+      const members = [...children.values()].filter((c) => c.plan.stopStage === stage && c.proc !== null);
+      if (members.length === 0) continue;
+      for (const c of members) {
+        c.state = "stopping";
+        signalChild(c, "SIGTERM");
+      }
+      const budget = Math.max(...members.map((c) => c.plan.drainBudgetMs)) + killGraceMs;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(members.map((c) => c.exited)).then(() => false),
+        new Promise<true>((resolve) => {
+          timer = setTimeout(() => resolve(true), budget);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        for (const c of members) {
+          if (c.proc === null) continue;
+          clean = false;
+          log.error("child did not stop in time: killing it", { child: c.plan.id, pid: c.proc.pid, budgetMs: budget });
+          signalChild(c, "SIGKILL");
+        }
+        await Promise.all(members.map((c) => c.exited));
+      }
+      for (const c of members) {
+        // Killed by our SIGTERM itself: it had not yet set up its handlers, so it was still
+        // loading and had nothing in flight.
+        if (c.lastExit?.code === 0 || (c.lastExit?.signal === "SIGTERM" && !timedOut)) continue;
+        clean = false;
+        log.warn("child did not stop cleanly", { child: c.plan.id, code: c.lastExit?.code ?? null, signal: c.lastExit?.signal ?? null });
+      }
+    }
+    log.info("system stopped", { clean });
+    emit({ type: "stopped", clean });
+    return { clean };
+  };
+
+  return {
+    children: () =>
+      [...children.values()].map((c) => ({ id: c.plan.id, pid: c.proc?.pid ?? null, state: c.state, restarts: c.restarts, lastExit: c.lastExit })),
+    pids() {
+      const out: Record<string, number> = {};
+      for (const c of children.values()) if (c.proc?.pid !== undefined) out[c.plan.id] = c.proc.pid;
+      return out;
+    },
+    stop() {
+      stopPromise ??= stopAll();
+      return stopPromise;
+    },
+  };
+}
+
+/** The supervisor as the process: starts the system, stops it on SIGTERM/SIGINT, exits. */
+export async function runSupervisor(options: { setup: RuntimeSetup; entry: string; vars: EnvVars }): Promise<void> {
+  const { setup } = options;
+  const log = createLogger({ role: "supervisor" });
+  let handle: SupervisorHandle | null = null;
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      // A second Ctrl-C: the user does not want to wait for the drain.
+      log.warn("second signal: killing every child now", { signal });
+      if (handle) for (const pid of Object.values(handle.pids())) killQuietly(-pid);
+      process.exit(1);
+    }
+    log.info("signal: stopping", { signal });
+    if (handle) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  process.on("uncaughtException", (err) => {
+    // Children notice the IPC channel closing and drain by themselves.
+    log.error("uncaught exception: exiting", { error: err });
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    log.error("unhandled rejection: exiting", { error: reason });
+    process.exit(1);
+  });
+  handle = await startSupervisor({ entry: options.entry, env: setup.env, model: setup.system.model, systemPath: setup.systemPath, vars: options.vars, log });
+  if (signals > 0) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
