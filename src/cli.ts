@@ -3,7 +3,7 @@
  * Exit codes: 0 success (warnings allowed; --strict makes them fail), 1 the spec has errors,
  * 2 usage or I/O trouble.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
@@ -11,7 +11,12 @@ import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { loadSpec } from "./index.js";
 import { starterHandler, starterSpec } from "./init/templates.js";
+import { parseDuration, parseRate } from "./model/units.js";
+import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
+import { duration as showDuration } from "./report/numbers.js";
+import { simulate } from "./simulate/index.js";
 import { UsageError, type ValidationResult } from "./validate/index.js";
+import { blocksSimulation, simulationDiagnostics, strictFailures } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 
 const EXIT_OK = 0;
@@ -42,7 +47,7 @@ function fail(message: string, hint?: string): never {
   throw new Exit(EXIT_USAGE);
 }
 
-async function runValidate(files: string[], opts: { env?: string; format: FormatName; strict?: boolean }): Promise<number> {
+async function runValidate(files: string[], opts: { env?: string; format: FormatName; strict?: boolean; simulate?: boolean }): Promise<number> {
   if (files.length === 0) {
     if (!existsSync(DEFAULT_SPEC))
       fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, "name a spec file: mbc validate path/to/spec.yaml (or run mbc init)");
@@ -57,8 +62,12 @@ async function runValidate(files: string[], opts: { env?: string; format: Format
       throw err;
     }
   }
+  // --simulate: each spec that can be simulated is, with its own `simulation` settings.
+  const simulated = results.map((r) =>
+    opts.simulate && r.model !== null && !blocksSimulation(r.diagnostics) ? simulationDiagnostics(r, simulate(r.model)) : [],
+  );
   // One list for all files, in the one order of every output: file, line, column, code.
-  const diagnostics = sortDiagnostics(results.flatMap((r) => r.diagnostics));
+  const diagnostics = sortDiagnostics(results.flatMap((r, k) => [...r.diagnostics, ...(simulated[k] ?? [])]));
   const byFile = new Map(results.map((r) => [r.file, r.parsed]));
   const text = formatters[opts.format](diagnostics, {
     color: opts.format === "stylish" && useColor(process.stdout),
@@ -69,6 +78,126 @@ async function runValidate(files: string[], opts: { env?: string; format: Format
   process.stdout.write(text);
   if (hasErrors(diagnostics)) return EXIT_SPEC_ERRORS;
   if (opts.strict && diagnostics.length > 0) return EXIT_SPEC_ERRORS;
+  return EXIT_OK;
+}
+
+/** Writes through a temporary file in the same folder and a rename: a reader never sees half a file. */
+function writeAtomically(file: string, text: string): void {
+  const target = resolve(file);
+  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  try {
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(temp, text);
+    renameSync(temp, target);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    fail(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+interface SimulateFlags {
+  env?: string;
+  duration?: string;
+  rate?: string;
+  seed?: string;
+  format: "table" | "json";
+  report?: string;
+  strict?: boolean;
+}
+
+/** The numbers of the simulate flags, or exit 2 with what was expected. */
+function simulateOptions(opts: SimulateFlags): { durationMs?: number; rate?: number; seed?: number } {
+  const out: { durationMs?: number; rate?: number; seed?: number } = {};
+  if (opts.duration !== undefined) {
+    const ms = parseDuration(opts.duration.trim());
+    if (Number.isNaN(ms))
+      fail(`--duration: "${opts.duration}" is not a duration`, "a number and a unit (ms, s, m, h), units chained largest first: 500ms, 30s, 1.5m, 1m30s");
+    if (!(ms > 0)) fail(`--duration: "${opts.duration}" is no time at all`, "simulate for at least 1ms");
+    out.durationMs = ms;
+  }
+  if (opts.rate !== undefined) {
+    const text = opts.rate.trim();
+    const perSec = /^[0-9]+(?:\.[0-9]+)?$/.test(text) ? Number(text) : parseRate(text);
+    if (!(perSec >= 0 && Number.isFinite(perSec))) fail(`--rate: "${opts.rate}" is not a rate`, "records per second, or N/s, N/m, N/h: 4000, 4000/s, 90000/m");
+    out.rate = perSec;
+  }
+  if (opts.seed !== undefined) {
+    const text = opts.seed.trim();
+    const seed = /^-?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(seed)) fail(`--seed: "${opts.seed}" is not an integer`, "a whole number such as 1 or 42");
+    out.seed = seed;
+  }
+  return out;
+}
+
+async function runSimulate(file: string | undefined, opts: SimulateFlags): Promise<number> {
+  const numbers = simulateOptions(opts);
+  if (file === undefined) {
+    if (!existsSync(DEFAULT_SPEC))
+      fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, "name a spec file: mbc simulate path/to/spec.yaml (or run mbc init)");
+    file = DEFAULT_SPEC;
+  }
+  let loaded: ValidationResult;
+  try {
+    loaded = await loadSpec(file, { env: opts.env ?? null });
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.hint);
+    throw err;
+  }
+  // The spec's own diagnostics go to stderr: stdout is the simulation's.
+  if (loaded.diagnostics.length > 0) {
+    process.stderr.write(
+      formatters.stylish(loaded.diagnostics, {
+        color: useColor(process.stderr),
+        files: [loaded.file],
+        lineText: (_, line) => loaded.parsed.lineText(line),
+        version: VERSION,
+      }),
+    );
+  }
+  const model = loaded.model;
+  if (model === null || blocksSimulation(loaded.diagnostics)) {
+    process.stderr.write("mbc: not simulated: the spec has errors\n");
+    return EXIT_SPEC_ERRORS;
+  }
+
+  const durationMs = numbers.durationMs ?? model.simulation.durationMs;
+  const progress =
+    process.stderr.isTTY && process.env.TERM !== "dumb"
+      ? createProgress(
+          (text) => process.stderr.write(text),
+          // Whole seconds: a number that changes less is easier to read.
+          (f) => [showDuration(durationMs >= 10_000 ? Math.round((f * durationMs) / 1000) * 1000 : f * durationMs), showDuration(durationMs)],
+          () => performance.now(),
+        )
+      : noProgress;
+  const result = simulate(model, {
+    ...numbers,
+    onProgress: (f) => progress.update(f),
+    ...(opts.report !== undefined ? { series: { buckets: seriesBuckets(durationMs) } } : {}),
+  });
+  progress.done();
+
+  if (opts.format === "json") {
+    // The series feeds the report only: the JSON is the same with or without --report.
+    const { series: _series, ...plain } = result;
+    process.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);
+  } else process.stdout.write(renderTable(result, { color: useColor(process.stdout), file: loaded.file }));
+
+  if (opts.report !== undefined) {
+    writeAtomically(opts.report, renderReport(result, { file: loaded.file, version: VERSION }));
+    process.stderr.write(`wrote ${opts.report}\n`);
+  }
+
+  if (opts.strict) {
+    // As for every command, --strict makes the spec's warnings fail too.
+    const warnings = loaded.diagnostics.filter((d) => d.severity !== "error").length;
+    const reasons = [...(warnings > 0 ? [`the spec has ${warnings} warning${warnings === 1 ? "" : "s"}`] : []), ...strictFailures(result)];
+    if (reasons.length > 0) {
+      process.stderr.write(`mbc: --strict: ${reasons.join("; ")}\n`);
+      return EXIT_SPEC_ERRORS;
+    }
+  }
   return EXIT_OK;
 }
 
@@ -146,7 +275,21 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .option("-e, --env <name>", "merge this environment overlay first")
     .addOption(new Option("-f, --format <format>", "output format").choices(FORMAT_NAMES).default("stylish"))
     .option("--strict", "exit 1 on warnings too")
+    .option("--simulate", "also run the simulation and report what it finds")
     .action(async (files: string[], opts) => setExit(await runValidate(files, opts)));
+
+  program
+    .command("simulate")
+    .description("simulate the system: load, utilisation, retries and latency per service and instance")
+    .argument("[spec]", `spec file; default ./${DEFAULT_SPEC}`)
+    .option("-e, --env <name>", "merge this environment overlay first")
+    .option("-d, --duration <duration>", "simulated time, e.g. 30s or 5m (default: simulation.duration)")
+    .option("-r, --rate <rate>", "records/s at every source, e.g. 4000 or 90000/m (default: each source's rate)")
+    .option("-s, --seed <n>", "random seed, an integer (default: simulation.seed)")
+    .addOption(new Option("-f, --format <format>", "output format").choices(["table", "json"]).default("table"))
+    .option("--report <file>", "also write an HTML report with charts to this file")
+    .option("--strict", "exit 1 on the spec's warnings, a service the simulation finds overloaded, or a retry budget that refused retries")
+    .action(async (spec: string | undefined, opts) => setExit(await runSimulate(spec, opts)));
 
   program
     .command("schema")

@@ -1,9 +1,10 @@
 /**
  * The public API of mbc.
  *
- *   import { loadSpec, validate } from "mbc";
+ *   import { loadSpec, simulate, validate } from "mbc";
  *   const result = await loadSpec("microbatch.yaml", { env: "prod" });
  *   for (const d of result.diagnostics) console.log(`${d.file}:${d.line}:${d.column} ${d.code} ${d.message}`);
+ *   if (result.model) console.log(simulate(result.model, { seed: 7 }).endToEndMs.p99);
  */
 
 import { statSync } from "node:fs";
@@ -19,10 +20,37 @@ export type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSp
 export { BUILTIN_HANDLERS, LOAD_BALANCING } from "./model/types.js";
 export { parseDuration, parseRate, parseSize } from "./model/units.js";
 export { MAX_ALIAS_COUNT, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";
+export { escapeHtml, type ReportOptions, renderReport, renderTable, type TableOptions } from "./report/index.js";
+export {
+  type ArrivalProcess,
+  type FailureKind,
+  type InstancePrediction,
+  type InstanceResult,
+  type Percentiles,
+  type ServicePrediction,
+  type ServiceResult,
+  type ServiceTimeDistribution,
+  type SimulateOptions,
+  type SimulationResult,
+  type SimulationSeries,
+  type SourceResult,
+  simulate,
+} from "./simulate/index.js";
 export { expectedRetries, expectedShares, type InstanceLoad, retryFigure, type ServiceLoad, staticModel, weightedLoad } from "./simulate/static-model.js";
 export { UsageError, type ValidateOptions, type ValidationResult, validateText } from "./validate/index.js";
 export type { Rule, RuleContext } from "./validate/rule.js";
 export { rules } from "./validate/rules/index.js";
+export {
+  assessService,
+  blocksSimulation,
+  type InstanceAssessment,
+  type LoadLevel,
+  offeredLoad,
+  type ServiceAssessment,
+  simulationDiagnostics,
+  simulationFindings,
+  strictFailures,
+} from "./validate/simulate-findings.js";
 
 /** A file-system check for handler modules, relative to a spec's folder. */
 export function handlerExistsIn(specDir: string): (relativePath: string) => boolean {

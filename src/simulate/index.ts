@@ -1,5 +1,5 @@
 /** The simulator: the static Load model and the discrete-event simulation over the normalised model. */
-export { BURSTY, ESTIMATED_RECORD_BYTES, RETRY_BUDGET_WINDOW_MS, type SimulateOptions, simulate } from "./engine.js";
+export { BURSTY, ESTIMATED_RECORD_BYTES, RETRY_BUDGET_WINDOW_MS, SERIES_QUANTILES, type SimulateOptions, simulate } from "./engine.js";
 export type {
   ArrivalProcess,
   FailureKind,
@@ -10,6 +10,7 @@ export type {
   ServiceResult,
   ServiceTimeDistribution,
   SimulationResult,
+  SimulationSeries,
   SourceResult,
 } from "./result.js";
 export { createStream, type Random } from "./rng.js";

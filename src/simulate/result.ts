@@ -124,4 +124,29 @@ export interface SimulationResult {
   services: ServiceResult[];
   /** From a batch's first record to its success at a sink (a service without `to`). */
   endToEndMs: Percentiles;
+  /** Only when the `series` option asks for it (it is absent otherwise, not null). */
+  series?: SimulationSeries;
+}
+
+/**
+ * Time series and distributions for charts (option `series`). The run is cut into equal
+ * buckets of `bucketMs`; bucket k covers [k·bucketMs, (k+1)·bucketMs).
+ */
+export interface SimulationSeries {
+  bucketMs: number;
+  /** The quantile levels of every `…Ms` list below: 0, 0.01, …, 1. */
+  quantiles: number[];
+  /** Latency at each level of `quantiles` (the first is the minimum, the last the maximum); null without samples. */
+  endToEndMs: number[] | null;
+  services: {
+    name: string;
+    latencyMs: number[] | null;
+    instances: {
+      index: number;
+      /** Busy fraction of each bucket (0–1); null when the capacity is unknown. */
+      utilisation: number[] | null;
+      /** Mean queue wait of the attempts that joined the instance in each bucket; null where none did. */
+      queueWaitMs: (number | null)[];
+    }[];
+  }[];
 }
