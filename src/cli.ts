@@ -3,10 +3,14 @@
  * Exit codes: 0 success (warnings allowed; --strict makes them fail), 1 the spec has errors,
  * 2 usage or I/O trouble.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
+import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
+import { gatherBuildInputs } from "./build/inputs.js";
+import { checkTarget, writeTarget } from "./build/write.js";
 import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { loadSpec } from "./index.js";
@@ -14,6 +18,7 @@ import { starterHandler, starterSpec } from "./init/templates.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
+import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
 import { simulate } from "./simulate/index.js";
 import { UsageError, type ValidationResult } from "./validate/index.js";
 import { blocksSimulation, simulationDiagnostics, strictFailures } from "./validate/simulate-findings.js";
@@ -259,6 +264,180 @@ function runInit(dir: string, opts: { name?: string; force?: boolean }): number 
   return EXIT_OK;
 }
 
+/** Loads a spec for a command that needs a model: its diagnostics go to stderr, stdout stays the command's. */
+async function loadForCommand(file: string | undefined, env: string | undefined, verb: string): Promise<{ loaded: ValidationResult; file: string }> {
+  if (file === undefined) {
+    if (!existsSync(DEFAULT_SPEC))
+      fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, `name a spec file: mbc ${verb} path/to/spec.yaml (or run mbc init)`);
+    file = DEFAULT_SPEC;
+  }
+  let loaded: ValidationResult;
+  try {
+    loaded = await loadSpec(file, { env: env ?? null });
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.hint);
+    throw err;
+  }
+  if (loaded.diagnostics.length > 0) {
+    process.stderr.write(
+      formatters.stylish(loaded.diagnostics, {
+        color: useColor(process.stderr),
+        files: [loaded.file],
+        lineText: (_, line) => loaded.parsed.lineText(line),
+        version: VERSION,
+      }),
+    );
+  }
+  return { loaded, file };
+}
+
+function parseTargets(list: string | undefined): TargetId[] {
+  if (list === undefined) return [...TARGET_IDS];
+  const out: TargetId[] = [];
+  for (const t of list
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    if (!(TARGET_IDS as string[]).includes(t)) fail(`--target: unknown target "${t}"`, `targets: ${TARGET_IDS.join(", ")}`);
+    if (!out.includes(t as TargetId)) out.push(t as TargetId);
+  }
+  if (out.length === 0) fail("--target: no target named", `targets: ${TARGET_IDS.join(", ")}`);
+  return out;
+}
+
+async function runBuild(
+  file: string | undefined,
+  opts: { out: string; target?: string; env?: string; check?: boolean; templates?: string; strict?: boolean },
+): Promise<number> {
+  const targets = parseTargets(opts.target);
+  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "build");
+  const model = loaded.model;
+  if (model === null || hasErrors(loaded.diagnostics)) {
+    process.stderr.write("mbc: nothing built: the spec has errors\n");
+    return EXIT_SPEC_ERRORS;
+  }
+  if (opts.strict && loaded.diagnostics.length > 0) {
+    process.stderr.write("mbc: nothing built: --strict and the spec has warnings\n");
+    return EXIT_SPEC_ERRORS;
+  }
+  let byTarget: Map<TargetId, import("./build/types.js").Artefact[]>;
+  try {
+    const inputs = gatherBuildInputs({
+      specPath,
+      specName: specPath,
+      model,
+      targets,
+      packageRoot,
+      version: VERSION,
+      ...(opts.templates ? { templatesDir: opts.templates } : {}),
+    });
+    byTarget = buildArtefacts(model, inputs, targets);
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.hint);
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  if (opts.check) {
+    let dirty = 0;
+    for (const [id, artefacts] of byTarget) {
+      const dir = join(opts.out, id);
+      const r = checkTarget(dir, artefacts);
+      for (const [what, list] of [
+        ["changed", r.changed],
+        ["missing", r.missing],
+        ["stale", r.stale],
+      ] as const) {
+        for (const f of list) process.stdout.write(`${what.padEnd(8)}${join(dir, f)}\n`);
+        dirty += list.length;
+      }
+    }
+    if (dirty > 0) {
+      process.stderr.write(`mbc: ${dirty} file${dirty === 1 ? "" : "s"} out of date; run mbc build to update\n`);
+      return EXIT_SPEC_ERRORS;
+    }
+    process.stderr.write(`${opts.out}: up to date\n`);
+    return EXIT_OK;
+  }
+  for (const [id, artefacts] of byTarget) {
+    const dir = join(opts.out, id);
+    try {
+      writeTarget(dir, artefacts);
+    } catch (err) {
+      fail(
+        `cannot write ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
+        "the previous output, if any, is unchanged",
+      );
+    }
+    process.stdout.write(`wrote ${dir} (${artefacts.length} files)\n`);
+  }
+  return EXIT_OK;
+}
+
+async function scrape(url: string): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(700) });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function runRun(file: string | undefined, opts: { env?: string }): Promise<number> {
+  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "run");
+  const model = loaded.model;
+  if (model === null || hasErrors(loaded.diagnostics)) {
+    process.stderr.write("mbc: not started: the spec has errors\n");
+    return EXIT_SPEC_ERRORS;
+  }
+  // The node target, built beside the spec; relative paths of the spec resolve against its folder.
+  const specDir = dirname(resolve(specPath));
+  const runDir = join(specDir, ".mbc", "run", model.name);
+  try {
+    const inputs = gatherBuildInputs({ specPath, specName: specPath, model, targets: ["node"], packageRoot, version: VERSION });
+    writeTarget(runDir, buildArtefacts(model, inputs, ["node"]).get("node") ?? []);
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.hint);
+    fail(`cannot prepare ${runDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const live = Boolean(process.stdout.isTTY) && process.env.TERM !== "dumb";
+  // On a terminal the table takes the screen and the logs go to a file; otherwise logs pass through.
+  const logFile = join(runDir, "runtime.log");
+  const logFd = live ? openSync(logFile, "a") : null;
+  const child = spawn(process.execPath, [join(runDir, "mbc-runtime.mjs")], {
+    env: { ...process.env, MBC_DATA_DIR: specDir },
+    stdio: ["ignore", logFd ?? "inherit", logFd ?? "inherit"],
+    // Its own process group: Ctrl-C reaches mbc, which forwards it once (a second one stops at once).
+    detached: true,
+  });
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  process.on("SIGINT", () => forward("SIGINT"));
+  process.on("SIGTERM", () => forward("SIGTERM"));
+  const exited = new Promise<number>((done) => child.on("exit", (code, signal) => done(code ?? (signal ? 128 : 1))));
+  if (!live) process.stderr.write(`mbc: running ${model.name} (supervisor pid ${child.pid}); SIGINT or SIGTERM drains and stops\n`);
+  let timer: NodeJS.Timeout | undefined;
+  if (live) {
+    const endpoints = liveEndpoints(model);
+    let before: Snapshot | null = null;
+    const tick = async () => {
+      const texts = await Promise.all(endpoints.map((e) => scrape(e.url)));
+      const now = snapshot(endpoints, texts, Date.now());
+      process.stdout.write(`\x1b[H\x1b[2J${renderLive(now, before, `mbc run ${specPath} — ${model.name} (logs: ${relative(process.cwd(), logFile)})`)}`);
+      before = now;
+    };
+    timer = setInterval(() => void tick(), 1000);
+  }
+  const code = await exited;
+  if (timer) clearInterval(timer);
+  if (logFd !== null) closeSync(logFd);
+  process.stderr.write(code === 0 ? "mbc: stopped cleanly\n" : `mbc: the runtime exited with code ${code}\n`);
+  return code === 0 ? EXIT_OK : EXIT_SPEC_ERRORS;
+}
+
 export function makeProgram(setExit: (code: number) => void): Command {
   const program = new Command("mbc")
     .description("The microbatch system compiler: validate, simulate and compile one spec of a microbatch system.")
@@ -290,6 +469,25 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .option("--report <file>", "also write an HTML report with charts to this file")
     .option("--strict", "exit 1 on the spec's warnings, a service the simulation finds overloaded, or a retry budget that refused retries")
     .action(async (spec: string | undefined, opts) => setExit(await runSimulate(spec, opts)));
+
+  program
+    .command("build")
+    .description("compile the spec into runnable artefacts, one folder per target")
+    .argument("[spec]", `spec file; default ./${DEFAULT_SPEC}`)
+    .option("-o, --out <dir>", "output folder", "build")
+    .option("-t, --target <list>", `comma-separated targets (default: all): ${TARGET_IDS.join(", ")}`)
+    .option("-e, --env <name>", "merge this environment overlay first")
+    .option("--check", "write nothing; list files that would change, are missing or are stale, and exit 1 if any")
+    .option("--templates <dir>", "override built-in templates by file name")
+    .option("--strict", "build nothing when the spec has warnings")
+    .action(async (spec: string | undefined, opts) => setExit(await runBuild(spec, opts)));
+
+  program
+    .command("run")
+    .description("run the whole system on this machine, in the foreground (the node target)")
+    .argument("[spec]", `spec file; default ./${DEFAULT_SPEC}`)
+    .option("-e, --env <name>", "merge this environment overlay first")
+    .action(async (spec: string | undefined, opts) => setExit(await runRun(spec, opts)));
 
   program
     .command("schema")

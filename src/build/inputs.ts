@@ -1,0 +1,73 @@
+/**
+ * Gathers what the pure generators need from the file system: the spec's bytes, every handler
+ * module, the bundled runtime and the templates (with `--templates DIR` overrides).
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { Model } from "../model/types.js";
+import { UsageError } from "../validate/index.js";
+import { generators, type TargetId } from "./generators.js";
+import type { BuildInputs } from "./types.js";
+
+export interface GatherOptions {
+  specPath: string;
+  /** The spec's name in headers: as the user gave it. */
+  specName: string;
+  model: Model;
+  targets: readonly TargetId[];
+  /** mbc's package folder (holds dist/runtime and generators/). */
+  packageRoot: string;
+  templatesDir?: string;
+  version: string;
+}
+
+export function runtimeBundlePath(packageRoot: string): string {
+  return join(packageRoot, "dist", "runtime", "mbc-runtime.mjs");
+}
+
+export function gatherBuildInputs(o: GatherOptions): BuildInputs {
+  const specBytes = readFileSync(o.specPath);
+  const specDir = dirname(resolve(o.specPath));
+  const handlerSources: Record<string, Uint8Array> = {};
+  for (const s of o.model.services) {
+    if (s.handler?.kind !== "module") continue;
+    try {
+      handlerSources[s.handler.path] = readFileSync(join(specDir, s.handler.path));
+    } catch (err) {
+      throw new UsageError(`cannot read handler ${s.handler.path} of service "${s.name}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  let runtime: Uint8Array;
+  try {
+    runtime = readFileSync(runtimeBundlePath(o.packageRoot));
+  } catch {
+    throw new UsageError(`the bundled runtime is missing (${runtimeBundlePath(o.packageRoot)})`, "run npm run build in mbc's folder");
+  }
+  const templates: Record<string, string> = {};
+  const known = new Set<string>();
+  for (const id of o.targets) {
+    for (const name of generators[id].templates) {
+      known.add(name);
+      templates[name] = readFileSync(join(o.packageRoot, "generators", id, "templates", name), "utf8");
+    }
+  }
+  if (o.templatesDir !== undefined) {
+    if (!existsSync(o.templatesDir) || !statSync(o.templatesDir).isDirectory()) throw new UsageError(`--templates: ${o.templatesDir} is not a folder`);
+    for (const name of readdirSync(o.templatesDir)) {
+      if (!name.endsWith(".hbs")) continue;
+      if (!known.has(name)) {
+        throw new UsageError(`--templates: no target of this build uses a template named ${basename(name)}`, `templates: ${[...known].sort().join(", ")}`);
+      }
+      templates[name] = readFileSync(join(o.templatesDir, name), "utf8");
+    }
+  }
+  return {
+    specName: o.specName,
+    specSha256: createHash("sha256").update(specBytes).digest("hex"),
+    handlerSources,
+    runtime,
+    templates,
+    version: o.version,
+  };
+}
