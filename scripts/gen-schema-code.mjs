@@ -53,6 +53,32 @@ const types = await compile(schema, "Spec", {
 });
 writeSame(join(out, "spec-types.ts"), types);
 
+// Every field of the spec as a dotted path (`services.*.retry.budget.ratio`): the rows of each
+// target's fidelity table, so that a field added to the schema cannot go unclassified.
+const fields = [];
+const resolveRef = (node) => (node && typeof node.$ref === "string" ? { ...node.$ref.slice(2).split("/").reduce((n, k) => n[k], schema), ...node, $ref: undefined } : node);
+const walkFields = (node, prefix, depth) => {
+  node = resolveRef(node);
+  if (!node || depth > 8) return;
+  const props = node.properties;
+  const isLeaf = !props && !(node.additionalProperties && typeof node.additionalProperties === "object");
+  if (isLeaf || node.type !== "object") {
+    if (prefix) fields.push(prefix);
+    return;
+  }
+  if (props) for (const [k, v] of Object.entries(props)) walkFields(v, prefix ? `${prefix}.${k}` : k, depth + 1);
+  else if (node.additionalProperties && typeof node.additionalProperties === "object") {
+    const inner = resolveRef(node.additionalProperties);
+    if (inner?.properties) walkFields(inner, `${prefix}.*`, depth + 1);
+    else fields.push(prefix);
+  }
+};
+for (const [k, v] of Object.entries(schema.properties)) if (k !== "environments") walkFields(v, k, 1);
+writeSame(
+  join(out, "spec-fields.ts"),
+  `// generated from schema/mbc.schema.json by scripts/gen-schema-code.mjs — do not edit\nexport const SPEC_FIELDS = ${JSON.stringify(fields, null, 2)} as const;\nexport type SpecField = (typeof SPEC_FIELDS)[number];\n`,
+);
+
 function writeSame(file, text) {
   let old;
   try {

@@ -8,6 +8,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
+import { fidelityWarnings, renderFidelity } from "./build/fidelity.js";
+import { generators } from "./build/generators.js";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
 import { gatherBuildInputs } from "./build/inputs.js";
 import { checkTarget, writeTarget } from "./build/write.js";
@@ -307,17 +309,24 @@ function parseTargets(list: string | undefined): TargetId[] {
 
 async function runBuild(
   file: string | undefined,
-  opts: { out: string; target?: string; env?: string; check?: boolean; templates?: string; strict?: boolean },
+  opts: { out: string; target?: string; env?: string; check?: boolean; templates?: string; strict?: boolean; explain?: boolean },
 ): Promise<number> {
   const targets = parseTargets(opts.target);
+  if (opts.explain) {
+    process.stdout.write(renderFidelity(Object.fromEntries(targets.map((t) => [t, generators[t].fidelity]))));
+    return EXIT_OK;
+  }
   const { loaded, file: specPath } = await loadForCommand(file, opts.env, "build");
   const model = loaded.model;
   if (model === null || hasErrors(loaded.diagnostics)) {
     process.stderr.write("mbc: nothing built: the spec has errors\n");
     return EXIT_SPEC_ERRORS;
   }
-  if (opts.strict && loaded.diagnostics.length > 0) {
-    process.stderr.write("mbc: nothing built: --strict and the spec has warnings\n");
+  // What a target approximates or ignores of what the user set is said, never silently dropped.
+  const lossy = targets.flatMap((t) => (loaded.effective === null ? [] : fidelityWarnings(loaded.effective, t, generators[t].fidelity)));
+  for (const w of lossy) process.stderr.write(`mbc: warning: the ${w.target} target ${w.how} ${w.at}: ${w.note}\n`);
+  if (opts.strict && (loaded.diagnostics.length > 0 || lossy.length > 0)) {
+    process.stderr.write("mbc: nothing built: --strict and there are warnings\n");
     return EXIT_SPEC_ERRORS;
   }
   let byTarget: Map<TargetId, import("./build/types.js").Artefact[]>;
@@ -479,7 +488,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .option("-e, --env <name>", "merge this environment overlay first")
     .option("--check", "write nothing; list files that would change, are missing or are stale, and exit 1 if any")
     .option("--templates <dir>", "override built-in templates by file name")
-    .option("--strict", "build nothing when the spec has warnings")
+    .option("--strict", "build nothing when the spec has warnings or a target would approximate or ignore a field it sets")
+    .option("--explain", "print how each target carries each field of the spec (the fidelity table), and build nothing")
     .action(async (spec: string | undefined, opts) => setExit(await runBuild(spec, opts)));
 
   program

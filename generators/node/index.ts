@@ -6,11 +6,13 @@
  * folder the runtime runs from (MBC_DATA_DIR, default this folder): `mbc build` keeps what the
  * runtime writes there when it rebuilds.
  */
+import { renderFidelity } from "../../src/build/fidelity.js";
 import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import type { SystemFile } from "../../src/runtime/contracts.js";
+import { nodeFidelity } from "./fidelity.js";
 
 /** Where a handler module is copied: under handlers/, keeping its path below the spec's folder. */
 export function handlerTarget(path: string): string {
@@ -21,6 +23,7 @@ export const nodeGenerator: Generator = {
   id: "node",
   describe: "a folder that runs the whole system with `node mbc-runtime.mjs`",
   templates: ["README.md.hbs", "package.json.hbs"],
+  fidelity: nodeFidelity,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const handlers: Record<string, string> = {};
     const copies = new Map<string, Uint8Array>();
@@ -50,6 +53,7 @@ export const nodeGenerator: Generator = {
       { path: "system.json", content: `${JSON.stringify(system, null, 2)}\n` },
       { path: "package.json", content: render("package.json.hbs", inputs.templates["package.json.hbs"], data) },
       { path: "README.md", content: render("README.md.hbs", inputs.templates["README.md.hbs"], data) },
+      { path: "FIDELITY.md", content: renderFidelity({ node: nodeFidelity }, headerText(inputs)) },
     ];
     for (const [path, content] of [...copies].sort(([a], [b]) => (a < b ? -1 : 1))) artefacts.push({ path, content });
     return artefacts;

@@ -1,5 +1,6 @@
 /** What generators produce and what they are given. Generators are pure: all file contents come in. */
 import type { Model } from "../model/types.js";
+import type { FidelityTable } from "./fidelity.js";
 
 export interface Artefact {
   /** POSIX path relative to the target's folder. */
@@ -30,5 +31,7 @@ export interface Generator {
   describe: string;
   /** Template file names this generator renders (looked up in generators/ID/templates/). */
   templates: readonly string[];
+  /** How this target carries every field of the spec. */
+  fidelity: FidelityTable;
   generate(model: Model, inputs: BuildInputs): Artefact[];
 }

@@ -28,6 +28,8 @@ export interface ValidationResult {
   diagnostics: Diagnostic[];
   /** The normalised model; null when errors before the semantic rules prevent building it. */
   model: Model | null;
+  /** The spec as plain data after the overlay (what the model was made from); null with the model. */
+  effective: Json | null;
   parsed: ParsedSpec;
 }
 
@@ -65,7 +67,13 @@ export function environmentNames(value: unknown): string[] {
 /** Validates a parsed spec. Throws UsageError only for an `env` that the spec does not define. */
 export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}): ValidationResult {
   const diagnostics = [...parsed.diagnostics];
-  const done = (model: Model | null): ValidationResult => ({ file: parsed.file, diagnostics: sortDiagnostics(diagnostics), model, parsed });
+  const done = (model: Model | null, effective: Json | null = null): ValidationResult => ({
+    file: parsed.file,
+    diagnostics: sortDiagnostics(diagnostics),
+    model,
+    effective,
+    parsed,
+  });
   if (hasErrors(diagnostics)) return done(null);
 
   for (const f of checkSchema(parsed.value)) diagnostics.push(toDiagnostic(parsed, f, identityProvenance));
@@ -95,7 +103,7 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
   for (const rule of Object.values(rules)) {
     for (const f of rule.check(ctx)) diagnostics.push(toDiagnostic(parsed, { ...f, code: rule.code, severity: f.severity ?? rule.severity }, provenance));
   }
-  return done(model);
+  return done(model, spec);
 }
 
 /** Parses and validates the text (or bytes) of one spec file. */
