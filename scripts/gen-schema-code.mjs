@@ -56,7 +56,17 @@ writeSame(join(out, "spec-types.ts"), types);
 // Every field of the spec as a dotted path (`services.*.retry.budget.ratio`): the rows of each
 // target's fidelity table, so that a field added to the schema cannot go unclassified.
 const fields = [];
-const resolveRef = (node) => (node && typeof node.$ref === "string" ? { ...node.$ref.slice(2).split("/").reduce((n, k) => n[k], schema), ...node, $ref: undefined } : node);
+const resolveRef = (node) =>
+  node && typeof node.$ref === "string"
+    ? {
+        ...node.$ref
+          .slice(2)
+          .split("/")
+          .reduce((n, k) => n[k], schema),
+        ...node,
+        $ref: undefined,
+      }
+    : node;
 const walkFields = (node, prefix, depth) => {
   node = resolveRef(node);
   if (!node || depth > 8) return;

@@ -1,0 +1,86 @@
+import type { FidelityTable } from "../../src/build/fidelity.js";
+
+const maps = (note: string) => ({ how: "maps", note }) as const;
+const na = (note: string) => ({ how: "n/a", note }) as const;
+const retry = (scope: string) => maps(`${scope}: the runtime's dispatch in each container`);
+const restartNote = "; a crashed container is restarted by the engine (restart: on-failure) with its own backoff, not this one";
+
+/**
+ * The Compose target runs the same runtime, one container per process: what the runtime does
+ * maps exactly, and the rest maps onto Compose keys. Relative paths land on named volumes.
+ */
+export const composeFidelity: FidelityTable = {
+  mbc: maps("runtime/system.json"),
+  name: maps("the default project and network name; label dev.mbc.system"),
+  description: maps("README.md"),
+  "defaults.timeout": maps("per-attempt timeout of every call"),
+  "defaults.retry.maxRetries": retry("defaults"),
+  "defaults.retry.interval": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
+  "defaults.retry.backoff": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
+  "defaults.retry.multiplier": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
+  "defaults.retry.maxInterval": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
+  "defaults.retry.jitter": retry("defaults"),
+  "defaults.retry.on": retry("defaults"),
+  "defaults.retry.budget.ratio": retry("defaults"),
+  "defaults.retry.budget.minPerSecond": retry("defaults"),
+  "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
+  "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
+  "defaults.batch.maxRecords": maps("the source's batcher"),
+  "defaults.batch.maxWait": maps("the source's batcher"),
+  "defaults.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
+  "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container"),
+  "registry.heartbeat": maps("registration heartbeats and discovery refresh"),
+  "registry.ttl": maps("the registry's expiry"),
+  "sources.*.type": maps("one container per source"),
+  "sources.*.port": maps("the http source's listener, published on the host at the same port (only http sources publish one)"),
+  "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to the named volume `data` (MBC_DATA_DIR)"),
+  "sources.*.rate": maps("generator: its rate; http/file: not enforced (an expected peak)"),
+  "sources.*.count": maps("generator: stops after it, across restarts"),
+  "sources.*.record": maps("generator: the template"),
+  "sources.*.batch.maxRecords": maps("the source's batcher"),
+  "sources.*.batch.maxWait": maps("the source's batcher"),
+  "sources.*.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
+  "sources.*.to": maps("the first stage; depends_on its instances (service_healthy)"),
+  "services.*.handler": maps("copied to runtime/handlers/, mounted read-only at /opt/mbc; builtins run in the runtime; unused when the service has an image"),
+  "services.*.image": maps(
+    "the service's containers run this image instead of the runtime (no command, no mount); MBC_NAME, MBC_INSTANCE, MBC_PORT tell it its place",
+  ),
+  "services.*.config": maps(
+    "ctx.config of the handler (system.json); a relative sink path lands on the named volume `data`, shared by every container (an absolute one stays inside the container)",
+  ),
+  "services.*.instances": maps("one Compose service per instance, NAME-K, started with --instance K; weights and capacities in system.json"),
+  "services.*.loadBalancing": maps("the runtime's balancer in each upstream container"),
+  "services.*.capacity": maps("registered with each instance; used by least-connections and power-of-two-choices"),
+  "services.*.port": maps("instance k listens on port + k inside its container (not published)"),
+  "services.*.timeout": maps("per-attempt timeout of calls to the service; also its stop_grace_period (drain budget + 5 s)"),
+  "services.*.retry.maxRetries": maps(
+    "the service: the runtime's dispatch in each container; no limit on container restarts (a batch's retries are not a process's)",
+  ),
+  "services.*.retry.interval": maps(`the service: the runtime's dispatch in each container${restartNote}`),
+  "services.*.retry.backoff": maps(`the service: the runtime's dispatch in each container${restartNote}`),
+  "services.*.retry.multiplier": maps(`the service: the runtime's dispatch in each container${restartNote}`),
+  "services.*.retry.maxInterval": maps(`the service: the runtime's dispatch in each container${restartNote}`),
+  "services.*.retry.jitter": retry("the service"),
+  "services.*.retry.on": retry("the service"),
+  "services.*.retry.budget.ratio": retry("the service"),
+  "services.*.retry.budget.minPerSecond": retry("the service"),
+  "services.*.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
+  "services.*.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
+  "services.*.env": maps("environment of each instance's container, $ written as $$; the MBC_* variables the target sets win"),
+  "services.*.to": maps("next stages; depends_on each of their instances (service_healthy)"),
+  "checkpoint.dir": maps("below the named volume `state` (MBC_STATE_DIR); an absolute path or one that leaves with .. stays inside the volume"),
+  "checkpoint.fsync": maps("fsync of the durable log before 202"),
+  "simulation.duration": na("mbc simulate"),
+  "simulation.arrival": na("mbc simulate"),
+  "simulation.failureRate": na("mbc simulate and the capacity checks"),
+  "simulation.faults": na("mbc simulate"),
+  "simulation.seed": na("mbc simulate"),
+  "targets.compose.project": maps("COMPOSE_PROJECT_NAME in .env"),
+  "targets.compose.image": maps("the image of every container that runs the runtime"),
+  "targets.compose.network": maps("the project's one network"),
+  "targets.systemd.prefix": na("the systemd target"),
+  "targets.systemd.user": na("the systemd target"),
+  "targets.systemd.installDir": na("the systemd target"),
+  "targets.systemd.node": na("the systemd target"),
+  "targets.node.bind": na("the node target; containers bind 0.0.0.0 on their own network"),
+};
