@@ -16,7 +16,7 @@ import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js"
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { drainBudgetMs } from "../../src/runtime/env.js";
 import { heapLimitMiB } from "../../src/runtime/supervisor.js";
-import { nodeGenerator } from "../node/index.js";
+import { runtimePackage } from "../node/index.js";
 import { composeFidelity } from "./fidelity.js";
 import { commentText, escapeDollars, toYaml } from "./yaml.js";
 
@@ -286,26 +286,6 @@ function runsImage(service: ServiceModel): boolean {
   return service.image !== null;
 }
 
-/** The node target's runtime folder (bundle, system.json, handler copies), re-rooted under runtime/. */
-function runtimeArtefacts(model: Model, inputs: BuildInputs): Artefact[] {
-  // Only the files that do not come from the node target's templates are taken, so this target's
-  // output does not depend on which templates a build loaded.
-  const fromNode = nodeGenerator.generate(model, { ...inputs, templates: { "README.md.hbs": "", "package.json.hbs": "" } });
-  const kept = fromNode.filter((a) => a.path === "mbc-runtime.mjs" || a.path === "system.json" || a.path.startsWith("handlers/"));
-  const pkg = {
-    name: model.name,
-    version: "0.0.0",
-    private: true,
-    description: headerText(inputs),
-    // Handler modules ending in .js are ES modules too.
-    type: "module",
-    engines: { node: ">=20" },
-  };
-  return [...kept, { path: "package.json", content: `${JSON.stringify(pkg, null, 2)}\n` }]
-    .map((a) => ({ ...a, path: `runtime/${a.path}` }))
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
 export const composeGenerator: Generator = {
   id: "compose",
   describe: "compose.yaml and .env: one container per registry, source and service instance, running the bundled runtime",
@@ -354,7 +334,7 @@ export const composeGenerator: Generator = {
       { path: ".env", content: env },
       { path: "README.md", content: render("compose-README.md.hbs", inputs.templates["compose-README.md.hbs"], data) },
       { path: "FIDELITY.md", content: renderFidelity({ compose: composeFidelity }, htmlHeader) },
-      ...runtimeArtefacts(model, inputs),
+      ...runtimePackage(model, inputs),
     ];
   },
 };

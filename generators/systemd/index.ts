@@ -15,7 +15,7 @@ import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js"
 import { CONTRACT_DEFAULTS } from "../../src/model/normalise.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { DEFAULT_RESTART, heapLimitMiB } from "../../src/runtime/supervisor.js";
-import { nodeGenerator } from "../node/index.js";
+import { runtimePackage } from "../node/index.js";
 import {
   comment,
   execLine,
@@ -411,30 +411,10 @@ export const systemdGenerator: Generator = {
       { path: "FIDELITY.md", content: renderFidelity({ systemd: systemdFidelity }, header) },
     );
 
-    files.push(...runtimeArtefacts(model, inputs));
+    files.push(...runtimePackage(model, inputs));
     return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   },
 };
-
-/**
- * runtime/: the node target's folder (bundle, system.json, handler copies). Only the files that do
- * not come from the node target's templates are taken, so this target's output does not depend on
- * which templates a build loaded; package.json is written here (the same as the compose target's).
- */
-function runtimeArtefacts(model: Model, inputs: BuildInputs): Artefact[] {
-  const fromNode = nodeGenerator.generate(model, { ...inputs, templates: { "README.md.hbs": "", "package.json.hbs": "" } });
-  const kept = fromNode.filter((a) => a.path === "mbc-runtime.mjs" || a.path === "system.json" || a.path.startsWith("handlers/"));
-  const pkg = {
-    name: model.name,
-    version: "0.0.0",
-    private: true,
-    description: headerText(inputs),
-    // Handler modules ending in .js are ES modules too.
-    type: "module",
-    engines: { node: ">=20" },
-  };
-  return [...kept, { path: "package.json", content: `${JSON.stringify(pkg, null, 2)}\n` }].map((a) => ({ ...a, path: `runtime/${a.path}` }));
-}
 
 /** CPUQuota= for a number of CPUs: a percentage, to the hundredth systemd keeps. */
 function cpuQuota(cpus: number): string {
