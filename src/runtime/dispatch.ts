@@ -10,8 +10,11 @@
  * - An attempt fails as `timeout` (no complete answer within the service's `timeout`), `5xx`,
  *   `connect` (refused, reset, unreachable: anything below HTTP) or `4xx` (any other non-2xx
  *   answer: the request itself is wrong, so it is never retried). With no live instance an
- *   attempt fails as `no-instance`, which is retried when `connect` is in `retry.on`: both
- *   mean "nothing reachable right now", and an instance that restarts comes back soon.
+ *   attempt waits for discovery to list one, up to the service's `timeout` (the cached view
+ *   may just be behind: at a cold start a stage can poll the registry before its downstream
+ *   registered), then fails as `no-instance`, which is retried when `connect` is in
+ *   `retry.on`: both mean "nothing reachable right now", and an instance that restarts comes
+ *   back soon.
  * - A failure of a kind in `retry.on` is retried, up to `maxRetries` times, after
  *   `retryDelay` (backoff, cap, jitter), to a different instance whenever another live one
  *   exists, while the service's retry budget allows (the budget is asked first, so a refused
@@ -241,9 +244,11 @@ class HttpDispatcher implements Dispatcher {
       const failure = await this.attempt(state, body, batchId, exclude);
       if (failure === null) return;
       attempts.push(failure);
+      // `to` and `toInstance`, as the metrics' labels: in a service instance the log's own
+      // `instance` field names that instance, and must not be overwritten by the target's.
       this.options.log.warn("attempt failed", {
-        service,
-        instance: failure.instance,
+        to: service,
+        toInstance: failure.instance,
         batch: batchId,
         attempt: attempt + 1,
         kind: failure.kind,
@@ -266,9 +271,13 @@ class HttpDispatcher implements Dispatcher {
   /** One attempt: null on success, else what went wrong. */
   private async attempt(state: TargetState, body: Buffer, batchId: string, exclude: number | undefined): Promise<AttemptRecord | null> {
     const service = state.model.name;
-    const endpoint = this.pick(state, exclude);
+    let endpoint = this.pick(state, exclude);
     if (endpoint === null) {
-      return { instance: null, kind: "no-instance", error: `no live instance of ${service}` };
+      // The cached view may only be behind (a cold start: this process polled the registry
+      // before the instances registered, and polls again a heartbeat later): like a connect,
+      // the attempt waits for an instance up to its timeout before it fails.
+      if (await this.waitForInstance(service, state.model.timeoutMs)) endpoint = this.pick(state, exclude);
+      if (endpoint === null) return { instance: null, kind: "no-instance", error: `no live instance of ${service}` };
     }
     const i = endpoint.instance;
     const breaker = this.breaker(endpoint);
@@ -295,6 +304,26 @@ class HttpDispatcher implements Dispatcher {
     else if (outcome.kind === "timeout") breaker.onTimeout(now);
     else breaker.onAnswer();
     return { instance: i, kind: outcome.kind, error: outcome.error };
+  }
+
+  /** Waits until discovery lists an instance of `service`, up to `timeoutMs` or the dispatcher's close; whether one came. */
+  private async waitForInstance(service: string, timeoutMs: number): Promise<boolean> {
+    const signal = this.closing.signal;
+    if (signal.aborted) return false;
+    let onAbort = (): void => {};
+    const closed = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      const found = this.options.discovery.waitFor([service], timeoutMs).then(
+        () => true,
+        () => false,
+      );
+      return await Promise.race([found, closed.then(() => false)]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /** The instance for the next attempt, or null when the service has no live instance. */

@@ -85,7 +85,9 @@ function portFree(port: number): Promise<boolean> {
 /** `count` consecutive free ports on 127.0.0.1, from a random base (bounded tries). */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    // Below Linux's ephemeral range (32768–60999): a port there can be taken as the local port of
+    // an outgoing connection between this check and the bind.
+    const base = 10_000 + Math.floor(Math.random() * (32_000 - 10_000 - count));
     let ok = true;
     for (let k = 0; k < count && ok; k++) ok = await portFree(base + k);
     if (ok) return base;
