@@ -1,27 +1,45 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: how fast `mbc validate` is, from a cold process.
+ * `npm run bench`: how fast mbc validates, simulates and runs. Three parts, each with a table:
  *
- *   1. Start-up: `mbc validate` of the example against the bare floor (`node -e 0`) and against
- *      ajv-cli validating the same file with the same schema. Runs are interleaved (a, b, c,
- *      a, b, c, …) after warm-up runs, so machine noise hits all three alike; medians are
- *      compared with the targets mbc/floor ≤ 1.5× and mbc/ajv-cli < 1×.
- *   2. Scale: `mbc validate` of generated specs with 1,000 and 10,000 services (written to a
- *      temp folder); the growth factor of the time should be about linear (≈10×).
+ *   validate  1. Start-up: `mbc validate` of the example against the bare floor (`node -e 0`)
+ *               and against ajv-cli validating the same file with the same schema. Runs are
+ *               interleaved (a, b, c, a, b, c, …) after warm-up runs, so machine noise hits all
+ *               three alike; medians are compared with the targets mbc/floor ≤ 1.5× and
+ *               mbc/ajv-cli < 1×.
+ *             2. Scale: `mbc validate` of generated specs with 1,000 and 10,000 services
+ *               (written to a temp folder); the growth factor should be about linear (≈10×).
+ *   simulate  Simulated events per second (target ≥ 2 million) on the example simulated for
+ *             1 h and on a heavy spec (fan-out, failures, power-of-two-choices) for 5 min, in
+ *             interleaved rounds; and the time to simulate the 10,000-service spec for 10 s
+ *             (simulate.mjs).
+ *   runtime   The node target as built and run: records/s of the durable pipeline (http source
+ *             → processor → jsonl sink, fsync on) from POST until stored, against a bare
+ *             loopback forwarder doing the same hops in the same run (target ≥ 40 %); 500-record
+ *             bodies against 1-record bodies (target ≥ 20×); the peak RSS of every runtime
+ *             process under 3× overload (target ≤ 256 MiB) (runtime.mjs).
  *
  * Benchmarks report, they do not fail: the exit status is 0 whether or not a target is met,
- * and 1 only when a command under test does not run as expected (its numbers would be wrong).
+ * and 1 only when a command under test does not run as expected (its numbers would be wrong)
+ * — which includes a runtime run that loses an acknowledged record.
  *
- * Options: --json (results as JSON on stdout; the table goes to stderr), --json=FILE (write
- * them to FILE as well as printing the table), --runs=N (start-up runs each, default 15),
- * --large-runs=N (runs of each generated spec, default 5), --sizes=A,B (default 1000,10000).
+ * Options: --only=PART[,PART] (validate, simulate, runtime; default all), --json (results as
+ * JSON on stdout; the tables go to stderr), --json=FILE (write them to FILE as well as printing
+ * the tables), --runs=N (start-up runs each, default 15), --large-runs=N (runs of each
+ * generated spec, default 5), --sizes=A,B (default 1000,10000), --sim-rounds=N (default 3),
+ * --sim-services=N (default 10000), --rt-rounds=N (default 3), --rt-seconds=N (posting time of
+ * each runtime run, default 3), --rt-clients=N (default 16), --overload-seconds=N (default 10),
+ * --slow-rate=N (records/s of the overload run's processor, default 10000).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSpec } from "./gen-spec.mjs";
+import { grouped, killChildren, makeTempDir, median, met, removeTempDir, table } from "./lib.mjs";
+import { RUNTIME_TARGETS, runRuntimeBench } from "./runtime.mjs";
+import { runSimulateBench, SIMULATE_TARGETS } from "./simulate.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const EXAMPLE = "examples/01-design-document/microbatch.yaml";
@@ -29,33 +47,71 @@ const SCHEMA = "schema/mbc.schema.json";
 const MBC = join(root, "bin/mbc");
 const AJV_CLI = join(root, "node_modules/ajv-cli/dist/index.js");
 const TARGETS = { floorRatio: 1.5, ajvRatio: 1, linearGrowth: 13 };
+const PARTS = ["validate", "simulate", "runtime"];
+
+const USAGE = `usage: node bench/run.mjs [--only=validate,simulate,runtime] [--json | --json=FILE]
+  validate: [--runs=N] [--large-runs=N] [--sizes=A,B]
+  simulate: [--sim-rounds=N] [--sim-services=N]
+  runtime:  [--rt-rounds=N] [--rt-seconds=N] [--rt-clients=N] [--overload-seconds=N] [--slow-rate=N]
+`;
 
 function parseArgs(argv) {
-  const opts = { json: false, jsonFile: null, runs: 15, warmup: 3, largeRuns: 5, sizes: [1000, 10000] };
+  const opts = {
+    only: PARTS,
+    json: false,
+    jsonFile: null,
+    runs: 15,
+    warmup: 3,
+    largeRuns: 5,
+    sizes: [1000, 10000],
+    simRounds: 3,
+    simServices: 10000,
+    rtRounds: 3,
+    rtSeconds: 3,
+    rtClients: 16,
+    overloadSeconds: 10,
+    slowRate: 10000,
+  };
   const int = (v, name) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) usage(`${name} needs a positive integer, not ${JSON.stringify(v)}`);
     return n;
+  };
+  const ints = {
+    "--runs": "runs",
+    "--large-runs": "largeRuns",
+    "--sim-rounds": "simRounds",
+    "--sim-services": "simServices",
+    "--rt-rounds": "rtRounds",
+    "--rt-seconds": "rtSeconds",
+    "--rt-clients": "rtClients",
+    "--overload-seconds": "overloadSeconds",
+    "--slow-rate": "slowRate",
   };
   for (const arg of argv) {
     const [key, value] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     if (key === "--json") {
       if (value === undefined) opts.json = true;
       else opts.jsonFile = value;
-    } else if (key === "--runs") opts.runs = int(value, "--runs");
-    else if (key === "--large-runs") opts.largeRuns = int(value, "--large-runs");
+    } else if (key in ints) opts[ints[key]] = int(value, key);
     else if (key === "--sizes") opts.sizes = (value ?? "").split(",").map((s) => int(s, "--sizes"));
-    else if (key === "-h" || key === "--help") {
-      process.stdout.write("usage: node bench/run.mjs [--json | --json=FILE] [--runs=N] [--large-runs=N] [--sizes=A,B]\n");
+    else if (key === "--only") {
+      const only = (value ?? "").split(",").filter((s) => s !== "");
+      const bad = only.filter((p) => !PARTS.includes(p));
+      if (only.length === 0 || bad.length > 0) usage(`--only takes ${PARTS.join(", ")} (comma-separated), not ${JSON.stringify(value ?? "")}`);
+      opts.only = PARTS.filter((p) => only.includes(p));
+    } else if (key === "-h" || key === "--help") {
+      process.stdout.write(USAGE);
       process.exit(0);
     } else usage(`unknown option ${arg}`);
   }
   if (opts.sizes.length !== 2) usage("--sizes takes two sizes, the small one first");
+  if (opts.simServices < 2) usage("--sim-services needs at least 2");
   return opts;
 }
 
 function usage(message) {
-  process.stderr.write(`bench: ${message}\n`);
+  process.stderr.write(`bench: ${message}\n${USAGE}`);
   process.exit(2);
 }
 
@@ -69,12 +125,6 @@ function timeRun(cmd) {
     throw new Error(`${cmd.label} did not run as expected (${why}):\n${String(r.stderr ?? "").slice(0, 2000)}${String(r.stdout ?? "").slice(0, 2000)}`);
   }
   return ms;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** Warm-up runs, then `runs` rounds of every command in turn; the samples of each. */
@@ -104,28 +154,15 @@ function diagnosticsOf(file) {
   return JSON.parse(r.stdout).diagnostics;
 }
 
-function table(rows) {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
-  const right = rows[0].map((_, c) => rows.slice(1).every((r) => /^[0-9.,×≈<≤ -]+(ms|×)?$/.test(String(r[c])) || r[c] === ""));
-  const line = (r) =>
-    r
-      .map((cell, c) => (right[c] ? String(cell).padStart(widths[c]) : String(cell).padEnd(widths[c])))
-      .join("  ")
-      .trimEnd();
-  return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
-}
-
-const ms = (x) => `${x.toFixed(1)} ms`;
+const ms = (x) => `${grouped(x, 1)} ms`;
 const ratio = (x) => `${x.toFixed(2)}×`;
+const mib = (bytes) => `${grouped(bytes / (1024 * 1024))} MiB`;
+const perSec = (x) => `${grouped(x)}/s`;
+const mega = (x) => `${(x / 1e6).toFixed(2)} M/s`;
 
-function main() {
-  const opts = parseArgs(process.argv.slice(2));
-  const out = opts.json ? process.stderr : process.stdout;
-  const note = (s) => process.stderr.write(s);
-  // Progress as "round k/n" rewritten in place, on a terminal only.
-  const progress = (r, n) => {
-    if (process.stderr.isTTY) note(`\r  round ${r}/${n}${r === n ? "\n" : ""}`);
-  };
+// ---------------------------------------------------------------------------------------------
+
+function validatePart(opts, note, progress) {
   for (const [what, path] of [
     ["the built CLI (run npm run build)", join(root, "dist/cli.mjs")],
     ["ajv-cli (npm install)", AJV_CLI],
@@ -150,7 +187,7 @@ function main() {
   const ajvRatio = mbc.medianMs / ajv.medianMs;
 
   // 2. Scale.
-  const dir = mkdtempSync(join(tmpdir(), "mbc-bench-"));
+  const dir = makeTempDir("mbc-bench-");
   let scale;
   try {
     const specs = opts.sizes.map((n) => {
@@ -169,7 +206,7 @@ function main() {
     const timed = interleave(cmds, opts.largeRuns, 1, progress);
     scale = specs.map((s, i) => ({ services: s.services, diagnostics: s.diagnostics, ...timed[i] }));
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
   const [small, large] = scale;
   const growth = large.medianMs / small.medianMs;
@@ -178,7 +215,6 @@ function main() {
   const workGrowth = (large.medianMs - floor.medianMs) / (small.medianMs - floor.medianMs);
   const linearLimit = (TARGETS.linearGrowth * sizeFactor) / 10;
 
-  const met = (ok) => (ok ? "met" : "NOT met");
   const rows = [
     ["measure", "median", "min", "target", "result"],
     [`${mbc.label} (example)`, ms(mbc.medianMs), ms(mbc.minMs), "", ""],
@@ -196,12 +232,7 @@ function main() {
     ],
     [`  above the floor`, ratio(workGrowth), "", `≈ ${ratio(sizeFactor)}`, workGrowth <= linearLimit ? "about linear" : "super-linear: NOT met"],
   ];
-  out.write(`\nmbc validate benchmark — node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length} cpu(s)\n\n${table(rows)}\n`);
-
   const results = {
-    node: process.version,
-    platform: `${process.platform}/${process.arch}`,
-    cpus: cpus().length,
     startup: {
       example: EXAMPLE,
       warmup: opts.warmup,
@@ -216,17 +247,193 @@ function main() {
       growth: { value: growth, workAboveFloor: workGrowth, sizeFactor, limit: linearLimit, aboutLinear: growth <= linearLimit },
     },
   };
+  return { title: "mbc validate", rows, results, failed: false };
+}
+
+function simulatePart(opts, note) {
+  const sim = runSimulateBench({ rounds: opts.simRounds, largeServices: opts.simServices, largeDurationMs: 10_000 }, note);
+  const target = `≥ ${mega(SIMULATE_TARGETS.eventsPerSec)}`;
+  const rows = [
+    ["simulation", "events", "simulate()", "events/s", "target", "result"],
+    ...[sim.example, sim.heavy].map((s) => [
+      `${s.label} (median of ${s.runs.length})`,
+      grouped(s.events),
+      ms(s.medianMs),
+      mega(s.eventsPerSec),
+      target,
+      met(s.met),
+    ]),
+    [
+      `${sim.large.label} (once, cold)`,
+      grouped(sim.large.events),
+      ms(sim.large.simulateMs),
+      mega(sim.large.eventsPerSec),
+      "",
+      `${sim.large.instances} instances; peak RSS ${mib(sim.large.maxRssBytes)}; spec loaded in ${ms(sim.large.loadMs)}`,
+    ],
+  ];
+  return { title: "mbc simulate (the API's simulate())", rows, results: { targets: SIMULATE_TARGETS, ...sim }, failed: false };
+}
+
+/** "ok", or what went wrong with the records of a set of runs. */
+function recordCheck(c) {
+  if (c.missing > 0) return `FAILED: lost ${grouped(c.missing)} of ${grouped(c.acknowledged)} acknowledged records`;
+  if (c.duplicates > 0) return `FAILED: ${grouped(c.duplicates)} records stored twice`;
+  if (c.errors > 0) return `FAILED: ${grouped(c.errors)} requests failed`;
+  return `all ${grouped(c.acknowledged)} stored once`;
+}
+
+async function runtimePart(opts, note) {
+  const rt = await runRuntimeBench(
+    {
+      rounds: opts.rtRounds,
+      seconds: opts.rtSeconds,
+      clients: opts.rtClients,
+      overloadSeconds: opts.overloadSeconds,
+      capacitySeconds: 3,
+      slowRate: opts.slowRate,
+    },
+    note,
+  );
+  const { cases, ratios } = rt.throughput;
+  const o = rt.overload;
+  const share = ratios.overForwarder;
+  const range = (c) => `${grouped(c.minRecordsPerSec)}–${grouped(c.maxRecordsPerSec)}`;
+  const caseRow = (c) => [`${c.label}`, perSec(c.medianRecordsPerSec), range(c), "", "", recordCheck(c)];
+  const rss = o.rss;
+  const rssMax = rss?.maxBytes ?? null;
+  const rows = [
+    ["measure", "median", "min–max", "target", "result", "records"],
+    caseRow(cases.batched),
+    caseRow(cases.forwarder),
+    [
+      "durable / bare forwarder",
+      `${(share * 100).toFixed(1)} %`,
+      "",
+      `≥ ${RUNTIME_TARGETS.forwarderShare * 100} %`,
+      met(share >= RUNTIME_TARGETS.forwarderShare),
+      "",
+    ],
+    caseRow(cases.single),
+    [
+      "500-record / 1-record bodies",
+      ratio(ratios.batchedOverSingle),
+      "",
+      `≥ ${ratio(RUNTIME_TARGETS.batchedOverSingle)}`,
+      met(ratios.batchedOverSingle >= RUNTIME_TARGETS.batchedOverSingle),
+      "",
+    ],
+    caseRow(cases.maxRecords1),
+    ["maxRecords 500 / maxRecords 1", ratio(ratios.batchedOverMaxRecords1), "", "(info)", "", ""],
+    [`overload: capacity (${grouped(o.slowRate)}/s processor)`, perSec(o.capacity.recordsPerSec), "", "", "", recordCheck({ ...o.capacity })],
+    [
+      `overload: 3× offered for ${o.seconds} s`,
+      perSec(o.offeredPerSec),
+      "",
+      "",
+      `${grouped(o.requests - o.refused - o.errors)} of ${grouped(o.requests)} requests taken, ${grouped(o.refused)} refused (503)`,
+      recordCheck(o),
+    ],
+    [
+      "overload: peak RSS, largest process",
+      rssMax === null ? "n/a" : mib(rssMax),
+      "",
+      `≤ ${RUNTIME_TARGETS.peakRssMiB} MiB`,
+      rssMax === null ? "not measured (no /proc)" : `${met(rssMax <= RUNTIME_TARGETS.peakRssMiB * 1024 * 1024)} (${rss.maxProcess})`,
+      "",
+    ],
+    [
+      "overload: peak RSS, all processes",
+      rss === null ? "n/a" : mib(rss.maxSumBytes),
+      "",
+      "",
+      rss === null ? "" : `${Object.keys(rss.byProcessBytes).length} processes`,
+      "",
+    ],
+  ];
+  const failed = !Object.values(cases).every((c) => c.ok) || !o.ok || (rt.throughput.runtimeExit?.code ?? 1) !== 0 || (o.runtimeExit?.code ?? 1) !== 0;
+  const results = {
+    targets: RUNTIME_TARGETS,
+    ...rt,
+    ratios: {
+      durableOverForwarder: { value: share, target: RUNTIME_TARGETS.forwarderShare, met: share >= RUNTIME_TARGETS.forwarderShare },
+      batchedOverSingleRecordBodies: {
+        value: ratios.batchedOverSingle,
+        target: RUNTIME_TARGETS.batchedOverSingle,
+        met: ratios.batchedOverSingle >= RUNTIME_TARGETS.batchedOverSingle,
+      },
+      batchedOverMaxRecords1: { value: ratios.batchedOverMaxRecords1 },
+      peakRssMiB: {
+        value: rssMax === null ? null : rssMax / (1024 * 1024),
+        target: RUNTIME_TARGETS.peakRssMiB,
+        met: rssMax !== null && rssMax <= RUNTIME_TARGETS.peakRssMiB * 1024 * 1024,
+      },
+    },
+  };
+  const notes = [
+    `${opts.rtClients} keep-alive clients; ${opts.rtSeconds} s of posting a run, ${opts.rtRounds} interleaved round(s) after a warm-up; records/s from the first POST until the sink holds every acknowledged record.`,
+    "1-record bodies go to the same source (maxRecords 500, maxWait 50ms): the pipeline still batches them, so this is what clients gain by batching their requests.",
+  ];
+  if (failed) notes.push("A run lost, duplicated or failed records, or the runtime did not stop cleanly: see the records column and the JSON.");
+  return { title: "mbc runtime (node target, fsync on)", rows, results, failed, notes };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const out = opts.json ? process.stderr : process.stdout;
+  const note = (s) => process.stderr.write(s);
+  // Progress as "round k/n" rewritten in place, on a terminal only.
+  const progress = (r, n) => {
+    if (process.stderr.isTTY) note(`\r  round ${r}/${n}${r === n ? "\n" : ""}`);
+  };
+  if (!existsSync(join(root, "dist/index.mjs")) || !existsSync(join(root, "dist/runtime/mbc-runtime.mjs"))) usage("missing the build: run npm run build");
+  const [load1] = loadavg();
+  const results = { node: process.version, platform: `${process.platform}/${process.arch}`, cpus: cpus().length, loadAverageAtStart: load1 };
+  const parts = [];
+  let failed = false;
+  for (const part of opts.only) {
+    const started = Date.now();
+    let p;
+    if (part === "validate") p = validatePart(opts, note, progress);
+    else if (part === "simulate") p = simulatePart(opts, note);
+    else p = await runtimePart(opts, note);
+    p.seconds = (Date.now() - started) / 1000;
+    results[part] = { seconds: p.seconds, ...p.results };
+    failed ||= p.failed;
+    parts.push(p);
+    note(`${part}: ${p.seconds.toFixed(0)} s\n`);
+  }
+
+  out.write(
+    `\nmbc benchmark — node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length} cpu(s), load average ${load1.toFixed(2)} at start\n`,
+  );
+  for (const p of parts) {
+    out.write(`\n${p.title} (${p.seconds.toFixed(0)} s)\n\n${table(p.rows)}\n`);
+    for (const n of p.notes ?? []) out.write(`  ${n}\n`);
+  }
+
   const json = `${JSON.stringify(results, null, 2)}\n`;
   if (opts.json) process.stdout.write(json);
   if (opts.jsonFile) {
     writeFileSync(opts.jsonFile, json);
     note(`wrote ${opts.jsonFile}\n`);
   }
+  if (failed) process.exitCode = 1;
 }
 
+const onSignal = () => {
+  killChildren().finally(() => process.exit(130));
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+
 try {
-  main();
+  await main();
 } catch (err) {
   process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
+} finally {
+  await killChildren();
 }
