@@ -63,13 +63,19 @@ const bits = new Float64Array(1);
 const words = new Uint32Array(bits.buffer);
 const HIGH = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
 
+/** Distinct buckets a histogram keeps in a map before it switches to the full array. */
+const SPARSE_LIMIT = 64;
+
 /**
- * A log-linear histogram of non-negative values (HdrHistogram's layout): a fixed array of
- * counts, so recording allocates nothing however long the run, with the exact count, sum,
- * minimum and maximum beside it. Bucket 0 holds zeros.
+ * A log-linear histogram of non-negative values (HdrHistogram's layout), with the exact count,
+ * sum, minimum and maximum beside it. Bucket 0 holds zeros. It starts sparse (a small map of
+ * the buckets in use) and switches to a fixed array of counts once many buckets are in use:
+ * a spec with thousands of lightly used instances then costs little memory, while a busy
+ * histogram records without allocating however long the run.
  */
 export class Histogram {
-  private readonly counts = new Float64Array(BUCKETS);
+  private counts: Float64Array | null = null;
+  private sparse: Map<number, number> | null = null;
   count = 0;
   sum = 0;
   min = Number.POSITIVE_INFINITY;
@@ -80,8 +86,32 @@ export class Histogram {
     this.sum += value;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
-    const b = bucketOf(value);
-    this.counts[b] = (this.counts[b] as number) + 1;
+    this.bump(bucketOf(value), 1);
+  }
+
+  private bump(b: number, n: number): void {
+    const counts = this.counts;
+    if (counts !== null) {
+      counts[b] = (counts[b] as number) + n;
+      return;
+    }
+    const sparse = this.sparse ?? (this.sparse = new Map());
+    sparse.set(b, (sparse.get(b) ?? 0) + n);
+    if (sparse.size > SPARSE_LIMIT) {
+      const dense = new Float64Array(BUCKETS);
+      for (const [k, v] of sparse) dense[k] = v;
+      this.counts = dense;
+      this.sparse = null;
+    }
+  }
+
+  /** Non-empty buckets in ascending order. */
+  private *buckets(): Generator<[number, number]> {
+    if (this.counts !== null) {
+      for (let b = 0; b < BUCKETS; b++) if ((this.counts[b] as number) > 0) yield [b, this.counts[b] as number];
+    } else if (this.sparse !== null) {
+      yield* [...this.sparse].sort((a, b) => a[0] - b[0]);
+    }
   }
 
   addAll(other: Histogram): void {
@@ -90,7 +120,7 @@ export class Histogram {
     this.sum += other.sum;
     if (other.min < this.min) this.min = other.min;
     if (other.max > this.max) this.max = other.max;
-    for (let b = 0; b < BUCKETS; b++) this.counts[b] = (this.counts[b] as number) + (other.counts[b] as number);
+    for (const [b, n] of other.buckets()) this.bump(b, n);
   }
 
   /**
@@ -101,8 +131,8 @@ export class Histogram {
     if (this.count === 0) return Number.NaN;
     const rank = Math.max(1, Math.ceil(q * this.count));
     let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      seen += this.counts[b] as number;
+    for (const [b, n] of this.buckets()) {
+      seen += n;
       if (seen >= rank) return Math.min(this.max, Math.max(this.min, middleOf(b)));
     }
     return this.max;
