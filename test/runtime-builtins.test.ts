@@ -1,7 +1,8 @@
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { type FileHandle, open as fsOpen } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Model, ServiceModel } from "../src/model/types.js";
 import { acquireFileLock } from "../src/runtime/builtins/file-lock.js";
 import { createBuiltin } from "../src/runtime/builtins/index.js";
@@ -282,6 +283,144 @@ describe("JsonlStore", () => {
     expect(reopened.size).toBe(40);
     await reopened.close();
   });
+});
+
+describe("JsonlStore group commit", () => {
+  const open = (path: string, lines: Captured[] = []) => JsonlStore.open(path, { fsync: true, log: capturingLogger(lines) });
+  const indexKeys = (path: string) =>
+    readFileSync(`${path}.batches`, "utf8")
+      .trimEnd()
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => (JSON.parse(l) as { key: string }).key);
+
+  /** The prototype of the stores' file handles, whose methods the tests spy on. */
+  async function fileHandleProto(): Promise<FileHandle> {
+    const handle = await fsOpen(join(dir, "probe"), "w");
+    await handle.close();
+    return Object.getPrototypeOf(handle) as FileHandle;
+  }
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("stores concurrent batches each once, in few fsync groups, and a duplicate within a group once", async () => {
+    const path = join(dir, "out.jsonl");
+    const store = await open(path);
+    const syncs = vi.spyOn(await fileHandleProto(), "datasync");
+    const keys = Array.from({ length: 200 }, (_, i) => `in#in-${i}`);
+    // Every batch twice in the same tick: the copies land in the same group as the originals.
+    const results = await Promise.all([...keys, ...keys].map((key) => store.store(key, [{ key }])));
+    expect(results.slice(0, 200).every((r) => r)).toBe(true);
+    expect(results.slice(200).some((r) => r)).toBe(false);
+    // One group: one fsync of the data, one of the index (one per batch would be 400).
+    expect(syncs.mock.calls.length).toBeLessThanOrEqual(4);
+    expect(indexKeys(path)).toEqual(keys);
+    const stored = readFileSync(path, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { key: string }).key);
+    expect(stored).toEqual(keys);
+    // Batches arriving while a group is written form the next group, and are stored too.
+    const late = store.store("late-1", [1]);
+    await Promise.resolve();
+    const later = [store.store("late-2", [2]), store.store("late-1", [1])];
+    expect(await Promise.all([late, ...later])).toEqual([true, true, false]);
+    await store.close();
+    const reopened = await open(path);
+    expect(reopened.size).toBe(202);
+    await reopened.close();
+  });
+
+  it("resolves a batch only once its data and index line are durable", async () => {
+    const path = join(dir, "out.jsonl");
+    const store = await open(path);
+    const synced: string[] = [];
+    const proto = await fileHandleProto();
+    const real = proto.datasync;
+    vi.spyOn(proto, "datasync").mockImplementation(async function (this: FileHandle) {
+      await real.call(this);
+      synced.push(readFileSync(`${path}.batches`, "utf8"));
+    });
+    const results: string[] = [];
+    await Promise.all(
+      ["a", "b", "c"].map((key) =>
+        store.store(key, [key]).then(() => {
+          // By now the index fsync has run after the index lines were written.
+          results.push(key);
+          expect(synced.at(-1)).toContain(`"key":"${key}"`);
+        }),
+      ),
+    );
+    expect(results).toEqual(["a", "b", "c"]);
+    await store.close();
+  });
+
+  for (const failing of ["data", "index"] as const) {
+    it(`rejects the whole group when its ${failing} write fails, and recovers to whole lines`, async () => {
+      const path = join(dir, "out.jsonl");
+      const store = await open(path);
+      expect(await store.store("before", [{ n: 0 }])).toBe(true);
+      const proto = await fileHandleProto();
+      const realWrite = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
+      // The data write is the group's first write, the index write its second. The failing one
+      // gets part of its bytes into the file (a torn line), then the disk fails.
+      let writes = 0;
+      const failAt = failing === "data" ? 1 : 2;
+      let failed = false;
+      vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+        writes++;
+        if (writes === failAt) {
+          const [buf, offset, length, position] = args as [Buffer, number, number, number];
+          return realWrite.call(this, buf, offset, Math.max(1, Math.floor(length / 2)), position);
+        }
+        if (writes === failAt + 1 && !failed) {
+          failed = true;
+          throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
+        }
+        return realWrite.apply(this, args);
+      } as typeof proto.write);
+      const group = ["g1", "g2", "g2", "g3"].map((key) => store.store(key, [{ key, pad: "x".repeat(50) }]));
+      const outcomes = await Promise.allSettled(group);
+      expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected", "rejected"]);
+      expect(store.has("g1")).toBe(false);
+      vi.restoreAllMocks();
+
+      // The next group repairs what the failed one left; the retried batches are then stored
+      // once. (A failed index write may have got whole lines in for the first batches, whose
+      // lines were already durable: those count as stored, as after a crash.)
+      const log: Captured[] = [];
+      const retry = (s: JsonlStore, key: string) => s.store(key, [{ key, pad: "x".repeat(50) }]);
+      expect(typeof (await retry(store, "g2"))).toBe("boolean");
+      await store.close();
+      const restarted = await open(path, log);
+      for (const key of ["g1", "g2", "g3"]) await retry(restarted, key);
+      expect(await retry(restarted, "g1")).toBe(false);
+      await restarted.close();
+      const data = readFileSync(path, "utf8");
+      expect(data.endsWith("\n")).toBe(true);
+      const stored = data
+        .trimEnd()
+        .split("\n")
+        .map((l) => {
+          const r = JSON.parse(l) as { n?: number; key?: string };
+          return r.key ?? r.n;
+        });
+      expect(stored[0]).toBe(0);
+      expect([...stored].sort()).toEqual([0, "g1", "g2", "g3"].sort());
+      // The index names the same batches, in the same order, each ending on a line boundary.
+      expect(indexKeys(path)).toEqual(stored.map((k) => (k === 0 ? "before" : k)));
+      const ends = readFileSync(`${path}.batches`, "utf8")
+        .trimEnd()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { end: number }).end);
+      expect(ends.at(-1)).toBe(Buffer.byteLength(data));
+      const reopened = await open(path, log);
+      expect(reopened.size).toBe(4);
+      await reopened.close();
+    });
+  }
 });
 
 describe("file lock", () => {

@@ -46,10 +46,18 @@ interface Holder {
   host: string | null;
 }
 
+/**
+ * This host's name, asked once per process: hostname() is a uname() system call, and a sink
+ * takes the lock for every group it stores. The name only tells holders on this host (whose
+ * pids can be checked) from the others, so a rename while running need not be seen.
+ */
+let thisHost: string | undefined;
+
 export async function acquireFileLock(path: string, options: FileLockOptions = {}): Promise<FileLock> {
   const staleMs = options.staleMs ?? DEFAULT_LOCK_STALE_MS;
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
-  const host = hostname();
+  thisHost ??= hostname();
+  const host = thisHost;
   let wait = 1;
   for (;;) {
     const token = randomUUID();
@@ -64,7 +72,7 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
       const who = holder.pid === null ? "another process" : `pid ${holder.pid}${holder.host === null ? "" : ` on ${holder.host}`}`;
       throw new Error(`timed out waiting for the lock ${path}, held by ${who}`);
     }
-    // Holders keep the lock for one append and its fsyncs: short waits, growing to 50 ms.
+    // Holders keep the lock for one group's appends and fsyncs: short waits, growing to 50 ms.
     await new Promise((resolve) => setTimeout(resolve, wait + Math.random() * wait));
     wait = Math.min(wait * 2, 50);
   }

@@ -6,27 +6,37 @@
  * - `P`          the records, one JSON line each;
  * - `P.batches`  the index: one line `{"key": …, "end": N, "records": n}` per stored batch,
  *                where `end` is P's length once that batch was appended;
- * - `P.lock`     held while one batch is appended (see file-lock.ts).
+ * - `P.lock`     held while one group of batches is appended (see file-lock.ts).
  *
  * A batch's key is its id and its path, `source/…/sink#id` (the services it passed, this sink
  * last): a fan-out copy that reaches the sink by another path is another key, and is stored,
  * while the same batch re-sent after a restart or retried after a timeout is the same key,
  * and is skipped.
  *
- * Storing a batch, under the lock: catch up with the index (other instances may have added to
- * it), repair (below), skip the batch if its key is known, append its lines, fsync, append its
- * index line, fsync. So the index only ever names batches whose lines are durably in P, and
- * P's length beyond the last `end` can only be a batch whose writer crashed before finishing
- * it: every lock holder (and the sink at start) truncates P back to the last `end` first. A
+ * Batches are stored in groups (group commit): the batches that arrived while the previous
+ * group was being written are written together. Storing a group, under the lock: catch up with
+ * the index (other instances may have added to it), repair (below), drop the batches whose key
+ * is known (or came earlier in the same group), append all their lines, fsync, append all their
+ * index lines, fsync. So the index only ever names batches whose lines are durably in P, and
+ * P's length beyond the last `end` can only be batches whose writer crashed before finishing
+ * them: every lock holder (and the sink at start) truncates P back to the last `end` first. A
  * crash therefore leaves neither a duplicate nor a partial line, and a re-sent batch is
  * stored exactly once. A half-written index line (a crash during its write) is cut off too;
  * its batch, no longer indexed, is truncated and stored again when it comes back.
+ *
+ * A batch counts as stored (its promise resolves) only once its group's data and index lines
+ * are both durable; if any step of a group fails, every batch of the group is rejected, none
+ * claimed stored, and the next lock holder repairs what the failed write left. (An index write
+ * that failed part way may have got whole lines in for the group's first batches, whose lines
+ * were durable by then: those turn out stored, as after a crash, and their retry is skipped.)
+ * Grouping is what makes the sink keep up: the lock, the catch-up and the two fsyncs cost the
+ * same for one batch as for a hundred, and under load batches queue up while the disk is busy.
  *
  * Several instances of one sink service share the file and its index, serialised by the lock,
  * rather than each writing its own file: a retry goes to *another* instance, so per-instance
  * files would store a batch whose first attempt timed out twice, and readers would have to
  * know to merge `P`, `P-1`, …. The instances must share P's folder (one machine, or one volume).
- * Within one process, batches are appended one at a time (in order of arrival).
+ * Within one process, one group is written at a time, its batches in order of arrival.
  *
  * `checkpoint.fsync: false` skips the fsyncs (faster, and a power loss may lose acknowledged
  * records; a process crash still cannot, as the page cache survives it).
@@ -69,6 +79,22 @@ interface IndexLine {
   end: number;
 }
 
+/** A batch waiting for its group to be written. */
+interface Pending {
+  key: string;
+  /** Its records, serialised: one JSON line each. */
+  body: Buffer;
+  records: number;
+  resolve: (stored: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A group stops growing at this many bytes of lines (it always takes at least one batch), so
+ * that a backlog is written in bounded buffers rather than all at once.
+ */
+const MAX_GROUP_BYTES = 8 * 1024 * 1024;
+
 /** An append-only JSONL file with an index of stored batches, safe to share between processes. */
 export class JsonlStore {
   private readonly keys = new Set<string>();
@@ -76,7 +102,10 @@ export class JsonlStore {
   private indexRead = 0;
   /** The data file's length as the index says: the `end` of its last line. */
   private end = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Batches waiting for the next group, in order of arrival. */
+  private pending: Pending[] = [];
+  /** The loop writing groups while `pending` is not empty; null when idle. */
+  private writing: Promise<void> | null = null;
   private closed = false;
 
   private constructor(
@@ -118,26 +147,24 @@ export class JsonlStore {
     return this.keys.has(key);
   }
 
-  /** Stores the records of batch `key` once: true when appended now, false when it was already stored. */
+  /**
+   * Stores the records of batch `key` once: true when appended now, false when it was already
+   * stored. Resolves once the lines and the index line are durable.
+   */
   store(key: string, records: readonly unknown[]): Promise<boolean> {
-    return this.serial(async () => {
-      // Keys are never removed from the index, so a known key needs no lock.
-      if (this.keys.has(key)) return false;
-      return this.locked(async (verify) => {
-        if (this.keys.has(key)) return false;
-        const body = Buffer.from(records.map((r) => `${JSON.stringify(r) ?? "null"}\n`).join(""));
-        await verify();
-        await writeAll(this.data, body, this.end);
-        if (this.options.fsync) await this.data.datasync();
-        const end = this.end + body.length;
-        const line = Buffer.from(`${JSON.stringify({ key, end, records: records.length })}\n`);
-        await writeAll(this.index, line, this.indexRead);
-        if (this.options.fsync) await this.index.datasync();
-        this.end = end;
-        this.indexRead += line.length;
-        this.keys.add(key);
-        return true;
-      });
+    if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
+    // Keys enter `keys` only once durably indexed and never leave it: a known key needs no lock.
+    if (this.keys.has(key)) return Promise.resolve(false);
+    let body: Buffer;
+    try {
+      body = Buffer.from(records.map((r) => `${JSON.stringify(r) ?? "null"}\n`).join(""));
+    } catch (err) {
+      // A record JSON cannot hold (a BigInt, a cycle): this batch fails, not its group.
+      return Promise.reject(err);
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ key, body, records: records.length, resolve, reject });
+      this.writing ??= this.drain();
     });
   }
 
@@ -145,16 +172,77 @@ export class JsonlStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue.catch(() => undefined);
+    await this.writing;
     await Promise.allSettled([this.data.close(), this.index.close()]);
   }
 
-  /** Runs `task` after every earlier one of this store, whatever their outcome. */
-  private serial<T>(task: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+  /** Writes groups until no batch is waiting. Never rejects: each group settles its own batches. */
+  private async drain(): Promise<void> {
+    // Let the calls of the current tick join the first group.
+    await Promise.resolve();
+    try {
+      while (this.pending.length > 0) {
+        const group = this.takeGroup();
+        try {
+          const stored = await this.commit(group);
+          for (const batch of group) batch.resolve(stored.has(batch));
+        } catch (err) {
+          for (const batch of group) batch.reject(err);
+        }
+      }
+    } finally {
+      // Runs in the same step as the loop's last check, so no store() can slip in between.
+      this.writing = null;
+    }
+  }
+
+  /** Takes the oldest waiting batches, up to MAX_GROUP_BYTES of lines (at least one batch). */
+  private takeGroup(): Pending[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.pending.length) {
+      const size = this.pending[count]?.body.length ?? 0;
+      if (count > 0 && bytes + size > MAX_GROUP_BYTES) break;
+      bytes += size;
+      count++;
+    }
+    return this.pending.splice(0, count);
+  }
+
+  /** Writes one group under the lock; returns the batches appended now (the others were already stored). */
+  private async commit(group: readonly Pending[]): Promise<Set<Pending>> {
+    // A group of copies of batches stored since they were queued needs no lock either.
+    if (group.every((b) => this.keys.has(b.key))) return new Set();
+    return this.locked(async (verify) => {
+      // After the catch-up: a batch another instance stored meanwhile, or a second copy of a
+      // batch earlier in this group, is skipped (and answered false with the group).
+      const fresh: Pending[] = [];
+      const seen = new Set<string>();
+      for (const batch of group) {
+        if (this.keys.has(batch.key) || seen.has(batch.key)) continue;
+        seen.add(batch.key);
+        fresh.push(batch);
+      }
+      if (fresh.length === 0) return new Set();
+      await verify();
+      await writeAll(this.data, Buffer.concat(fresh.map((b) => b.body)), this.end);
+      if (this.options.fsync) await this.data.datasync();
+      // Only now, with every line durable, may the index name these batches.
+      let end = this.end;
+      const lines = fresh.map((b) => {
+        end += b.body.length;
+        return `${JSON.stringify({ key: b.key, end, records: b.records })}\n`;
+      });
+      const indexLines = Buffer.from(lines.join(""));
+      await writeAll(this.index, indexLines, this.indexRead);
+      if (this.options.fsync) await this.index.datasync();
+      // A failure above leaves this state as it was: the next catch-up reads or repairs what
+      // the failed write left in the files.
+      this.end = end;
+      this.indexRead += indexLines.length;
+      for (const b of fresh) this.keys.add(b.key);
+      return new Set(fresh);
+    });
   }
 
   /** Runs `task` holding the lock, after catching up with the index and repairing the data file. */
