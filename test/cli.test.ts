@@ -12,6 +12,7 @@ import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSpec, UsageError, validate } from "../src/index.js";
 import { assertBuilt, diagnosticsIn, examplePath, type OutputFormat, repoRoot, runMbc, STACK_LINE, stripAnsi } from "./helpers/cli.js";
+import { CONTRACT_CODES } from "./helpers/contract.js";
 import { assertTool, tool } from "./helpers/tools.js";
 
 const casesDir = join(repoRoot, "test", "cli-cases");
@@ -20,28 +21,6 @@ const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as 
 const EXAMPLE_REL = "examples/01-design-document/microbatch.yaml";
 const EXAMPLE_DIAGNOSTICS = [`${EXAMPLE_REL}:35:3 warning low-headroom`, `${EXAMPLE_REL}:35:3 warning weight-capacity-mismatch`];
 const ESC = "\u001b[";
-
-/** Every code of the contract's diagnostics table. */
-const ALL_CODES = [
-  "yaml-syntax",
-  "duplicate-key",
-  "schema",
-  "unknown-key",
-  "unknown-reference",
-  "name-clash",
-  "cycle",
-  "unreachable",
-  "port-conflict",
-  "handler-not-found",
-  "handler-outside",
-  "unknown-builtin",
-  "overloaded",
-  "low-headroom",
-  "weight-capacity-mismatch",
-  "retry-storm",
-  "timeout-inversion",
-  "ttl-heartbeat",
-];
 
 beforeAll(() => {
   assertBuilt();
@@ -197,7 +176,7 @@ describe("validate --format json", () => {
     for (const d of diagnostics) {
       expect(Object.keys(d).slice(0, 7)).toEqual(allowed.slice(0, 7));
       expect(Object.keys(d).filter((k) => !allowed.includes(k))).toEqual([]);
-      expect(ALL_CODES).toContain(d.code);
+      expect(CONTRACT_CODES).toContain(d.code);
       expect(["error", "warning", "info"]).toContain(d.severity);
       expect(d.path).toMatch(/^(\/.*)?$/);
       expect(Number.isInteger(d.line) && (d.line as number) >= 1).toBe(true);
@@ -251,7 +230,7 @@ describe("validate --format sarif", () => {
     expect(run.tool.driver.name).toBe("mbc");
     expect(run.tool.driver.version).toBe(pkg.version);
     const ids = run.tool.driver.rules.map((rule) => rule.id);
-    expect([...ids].sort()).toEqual([...ALL_CODES].sort());
+    expect([...ids].sort()).toEqual([...CONTRACT_CODES].sort());
     expect(new Set(ids).size).toBe(ids.length);
   });
 
@@ -261,7 +240,7 @@ describe("validate --format sarif", () => {
     const rules = run.tool.driver.rules;
     expect(run.results.length).toBe(7);
     for (const result of run.results) {
-      expect(ALL_CODES).toContain(result.ruleId);
+      expect(CONTRACT_CODES).toContain(result.ruleId);
       expect(["error", "warning", "note"]).toContain(result.level);
       if (result.ruleIndex !== undefined) expect(rules[result.ruleIndex]?.id).toBe(result.ruleId);
       expect(result.message.text).not.toBe("");

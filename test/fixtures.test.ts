@@ -15,33 +15,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, t
 import { tmpdir } from "node:os";
 import { basename, join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Diagnostic, type DiagnosticCode, loadSpec, MAX_SPEC_BYTES } from "../src/index.js";
+import { type Diagnostic, loadSpec, MAX_SPEC_BYTES } from "../src/index.js";
+import { CONTRACT_CODES } from "./helpers/contract.js";
 
 const root = resolve(import.meta.dirname, "..");
 const fixturesDir = join(root, "fixtures");
 const update = process.env.MBC_UPDATE_GOLDEN === "1";
-
-/** Every diagnostic code of the contract (spec-v1.md, "Diagnostics"): each needs an invalid fixture. */
-const CONTRACT_CODES: readonly DiagnosticCode[] = [
-  "yaml-syntax",
-  "duplicate-key",
-  "schema",
-  "unknown-key",
-  "unknown-reference",
-  "name-clash",
-  "cycle",
-  "unreachable",
-  "port-conflict",
-  "handler-not-found",
-  "handler-outside",
-  "unknown-builtin",
-  "overloaded",
-  "low-headroom",
-  "weight-capacity-mismatch",
-  "retry-storm",
-  "timeout-inversion",
-  "ttl-heartbeat",
-];
 
 const SPEC_EXTENSIONS = [".yaml", ".yml", ".json"];
 const SPEC_NAMES = SPEC_EXTENSIONS.map((ext) => `microbatch${ext}`);

@@ -95,7 +95,11 @@ export class Histogram {
       counts[b] = (counts[b] as number) + n;
       return;
     }
-    const sparse = this.sparse ?? (this.sparse = new Map());
+    let sparse = this.sparse;
+    if (sparse === null) {
+      sparse = new Map();
+      this.sparse = sparse;
+    }
     sparse.set(b, (sparse.get(b) ?? 0) + n);
     if (sparse.size > SPARSE_LIMIT) {
       const dense = new Float64Array(BUCKETS);
