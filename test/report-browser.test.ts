@@ -2,7 +2,8 @@
  * The HTML report of `mbc simulate --report` in a real browser: Debian's chromium, headless,
  * driven by playwright-core (which downloads no browser of its own). The charts must be there,
  * laid out with a size, with a bar and a line for every instance, and the page must make no
- * request beyond its own file. A screenshot is kept in a temporary folder for a person to see.
+ * request beyond its own file. With MBC_KEEP_SCREENSHOT=1 the report and a screenshot are kept in
+ * a temporary folder for a person to see; otherwise everything is removed.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,9 +55,9 @@ describe.skipIf(browser.skip)("the HTML report in headless Chromium", () => {
   afterAll(async () => {
     await context?.close();
     if (dir === "") return;
-    // The report and the screenshot stay for a person to look at; the browser profile goes.
     rmSync(profile, { recursive: true, force: true });
-    process.stderr.write(`report and screenshot: ${dir}\n`);
+    if (process.env.MBC_KEEP_SCREENSHOT === "1") process.stderr.write(`report and screenshot: ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   });
 
   it("renders the three charts with a size, a bar and a line for every instance, and requests nothing", { timeout: 60_000 }, async () => {
