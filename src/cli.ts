@@ -3,7 +3,6 @@
  * Exit codes: 0 success (warnings allowed; --strict makes them fail), 1 the spec has errors,
  * 2 usage or I/O trouble.
  */
-import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +12,7 @@ import { generators } from "./build/generators.js";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
 import { gatherBuildInputs } from "./build/inputs.js";
 import { checkTarget, writeTarget } from "./build/write.js";
+import { childProcess } from "./builtins-lazy.js";
 import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { loadSpec } from "./index.js";
@@ -411,7 +411,7 @@ async function runRun(file: string | undefined, opts: { env?: string }): Promise
   // On a terminal the table takes the screen and the logs go to a file; otherwise logs pass through.
   const logFile = join(runDir, "runtime.log");
   const logFd = live ? openSync(logFile, "a") : null;
-  const child = spawn(process.execPath, [join(runDir, "mbc-runtime.mjs")], {
+  const child = childProcess().spawn(process.execPath, [join(runDir, "mbc-runtime.mjs")], {
     env: { ...process.env, MBC_DATA_DIR: specDir },
     stdio: ["ignore", logFd ?? "inherit", logFd ?? "inherit"],
     // Its own process group: Ctrl-C reaches mbc, which forwards it once (a second one stops at once).

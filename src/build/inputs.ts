@@ -2,9 +2,9 @@
  * Gathers what the pure generators need from the file system: the spec's bytes, every handler
  * module, the bundled runtime and the templates (with `--templates DIR` overrides).
  */
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { crypto } from "../builtins-lazy.js";
 import type { Model } from "../model/types.js";
 import { UsageError } from "../validate/index.js";
 import { generators, type TargetId } from "./generators.js";
@@ -64,7 +64,7 @@ export function gatherBuildInputs(o: GatherOptions): BuildInputs {
   }
   return {
     specName: o.specName,
-    specSha256: createHash("sha256").update(specBytes).digest("hex"),
+    specSha256: crypto().createHash("sha256").update(specBytes).digest("hex"),
     handlerSources,
     runtime,
     templates,

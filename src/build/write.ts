@@ -3,9 +3,9 @@
  * put into a target folder (state, data) are carried over: a manifest lists what mbc wrote, and
  * only that is replaced or removed.
  */
-import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { crypto } from "../builtins-lazy.js";
 import type { Artefact } from "./types.js";
 
 export const MANIFEST = ".mbc-manifest.json";
@@ -71,7 +71,7 @@ export function writeTarget(dir: string, artefacts: readonly Artefact[]): void {
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
   if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a folder`);
-  const tag = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  const tag = `${process.pid}-${crypto().randomBytes(4).toString("hex")}`;
   const base = dir.slice(parent.length + 1);
   const temp = join(parent, `.${base}.mbc-new-${tag}`);
   const old = join(parent, `.${base}.mbc-old-${tag}`);
