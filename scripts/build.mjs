@@ -44,7 +44,12 @@ const cjs = await build({
   write: false,
   // yaml's ESM build (the same code as its CommonJS one, which the "node" condition picks) is
   // smaller once bundled and needs no module wrappers: a few ms less to load.
-  alias: { yaml: join(dirname(createRequire(import.meta.url).resolve("yaml/package.json")), "browser/index.js") },
+  alias: {
+    yaml: join(dirname(createRequire(import.meta.url).resolve("yaml/package.json")), "browser/index.js"),
+    // handlebars loads source-map only to map generated template code to its source, which
+    // mbc never asks for, and falls back to its own SourceNode without it.
+    "source-map": join(root, "scripts", "empty-module.cjs"),
+  },
 });
 const cliText = cjs.outputFiles[0]?.text ?? "";
 if (/\bimport\(/.test(cliText)) {

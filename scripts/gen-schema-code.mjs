@@ -27,7 +27,16 @@ const ajv = new Ajv2020({
   code: { source: true, esm: true, lines: false, optimize: true },
 });
 for (const keyword of editorKeywords) ajv.addKeyword({ keyword, schemaType: ["string", "array", "object", "boolean"] });
-const validate = ajv.compile(schema);
+// The validator needs no editor annotations: compiling it from a schema without them keeps
+// the CLI bundle smaller (the error mapping reads titles, descriptions and examples only).
+const editorOnly = new Set(["markdownDescription", "markdownEnumDescriptions", "enumDescriptions", "defaultSnippets", "deprecationMessage", "doNotSuggest"]);
+const stripEditorOnly = (node) =>
+  Array.isArray(node)
+    ? node.map(stripEditorOnly)
+    : node && typeof node === "object"
+      ? Object.fromEntries(Object.entries(node).filter(([k]) => !editorOnly.has(k)).map(([k, v]) => [k, k === "examples" || k === "default" || k === "const" || k === "enum" ? v : stripEditorOnly(v)]))
+      : node;
+const validate = ajv.compile(stripEditorOnly(schema));
 // ajv's ESM output still calls require() for its runtime helpers: turn those into imports.
 const imports = [];
 const code = standaloneCode(ajv, validate).replace(/const (\w+) = require\("(ajv\/dist\/runtime\/[\w]+)"\)\.default;/g, (_, name, mod) => {

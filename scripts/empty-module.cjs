@@ -1,0 +1,2 @@
+// An empty module: stands in for optional dependencies the CLI bundle never uses.
+module.exports = {};
