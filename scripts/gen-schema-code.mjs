@@ -34,7 +34,11 @@ const stripEditorOnly = (node) =>
   Array.isArray(node)
     ? node.map(stripEditorOnly)
     : node && typeof node === "object"
-      ? Object.fromEntries(Object.entries(node).filter(([k]) => !editorOnly.has(k)).map(([k, v]) => [k, k === "examples" || k === "default" || k === "const" || k === "enum" ? v : stripEditorOnly(v)]))
+      ? Object.fromEntries(
+          Object.entries(node)
+            .filter(([k]) => !editorOnly.has(k))
+            .map(([k, v]) => [k, k === "examples" || k === "default" || k === "const" || k === "enum" ? v : stripEditorOnly(v)]),
+        )
       : node;
 const validate = ajv.compile(stripEditorOnly(schema));
 // ajv's ESM output still calls require() for its runtime helpers: turn those into imports.
