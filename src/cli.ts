@@ -139,29 +139,8 @@ function simulateOptions(opts: SimulateFlags): { durationMs?: number; rate?: num
 
 async function runSimulate(file: string | undefined, opts: SimulateFlags): Promise<number> {
   const numbers = simulateOptions(opts);
-  if (file === undefined) {
-    if (!existsSync(DEFAULT_SPEC))
-      fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, "name a spec file: mbc simulate path/to/spec.yaml (or run mbc init)");
-    file = DEFAULT_SPEC;
-  }
-  let loaded: ValidationResult;
-  try {
-    loaded = await loadSpec(file, { env: opts.env ?? null });
-  } catch (err) {
-    if (err instanceof UsageError) fail(err.message, err.hint);
-    throw err;
-  }
   // The spec's own diagnostics go to stderr: stdout is the simulation's.
-  if (loaded.diagnostics.length > 0) {
-    process.stderr.write(
-      formatters.stylish(loaded.diagnostics, {
-        color: useColor(process.stderr),
-        files: [loaded.file],
-        lineText: (_, line) => loaded.parsed.lineText(line),
-        version: VERSION,
-      }),
-    );
-  }
+  const { loaded } = await loadForCommand(file, opts.env, "simulate");
   const model = loaded.model;
   if (model === null || blocksSimulation(loaded.diagnostics)) {
     process.stderr.write("mbc: not simulated: the spec has errors\n");
