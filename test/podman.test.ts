@@ -60,6 +60,20 @@ function expectExactlyOnce(found: number[], count: number): void {
   expect(sorted[count - 1]).toBe(count - 1);
 }
 
+/** How a test posts records to the source and reads the ids the sink holds. */
+interface Pipeline {
+  post(first: number, count: number): Promise<void>;
+  sinkIds(): Promise<number[]>;
+}
+
+/** Posts requests `from`..`to`-1 of 100 records each, then waits for the sink to hold every record posted so far, once. */
+async function deliver(p: Pipeline, from: number, to: number): Promise<void> {
+  for (let k = from; k < to; k++) await p.post(k * 100, 100);
+  const total = to * 100;
+  await waitUntil(async () => (await p.sinkIds()).length >= total, `${total} records in the sink`, 60_000, 500);
+  expectExactlyOnce(await p.sinkIds(), total);
+}
+
 /** Prints a file inside a container that has node and nothing else. */
 const CAT = "process.stdout.write(require('fs').readFileSync(process.argv[1],'utf8'))";
 
@@ -152,9 +166,7 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
   }, 300_000);
 
   it("carries records posted to the source to the sink exactly once", async () => {
-    for (let k = 0; k < 10; k++) await post(k * 100, 100);
-    await waitUntil(async () => (await sinkIds()).length >= 1000, "1000 records in the sink", 60_000, 500);
-    expectExactlyOnce(await sinkIds(), 1000);
+    await deliver({ post, sinkIds }, 0, 10);
   }, 120_000);
 
   it("restarts a killed instance (restart: on-failure) and loses nothing", async () => {
@@ -175,9 +187,7 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
       60_000,
       500,
     );
-    for (let k = 10; k < 20; k++) await post(k * 100, 100);
-    await waitUntil(async () => (await sinkIds()).length >= 2000, "2000 records in the sink", 60_000, 500);
-    expectExactlyOnce(await sinkIds(), 2000);
+    await deliver({ post, sinkIds }, 10, 20);
   }, 180_000);
 
   it("comes down with down -v: no container, no volume left", async () => {
@@ -272,9 +282,7 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
   }, 180_000);
 
   it("carries records to the sink exactly once", async () => {
-    for (let k = 0; k < 10; k++) await post(k * 100, 100);
-    await waitUntil(async () => (await sinkIds()).length >= 1000, "1000 records in the sink", 60_000, 500);
-    expectExactlyOnce(await sinkIds(), 1000);
+    await deliver({ post, sinkIds }, 0, 10);
   }, 120_000);
 
   it("systemd restarts a kill -9ed instance and nothing is lost", async () => {
@@ -288,9 +296,7 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
       60_000,
       250,
     );
-    for (let k = 10; k < 20; k++) await post(k * 100, 100);
-    await waitUntil(async () => (await sinkIds()).length >= 2000, "2000 records in the sink", 60_000, 500);
-    expectExactlyOnce(await sinkIds(), 2000);
+    await deliver({ post, sinkIds }, 10, 20);
   }, 180_000);
 
   it("uninstall.sh stops and removes the units and keeps the data", async () => {
