@@ -164,7 +164,7 @@ const mega = (x) => `${(x / 1e6).toFixed(2)} M/s`;
 
 function validatePart(opts, note, progress) {
   for (const [what, path] of [
-    ["the built CLI (run npm run build)", join(root, "dist/cli.mjs")],
+    ["the built CLI (run npm run build)", join(root, "dist/cli.cjs")],
     ["ajv-cli (npm install)", AJV_CLI],
   ]) {
     if (!existsSync(path)) usage(`missing ${what}: ${relative(root, path)}`);

@@ -1,22 +1,25 @@
-// Builds what bin/mbc runs: the CLI bundled into one file, and the API bundled into one ESM
-// file, plus the API's type declarations. Bundling keeps start-up fast (one file, nothing to
-// resolve) and leaves mbc with no run-time dependencies.
+// Builds dist/: the CLI that bin/mbc runs, the API (one ESM file, and its type declarations) and
+// the runtime, each bundled. Bundling keeps start-up fast (a few files, nothing to resolve) and
+// leaves mbc with no run-time dependencies.
 //
-// Start-up is most of what `mbc validate` costs, and compiling the bundle is a large part of
-// it. So the CLI is a CommonJS bundle (dist/cli.cjs) that a small ESM loader (dist/cli.mjs)
-// compiles with V8's code cache (dist/cli.cjs.cache), made here by running a few commands
-// once: the cache holds the functions those runs compiled, too. A cache from another Node
-// version is rejected by V8 and the bundle is compiled as usual, only slower.
+// Start-up is most of what `mbc validate` costs, and reading and compiling the bundle are a large
+// part of it. So the CLI is split where src/cli.ts imports src/cli-commands.ts: dist/cli.cjs and
+// the chunk it requires hold what validate, schema and init run, and simulate, build and run load
+// their own chunk (the simulator, the report, handlebars, the generators) when they start. Each
+// file is CommonJS, which bin/mbc compiles with V8's code cache (FILE.cache beside it), made here
+// by running a few commands once: the cache holds the functions those runs compiled, too. A cache
+// from another Node version is rejected by V8 and the file is compiled as usual, only slower.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-rmSync(join(root, "dist"), { recursive: true, force: true });
+const dist = join(root, "dist");
+rmSync(dist, { recursive: true, force: true });
 
 const common = {
   bundle: true,
@@ -30,86 +33,6 @@ const common = {
   logLevel: "warning",
 };
 
-// The CLI: a CommonJS bundle exporting `main`, run inside a function that supplies `require`
-// and `import.meta` (esbuild leaves `import.meta` empty in CommonJS output).
-const cliBundle = join(root, "dist/cli.cjs");
-const cjs = await build({
-  ...common,
-  banner: {},
-  format: "cjs",
-  stdin: { contents: 'export { main } from "./src/cli.ts";', resolveDir: root, sourcefile: "cli-entry.ts", loader: "ts" },
-  outfile: cliBundle,
-  define: { ...common.define, "import.meta": "__mbcImportMeta" },
-  minify: true,
-  write: false,
-  // yaml's ESM build (the same code as its CommonJS one, which the "node" condition picks) is
-  // smaller once bundled and needs no module wrappers: a few ms less to load.
-  alias: {
-    yaml: join(dirname(createRequire(import.meta.url).resolve("yaml/package.json")), "browser/index.js"),
-    // handlebars loads source-map only to map generated template code to its source, which
-    // mbc never asks for, and falls back to its own SourceNode without it.
-    "source-map": join(root, "scripts", "empty-module.cjs"),
-  },
-});
-const cliText = cjs.outputFiles[0]?.text ?? "";
-if (/\bimport\(/.test(cliText)) {
-  // import() inside vm.Script needs an experimental flag (or warns): then no code cache.
-  console.warn("build: the CLI uses import(), so it is bundled as plain ESM, without the code cache");
-  await build({ ...common, entryPoints: [join(root, "src/main.ts")], outfile: join(root, "dist/cli.mjs"), minifySyntax: true, minifyWhitespace: true });
-} else {
-  mkdirSync(dirname(cliBundle), { recursive: true });
-  writeFileSync(cliBundle, cliText);
-  writeCliLoader();
-}
-
-function writeCliLoader() {
-  // The loader compiles the bundle as this one function; a cache is only valid for the same text.
-  const wrapper = ["(function (exports, require, module, __filename, __dirname, __mbcImportMeta) {", "\n})"];
-  // Built-ins come through require(), not `import`: an ESM import of node:fs evaluates every
-  // export of it, which loads fs/promises and the streams (a few ms of start-up).
-  const prologue = (names) => `const builtin = process.getBuiltinModule ?? (await import("node:module")).createRequire(import.meta.url);
-const { ${names} } = builtin("node:fs");
-const { createRequire } = builtin("node:module");
-const { dirname } = builtin("node:path");
-const { fileURLToPath } = builtin("node:url");
-const vm = builtin("node:vm");
-const bundle = fileURLToPath(new URL("./cli.cjs", import.meta.url));
-const cacheFile = \`\${bundle}.cache\`;
-let cachedData;
-try {
-  cachedData = readFileSync(cacheFile);
-} catch {}
-const script = new vm.Script(${JSON.stringify(wrapper[0])} + readFileSync(bundle, "utf8") + ${JSON.stringify(wrapper[1])}, { filename: bundle, cachedData });
-const cli = { exports: {} };
-const meta = { url: import.meta.url, filename: fileURLToPath(import.meta.url), dirname: dirname(fileURLToPath(import.meta.url)) };
-script.runInThisContext()(cli.exports, createRequire(bundle), cli, bundle, dirname(bundle), meta);
-`;
-  writeFileSync(
-    join(root, "dist/cli.mjs"),
-    `// Generated by scripts/build.mjs: compiles cli.cjs with V8's code cache (cli.cjs.cache), then runs the CLI.
-${prologue("readFileSync")}
-process.exitCode = await cli.exports.main(process.argv.slice(2));
-`,
-  );
-  // The cache: run common commands once, their output muted, then save what V8 has compiled.
-  const example = join(root, "examples/01-design-document/microbatch.yaml");
-  const warmUp = join(root, "dist/.warm-up.mjs");
-  writeFileSync(
-    warmUp,
-    `${prologue("readFileSync, writeFileSync")}
-process.stdout.write = process.stderr.write = () => true;
-for (const args of [["validate", ${JSON.stringify(example)}], ["validate", "--format", "json", ${JSON.stringify(example)}], ["--help"]]) await cli.exports.main(args);
-writeFileSync(cacheFile, script.createCachedData());
-process.exitCode = 0;
-`,
-  );
-  try {
-    execFileSync(process.execPath, [warmUp], { stdio: "inherit" });
-  } finally {
-    rmSync(warmUp, { force: true });
-  }
-}
-
 await build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.mjs") });
 
 // The runtime that every target starts (docs/runtime.md): one file that needs nothing but Node.
@@ -121,5 +44,135 @@ await build({
   banner: { js: `// mbc-runtime ${pkg.version}: generated by mbc — do not edit\n${common.banner.js}` },
   minifySyntax: true,
 });
+
+// The CLI. esbuild splits only ES modules: the split is built as such, then each file is turned
+// into CommonJS, with import() of a chunk as require() of it, and written as bin/mbc runs it: the
+// body of a function that gets what a CommonJS module gets, and import.meta (esbuild leaves it
+// empty in CommonJS). Written so, the text needs no copy before V8 compiles it.
+const cli = await build({
+  ...common,
+  banner: {},
+  entryPoints: { cli: join(root, "src/cli.ts") },
+  outdir: dist,
+  outExtension: { ".js": ".cjs" },
+  splitting: true,
+  chunkNames: "[name]-[hash]",
+  define: { ...common.define, "import.meta": "__mbcImportMeta" },
+  minify: true,
+  write: false,
+  plugins: [lazyBuiltins({ commander: ["node:child_process"] }), picocolorsWithoutStdout()],
+  // yaml's ESM build (the same code as its CommonJS one, which the "node" condition picks) is
+  // smaller once bundled and needs no module wrappers: a few ms less to load.
+  alias: {
+    yaml: join(dirname(createRequire(import.meta.url).resolve("yaml/package.json")), "browser/index.js"),
+    // handlebars loads source-map only to map generated template code to its source, which
+    // mbc never asks for, and falls back to its own SourceNode without it.
+    "source-map": join(root, "scripts", "empty-module.cjs"),
+  },
+});
+const chunks = new Set(cli.outputFiles.map((f) => `./${basename(f.path)}`));
+for (const file of cli.outputFiles) {
+  // Only the chunks may be imported: import() of anything else would become a require() that
+  // cannot load an ES module (and a vm.Script cannot run import() without an experimental flag).
+  for (const [, specifier] of file.text.matchAll(/\bimport\(\s*("[^"]*"|'[^']*'|`[^`]*`|[^)]*)/g)) {
+    if (!chunks.has(specifier.slice(1, -1))) throw new Error(`build: the CLI imports ${specifier} with import(), which its CommonJS bundle cannot do`);
+  }
+  const cjs = await transform(file.text, { format: "cjs", platform: "node", target: "node20", minify: true, supported: { "dynamic-import": false } });
+  writeFileSync(file.path, `(function (exports, require, module, __filename, __dirname, __mbcImportMeta) {${cjs.code}\n})`);
+}
+warmUp();
+
+/**
+ * An esbuild plugin: the built-ins named for a package are loaded on first use when that package
+ * requires them. commander requires child_process (and so net, stream and dgram) to start
+ * executable subcommands, which mbc has none of: a few ms of every start-up.
+ */
+function lazyBuiltins(byPackage) {
+  return {
+    name: "lazy-builtins",
+    setup(b) {
+      b.onResolve({ filter: /^node:/ }, (args) => {
+        const pkg = /[\\/]node_modules[\\/]([^\\/]+)[\\/]/.exec(args.importer)?.[1];
+        return pkg !== undefined && byPackage[pkg]?.includes(args.path) ? { path: args.path, namespace: "lazy-builtin" } : undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
+        contents: `module.exports = new Proxy({}, { get: (_, name) => require(${JSON.stringify(args.path)})[name] });`,
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/**
+ * An esbuild plugin: picocolors works out, when it loads, whether colours suit stdout, and asking
+ * process.stdout creates it, which on a pipe or a file loads net and stream: a few ms of start-up.
+ * mbc passes createColors() its own answer; picocolors sees a process whose stdout is only created
+ * when it can be a terminal (a character device), and so decides as before.
+ */
+function picocolorsWithoutStdout() {
+  const stdoutIfTerminal = `var process = Object.create(globalThis.process, {
+  stdout: {
+    get() {
+      try {
+        if (!require("node:fs").fstatSync(1).isCharacterDevice()) return { isTTY: false };
+      } catch {}
+      return globalThis.process.stdout;
+    },
+  },
+});
+`;
+  return {
+    name: "picocolors-without-stdout",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]node_modules[\\/]picocolors[\\/]picocolors\.js$/ }, (args) => ({
+        contents: stdoutIfTerminal + readFileSync(args.path, "utf8"),
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/**
+ * The code caches: run common commands once in a new process, their output muted, then save
+ * what V8 has compiled. The files that validate loads are saved before simulate and build run,
+ * so that their caches hold only what validate uses.
+ */
+function warmUp() {
+  const example = join(root, "examples/01-design-document/microbatch.yaml");
+  const scratch = join(dist, ".warm-up");
+  const script = join(dist, ".warm-up.cjs");
+  const runs = (list) => `for (const args of ${JSON.stringify(list)}) await main(args);`;
+  writeFileSync(
+    script,
+    `const { writeFileSync } = require("node:fs");
+const mbc = require("../bin/mbc");
+const saved = new Set();
+const save = () => {
+  for (const [file, data] of mbc.codeCaches()) {
+    if (!saved.has(file)) writeFileSync(\`\${file}.cache\`, data);
+    saved.add(file);
+  }
+};
+process.stderr.write = () => true;
+(async () => {
+  const { main } = mbc.load("cli.cjs");
+  ${runs([["validate", example], ["validate", "--format", "json", example], ["--help"]])}
+  save();
+  ${runs([
+    ["simulate", "--duration", "10s", example],
+    ["build", "--check", "--out", scratch, example],
+  ])}
+  save();
+  process.exitCode = 0;
+})();
+`,
+  );
+  try {
+    execFileSync(process.execPath, [script], { stdio: ["ignore", "ignore", "inherit"] });
+  } finally {
+    rmSync(script, { force: true });
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
 
 execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });

@@ -3,7 +3,8 @@
  * cases live in test/cli-cases/NAME/case.json beside the specs they use; everything that needs
  * more than "args → status, diagnostics, output" is written out below.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -11,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSpec, UsageError, validate } from "../src/index.js";
-import { assertBuilt, diagnosticsIn, examplePath, type OutputFormat, repoRoot, runMbc, STACK_LINE, stripAnsi } from "./helpers/cli.js";
+import { assertBuilt, binPath, diagnosticsIn, examplePath, type OutputFormat, repoRoot, runMbc, STACK_LINE, stripAnsi } from "./helpers/cli.js";
 import { CONTRACT_CODES } from "./helpers/contract.js";
 import { assertTool, tool } from "./helpers/tools.js";
 
@@ -585,6 +586,39 @@ describe("bad input never gives a stack trace", () => {
     expect([1, 2]).toContain(r.status);
     expect(r.stderr).not.toMatch(STACK_LINE);
     if (r.status === 1) expect(diagnosticsIn(r.stdout, "json")).toEqual(["spec.yaml:1:1 error yaml-syntax"]);
+  });
+});
+
+describe("stdout that goes away", () => {
+  /** A spec with 20,000 unknown keys: far more output than a pipe holds. */
+  function noisySpec(): string {
+    const dir = tempDir();
+    const keys = Array.from({ length: 20_000 }, (_, k) => `    bogus${k}: 1`).join("\n");
+    writeFileSync(
+      join(dir, "spec.yaml"),
+      `mbc: 1\nname: x\nsources:\n  s:\n    type: http\n    port: 8080\n    to: a\nservices:\n  a:\n    handler: builtin:log\n${keys}\n`,
+    );
+    return join(dir, "spec.yaml");
+  }
+
+  it.each(["stylish", "json"])("a reader that closes the pipe early (| head), %s: the command's status, no stack", async (format) => {
+    const child = spawn(process.execPath, [binPath, "validate", "--format", format, noisySpec()], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString("utf8");
+    });
+    child.stdout.once("data", () => child.stdout.destroy());
+    const status = await new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+    expect(status).toBe(1);
+    expect(stderr).not.toMatch(STACK_LINE);
+    expect(stderr).not.toMatch(/EPIPE/);
+  });
+
+  it.skipIf(!existsSync("/dev/full"))("a write that fails (a full disk): exit 2 and a message, no stack", () => {
+    const r = spawnSync(process.execPath, [binPath, "validate", noisySpec()], { stdio: ["ignore", openSync("/dev/full", "w"), "pipe"], encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/ENOSPC/);
+    expect(r.stderr).not.toMatch(STACK_LINE);
   });
 });
 

@@ -33,7 +33,7 @@ const SCRUBBED = ["FORCE_COLOR", "NO_COLOR", "NODE_OPTIONS", "TERM", "COLORTERM"
 
 /** Fails with a clear message when dist/ has not been built. */
 export function assertBuilt(): void {
-  for (const file of ["dist/cli.mjs", "dist/index.mjs"]) {
+  for (const file of ["dist/cli.cjs", "dist/index.mjs"]) {
     if (!existsSync(join(repoRoot, file))) throw new Error(`${file} is missing: run npm run build before these tests`);
   }
 }
