@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { type FileHandle, open as fsOpen } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -439,6 +439,27 @@ describe("file lock", () => {
     utimesSync(lock, old, old);
     const again = await acquireFileLock(lock, { staleMs: 10_000, timeoutMs: 2000 });
     await again.release();
+  });
+
+  it("knows its lock is no longer its own once the file under the name was replaced", async () => {
+    const lock = join(dir, "x.lock");
+    const held = await acquireFileLock(lock);
+    expect(await held.held()).toBe(true);
+    // Broken as stale (moved aside) and taken by another holder.
+    renameSync(lock, `${lock}.aside`);
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: "elsewhere", token: "another" }));
+    expect(await held.held()).toBe(false);
+    await held.release();
+    expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ token: "another" });
+    // Given back (linked again under the name): its own again until released.
+    const again = await acquireFileLock(join(dir, "y.lock"));
+    renameSync(join(dir, "y.lock"), join(dir, "y.aside"));
+    expect(await again.held()).toBe(false);
+    renameSync(join(dir, "y.aside"), join(dir, "y.lock"));
+    expect(await again.held()).toBe(true);
+    await again.release();
+    expect(await again.held()).toBe(false);
+    expect(() => statSync(join(dir, "y.lock"))).toThrow();
   });
 
   it("waits for a live holder and gives up at its timeout naming the holder", async () => {

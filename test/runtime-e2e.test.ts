@@ -32,6 +32,7 @@ import {
   readDeadLetters,
   readIds,
   readSinkBatches,
+  record,
   rssBytes,
   runtimeProcesses,
   scrape,
@@ -289,6 +290,56 @@ describe("the built node target, end to end on loopback", () => {
     expect(second.restarts()).toEqual([]);
     const storedTwice = [...ids.values()].filter((n) => n > 1).length;
     log("whole-system crash", { ackedBeforeCrash: ackedBeforeCrash.size, depthAtCrash, unstoredAtCrash, reposted, storedTwice, failures: load.failures });
+
+    await stopCleanly(second);
+  });
+
+  it("answers a re-posted Idempotency-Key from the durable log after SIGKILL of the whole system and a restart: its records are stored once", {
+    timeout: 120_000,
+  }, async () => {
+    // Batches wait up to 3 s: the crash most likely finds the records acknowledged, not stored yet.
+    const sys = await buildSystem(fastExample(1000, "3s"), exampleHandlers());
+    const first = startSystem(sys);
+    await waitReady(sys, first.child);
+    const url = sys.sourceUrl("input");
+    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    const body = (from: number, count: number) => JSON.stringify(Array.from({ length: count }, (_, k) => record("i", from + k)));
+    const keyed = (key: string) => ({ "idempotency-key": key });
+
+    const a = await httpJson("POST", url, body(0, 300), keyed("batch-a"));
+    expect(a.status).toBe(202);
+    expect(a.json).toEqual({ accepted: 300, first: 0 });
+    const b = await httpJson("POST", url, body(300, 200), keyed("batch-b"));
+    expect(b.json).toEqual({ accepted: 200, first: 300 });
+    // As if the answers had been lost with the system: every process killed at once.
+    await hardKill(sys.root);
+    expect(runtimeProcesses(sys.root)).toEqual([]);
+    const storedAtCrash = readIds(sys.sinkFile(SINK)).ids.size;
+
+    const second = startSystem(sys);
+    await waitReady(sys, second.child);
+    // The clients post the same requests again: answered from the log, nothing appended.
+    const again = await httpJson("POST", url, body(0, 300), keyed("batch-a"));
+    expect(again.status).toBe(202);
+    expect(again.json).toEqual({ accepted: 300, first: 0 });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    const bAgain = await httpJson("POST", url, body(300, 200), keyed('"batch-b"'));
+    expect(bAgain.json).toEqual({ accepted: 200, first: 300 });
+    // A key stands for one request: other records under it are refused.
+    const misuse = await httpJson("POST", url, body(900, 5), keyed("batch-a"));
+    expect(misuse.status).toBe(422);
+    const c = await httpJson("POST", url, body(500, 100), keyed("batch-c"));
+    expect(c.json).toEqual({ accepted: 100, first: 500 });
+    await waitSettled(sys);
+
+    const { ids, bad } = readIds(sys.sinkFile(SINK));
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, new Set(Array.from({ length: 600 }, (_, n) => `i-${n}`)));
+    const metrics = await scrape(sourceUrl);
+    expect(metricValue(metrics, "mbc_source_replays_total")).toBe(2);
+    expect(metricValue(metrics, "mbc_records_in_total")).toBe(100);
+    expect(second.restarts()).toEqual([]);
+    log("idempotency keys", { storedAtCrash });
 
     await stopCleanly(second);
   });

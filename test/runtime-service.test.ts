@@ -207,6 +207,52 @@ describe("the service instance role", () => {
     expect(enrich.role.isReady()).toBe(false);
   });
 
+  it("hands a jsonl sink the records' texts as they came, checked but not parsed, and refuses a bad body as before", async () => {
+    const model = modelOf({ store: { handler: "builtin:jsonl-sink", config: { path: "out/texts.jsonl" } } });
+    const storeModel = model.services[0];
+    if (storeModel === undefined) throw new Error("model");
+    const metrics = recordingMetrics();
+    const sink = await serve(
+      createServiceRole({
+        system: system(model),
+        env: { systemDir: dir, dataDir: dir },
+        service: storeModel,
+        instance: 0,
+        dispatcher: noDispatch,
+        log: silentLogger,
+        metrics: metrics.metrics,
+      }),
+    );
+    await sink.role.start();
+    const c = client();
+    const file = join(dir, "out", "texts.jsonl");
+
+    // Members in any order, white space, an extra member; a record over two lines is put on one.
+    const body = '{ "via": ["in"], "records": [ {"n": 1} , {"a":\n [1, "]"]}, "\\"" ], "extra": {"x": [1]}, "id": "in-7" }';
+    expect(await post(c, sink.url, body)).toMatchObject({ status: 200, json: { ok: true } });
+    expect(readFileSync(file, "utf8")).toBe('{"n": 1}\n{"a":[1,"]"]}\n"\\""\n');
+    expect(readFileSync(`${file}.batches`, "utf8")).toContain('"key":"in/store#in-7"');
+    expect(await post(c, sink.url, body)).toMatchObject({ status: 200 });
+    expect(readFileSync(file, "utf8").split("\n")).toHaveLength(4);
+    expect(metrics.totals()).toMatchObject({ recordsIn: 6, recordsOut: 6 });
+
+    for (const [bad, reason] of [
+      ['{"id":"x","via":["in"],"records":[1,]}', /not JSON/],
+      ['{"id":"x","via":["in"]}', /`records` must be an array/],
+      ['{"id":"x","via":["in"],"records":{"0":1}}', /`records` must be an array/],
+      ['{"id":"","via":["in"],"records":[1]}', /`id` must be a non-empty string/],
+      ['{"id":"x","via":"in","records":[1]}', /`via` must be an array/],
+      ['{"id":"x","via":["in"],"records":[1]} x', /not JSON/],
+      ["[1]", /must be a JSON object/],
+    ] as const) {
+      const answer = await post(c, sink.url, bad);
+      expect({ bad, status: answer.status }).toEqual({ bad, status: 400 });
+      expect((answer.json as { error: string }).error).toMatch(reason);
+    }
+    expect(readFileSync(file, "utf8").split("\n")).toHaveLength(4);
+    await sink.role.drain(Date.now() + 1000);
+  });
+
   it("answers 400 for a malformed body and 500 with the error when the handler or the downstream service fails", async () => {
     const model = modelOf({
       first: { handler: "builtin:passthrough", to: "second" },
@@ -280,6 +326,7 @@ describe("the service instance role", () => {
     const capture: Dispatcher = {
       send: async (to, b) => {
         expect(to).toEqual(["next"]);
+        if ("texts" in b) throw new Error("a service sends values");
         sent.push(b);
       },
       close() {},

@@ -7,6 +7,7 @@ import {
   COMMITS_FILE,
   isBatchEntry,
   isCommitEntry,
+  KEYS_FILE,
   LogCorruptError,
   lineEnds,
   parseEntries,
@@ -181,9 +182,9 @@ describe("source log: appends and recovery", () => {
     const { log, recovery } = await openLog(dir);
     expect(recovery.committedThrough).toBe(3);
     expect(recovery.pending).toEqual([
-      { id: "orders-4", first: 4, last: 7, records: records(4, 7), bytes: JSON.stringify(records(4, 7)).length, cursor: null, reason: "recovered" },
+      { id: "orders-4", first: 4, last: 7, records: lines(4, 7), bytes: JSON.stringify(records(4, 7)).length, cursor: null, reason: "recovered" },
     ]);
-    expect(recovery.unbatched).toEqual({ first: 8, records: records(8, 9), bytes: [7, 7] });
+    expect(recovery.unbatched).toEqual({ first: 8, lines: lines(8, 9), bytes: [7, 7] });
     expect(recovery.lastBatch).toEqual({ id: "orders-4", first: 4, last: 7 });
     expect(recovery.nextSeq).toBe(10);
     expect(log.nextSeq).toBe(10);
@@ -207,7 +208,7 @@ describe("source log: appends and recovery", () => {
     const { log, recovery } = await openLog(dir);
     expect(recovery.notes.join("\n")).toMatch(/torn last line/);
     expect(recovery.nextSeq).toBe(5);
-    expect(recovery.unbatched.records).toEqual(records(0, 4));
+    expect(recovery.unbatched.lines).toEqual(lines(0, 4));
     expect(text(segment)).toBe(`${lines(0, 4).join("\n")}\n`);
     const next = log.appendRecords(lines(5, 5));
     expect(next.first).toBe(5);
@@ -229,7 +230,7 @@ describe("source log: appends and recovery", () => {
     expect(recovery.committedThrough).toBe(4);
     expect(recovery.pending).toEqual([]);
     expect(recovery.unbatched.first).toBe(5);
-    expect(recovery.unbatched.records).toEqual(records(5, 9));
+    expect(recovery.unbatched.lines).toEqual(lines(5, 9));
     expect(text(join(dir, BATCHES_FILE))).toBe(`${JSON.stringify({ id: "orders-0", first: 0, last: 4 })}\n`);
     expect(text(join(dir, COMMITS_FILE))).toBe(`${JSON.stringify({ id: "orders-0", last: 4 })}\n`);
   });
@@ -254,7 +255,7 @@ describe("source log: appends and recovery", () => {
 
     const { log, recovery } = await openLog(dir, { discardUnbatched: true });
     expect(recovery.pending.map((b) => [b.id, b.cursor])).toEqual([["orders-0", { offset: 60, line: 7 }]]);
-    expect(recovery.unbatched.records).toEqual([]);
+    expect(recovery.unbatched.lines).toEqual([]);
     expect(recovery.nextSeq).toBe(6);
     expect(
       text(join(dir, segmentName(0)))
@@ -285,7 +286,7 @@ describe("source log: appends and recovery", () => {
 
     const { recovery } = await openLog(dir, { segmentBytes: 50 });
     expect(recovery).toMatchObject({ nextSeq: 30, committedThrough: 29, pending: [], notes: [] });
-    expect(recovery.unbatched.records).toEqual([]);
+    expect(recovery.unbatched.lines).toEqual([]);
     // The control logs are rewritten down to the last committed batch.
     expect(text(join(dir, BATCHES_FILE))).toBe(`${JSON.stringify({ id: "orders-25", first: 25, last: 29 })}\n`);
     expect(text(join(dir, COMMITS_FILE))).toBe(`${JSON.stringify({ id: "orders-25", last: 29 })}\n`);
@@ -325,8 +326,8 @@ describe("source log: appends and recovery", () => {
     await log.close();
     const { recovery } = await openLog(dir);
     expect(recovery.nextSeq).toBe(requests * perRequest);
-    expect(recovery.unbatched.records).toHaveLength(requests * perRequest);
-    expect(recovery.unbatched.records[perRequest + 3]).toEqual({ r: 1, k: 3, pad: "x".repeat(40) });
+    expect(recovery.unbatched.lines).toHaveLength(requests * perRequest);
+    expect(JSON.parse(recovery.unbatched.lines[perRequest + 3] as string)).toEqual({ r: 1, k: 3, pad: "x".repeat(40) });
     expect(segments(dir).length).toBeGreaterThan(1);
   });
 
@@ -336,5 +337,99 @@ describe("source log: appends and recovery", () => {
     await log.close();
     await expect(log.appendRecords(lines(0, 0)).durable).rejects.toThrow(/closed/);
     await expect(log.appendCommit({ id: "orders-0", last: 0 })).rejects.toThrow(/closed/);
+  });
+});
+
+describe("source log: idempotency keys", () => {
+  const key = (name: string, hash = "h") => ({ key: name, hash });
+
+  it("logs a key with its records, durable before them, and remembers it after a restart", async () => {
+    const dir = freshDir();
+    const first = await openLog(dir);
+    const a = first.log.appendRecords(lines(0, 2), key("a"));
+    expect(first.log.keyState("a")).toEqual({ entry: { key: "a", hash: "h", first: 0, count: 3 }, durable: false });
+    await a.durable;
+    expect(first.log.keyState("a")?.durable).toBe(true);
+    await first.log.appendRecords(lines(3, 3)).durable;
+    await first.log.appendRecords(lines(4, 5), key("b", "g")).durable;
+    expect(() => first.log.appendRecords(lines(6, 6), key("a"))).toThrow(/already logged/);
+    expect(text(join(dir, KEYS_FILE))).toBe(
+      `${JSON.stringify({ key: "a", hash: "h", first: 0, count: 3 })}\n${JSON.stringify({ key: "b", hash: "g", first: 4, count: 2 })}\n`,
+    );
+    await first.log.close();
+
+    const { log, recovery } = await openLog(dir);
+    expect(recovery.notes).toEqual([]);
+    expect(log.keyState("a")).toEqual({ entry: { key: "a", hash: "h", first: 0, count: 3 }, durable: true });
+    expect(log.keyState("b")?.entry).toEqual({ key: "b", hash: "g", first: 4, count: 2 });
+    expect(log.keyState("c")).toBeUndefined();
+  });
+
+  it("drops a key whose records are not all on disk, and cuts what its append had written", async () => {
+    const dir = freshDir();
+    const first = await openLog(dir);
+    await first.log.appendRecords(lines(0, 1), key("done")).durable;
+    await first.log.close();
+    // A crash after the key of the next append was made durable, and half of its records written.
+    appendFileSync(join(dir, KEYS_FILE), `${JSON.stringify({ key: "torn", hash: "h", first: 2, count: 4 })}\n`);
+    appendFileSync(join(dir, segmentName(0)), `${lines(2, 3).join("\n")}\n`);
+
+    const { log, recovery } = await openLog(dir);
+    expect(recovery.notes.join("\n")).toMatch(/records 2\.\.3 of the unacknowledged append under key "torn" are cut/);
+    expect(recovery.nextSeq).toBe(2);
+    expect(recovery.unbatched.lines).toEqual(lines(0, 1));
+    expect(text(join(dir, segmentName(0)))).toBe(`${lines(0, 1).join("\n")}\n`);
+    expect(log.keyState("torn")).toBeUndefined();
+    expect(log.keyState("done")?.durable).toBe(true);
+    // The keys file no longer names it: the client's retry is a new append.
+    expect(text(join(dir, KEYS_FILE))).toBe(`${JSON.stringify({ key: "done", hash: "h", first: 0, count: 2 })}\n`);
+    const retry = log.appendRecords(lines(2, 5), key("torn"));
+    expect(retry.first).toBe(2);
+    await retry.durable;
+  });
+
+  it("drops a key whose records were never written, and a torn key line", async () => {
+    const dir = freshDir();
+    const first = await openLog(dir);
+    await first.log.appendRecords(lines(0, 0), key("a")).durable;
+    await first.log.close();
+    appendFileSync(join(dir, KEYS_FILE), `${JSON.stringify({ key: "b", hash: "h", first: 1, count: 1 })}\n{"key":"c","ha`);
+
+    const { log, recovery } = await openLog(dir);
+    expect(recovery.nextSeq).toBe(1);
+    expect(recovery.notes.join("\n")).toMatch(/keys\.jsonl:3: torn last line/);
+    expect(recovery.notes.join("\n")).toMatch(/1 idempotency key\(s\) whose records are not in the log dropped/);
+    expect(log.keyState("b")).toBeUndefined();
+    expect(text(join(dir, KEYS_FILE))).toBe(`${JSON.stringify({ key: "a", hash: "h", first: 0, count: 1 })}\n`);
+  });
+
+  it("remembers the last keys of its window, and rewrites the keys file past twice as many", async () => {
+    const dir = freshDir();
+    const first = await openLog(dir, { idempotencyKeys: 3 });
+    for (let k = 0; k < 7; k++) await first.log.appendRecords(lines(k, k), key(`k${k}`)).durable;
+    expect(["k0", "k1", "k2", "k3"].map((k) => first.log.keyState(k))).toEqual([undefined, undefined, undefined, undefined]);
+    expect(first.log.keyState("k6")?.entry.first).toBe(6);
+    // 7 lines > 2 × 3: rewritten down to the window.
+    expect(text(join(dir, KEYS_FILE)).trim().split("\n")).toHaveLength(3);
+    await first.log.appendRecords(lines(7, 7), key("k7")).durable;
+    await first.log.close();
+
+    const { log } = await openLog(dir, { idempotencyKeys: 3 });
+    expect(["k4", "k5", "k6", "k7"].map((k) => log.keyState(k)?.entry.first ?? null)).toEqual([null, 5, 6, 7]);
+  });
+
+  it("keeps keys of committed records whose segments are gone", async () => {
+    const dir = freshDir();
+    const { log } = await openLog(dir, { segmentBytes: 20 });
+    for (let k = 0; k < 6; k++) {
+      await log.appendRecords(lines(k * 2, k * 2 + 1), key(`k${k}`)).durable;
+      await log.appendBatch({ id: `orders-${k * 2}`, first: k * 2, last: k * 2 + 1 });
+      await log.appendCommit({ id: `orders-${k * 2}`, last: k * 2 + 1 });
+    }
+    await log.close();
+    const again = await openLog(dir, { segmentBytes: 20 });
+    expect(segments(dir).length).toBeLessThan(6);
+    expect(again.log.keyState("k0")?.entry).toEqual({ key: "k0", hash: "h", first: 0, count: 2 });
+    expect(again.recovery.notes).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { SourceModel } from "../src/model/types.js";
 import type { Timer } from "../src/runtime/batcher.js";
-import type { Dispatcher, Logger, RuntimeEnv, WireBatch } from "../src/runtime/contracts.js";
+import type { Dispatcher, Logger, RuntimeEnv, TextBatch, WireBatch } from "../src/runtime/contracts.js";
 import { deadLetterDir, deadLetterName } from "../src/runtime/dead-letter.js";
 import { DispatchError } from "../src/runtime/dispatch.js";
 import { createRouter, type RunningServer, startServer } from "../src/runtime/http.js";
@@ -14,7 +14,7 @@ import { queueLimits, type SourceMetrics, SourcePipeline, type SourcePipelineOpt
 import { COMMITS_FILE, segmentName } from "../src/runtime/source-log.js";
 import { FileSource, parseChunk } from "../src/runtime/sources/file.js";
 import { expandTemplate, GeneratorSource, recordsDue } from "../src/runtime/sources/generator.js";
-import { httpSourceRoute, parseRecords, SOURCE_BODY_LIMIT } from "../src/runtime/sources/http.js";
+import { bodyFingerprint, httpSourceRoute, idempotencyKey, parseRecords, SOURCE_BODY_LIMIT } from "../src/runtime/sources/http.js";
 import { validateText } from "../src/validate/index.js";
 import { bundleEntry, cleanupAll, freePorts, httpJson, killAll, makeSystem, spawnRuntime, waitUntil } from "./helpers/runtime.js";
 
@@ -58,13 +58,18 @@ interface Sent {
   reject: (error: Error) => void;
 }
 
+/** A batch as the next stage receives it: a source sends its records' texts. */
+function asWire(batch: WireBatch | TextBatch): WireBatch {
+  return "texts" in batch ? { id: batch.id, via: batch.via, records: batch.texts.map((t) => JSON.parse(t) as unknown) } : batch;
+}
+
 /** A dispatcher that records each send and answers as told: at once (ok), never (stuck) or when the test says. */
 class FakeDispatcher implements Dispatcher {
   readonly sent: Sent[] = [];
   constructor(public mode: "ok" | "manual" = "ok") {}
-  send(to: readonly string[], batch: WireBatch): Promise<void> {
+  send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.sent.push({ to, batch, resolve, reject });
+      this.sent.push({ to, batch: asWire(batch), resolve, reject });
       if (this.mode === "ok") resolve();
     });
   }
@@ -155,21 +160,41 @@ function loggedRecords(stateDir: string): unknown[] {
 // Pure parts
 
 describe("http source: parsing a body", () => {
-  it("takes a JSON array", () => {
-    expect(parseRecords(' [ {"a": 1}, 2, "x" ] ')).toEqual({ ok: true, records: [{ a: 1 }, 2, "x"], lines: ['{"a":1}', "2", '"x"'], bytes: [7, 1, 3] });
-    expect(parseRecords("\uFEFF[1]")).toMatchObject({ ok: true, records: [1] });
+  it("takes a JSON array, keeping each record's text as sent", () => {
+    expect(parseRecords(' [ {"a": 1}, 2, "x" ] ')).toEqual({ ok: true, lines: ['{"a": 1}', "2", '"x"'], bytes: [8, 1, 3] });
+    expect(parseRecords("\uFEFF[1]")).toMatchObject({ ok: true, lines: ["1"] });
+    expect(parseRecords("[]")).toEqual({ ok: true, lines: [], bytes: [] });
+    // Strings with escaped quotes, brackets and commas inside; nested values; a multi-byte character.
+    const tricky = ['"a\\"b,]"', '{"k":["[",{"x":"}"}],"e":"\\\\"}', "[]", "{}", "-1.5e3", "null", '"é"'];
+    expect(parseRecords(`[${tricky.join(" , ")}]`)).toEqual({ ok: true, lines: tricky, bytes: tricky.map((t) => Buffer.byteLength(t)) });
+    // A record written over several lines becomes one compact line; the sizes are counted when not ASCII.
+    expect(parseRecords('[\n  {\n    "a": [1,\n 2]\n  },\r\n  "ü"\n]')).toEqual({ ok: true, lines: ['{"a":[1,2]}', '"ü"'], bytes: [11, 4] });
+    expect(parseRecords("[1,2]", true)).toEqual({ ok: true, lines: ["1", "2"], bytes: [1, 1] });
+  });
+
+  it("cuts the same texts as JSON.parse sees, for any JSON array", () => {
+    const values: unknown[] = [0, -0.5, 1e21, true, false, null, "", "\\", '"', "\u2028", 'a"],[{', [], {}, [[[]]], { a: { b: [1, "]"] } }, ['\\"']];
+    for (const spaced of [false, true]) {
+      const texts = values.map((v) => JSON.stringify(v, null, spaced ? 1 : undefined));
+      const parsed = parseRecords(`[${texts.join(spaced ? " ,\t" : ",")}]`);
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) continue;
+      expect(parsed.lines.map((l) => JSON.parse(l) as unknown)).toEqual(values);
+      for (const line of parsed.lines) expect(line).not.toMatch(/[\r\n]/);
+    }
   });
 
   it("takes NDJSON, with blank lines and CRLF, keeping each line as sent", () => {
     expect(parseRecords('{"a": 1}\r\n\n  {"b":"é"}\n')).toEqual({
       ok: true,
-      records: [{ a: 1 }, { b: "é" }],
       lines: ['{"a": 1}', '{"b":"é"}'],
       bytes: [8, 10],
     });
-    expect(parseRecords('{"a":1}')).toMatchObject({ ok: true, records: [{ a: 1 }] });
+    expect(parseRecords('{"a":1}')).toMatchObject({ ok: true, lines: ['{"a":1}'] });
     // Lines that are arrays: NDJSON, not one array.
-    expect(parseRecords("[1]\n[2,3]")).toMatchObject({ ok: true, records: [[1], [2, 3]] });
+    expect(parseRecords("[1]\n[2,3]")).toMatchObject({ ok: true, lines: ["[1]", "[2,3]"] });
+    // A lone CR inside a line is white space, and is not kept.
+    expect(parseRecords('{"a":\r1}\n')).toMatchObject({ ok: true, lines: ['{"a":1}'] });
   });
 
   it("gives a reason for a bad body, with the NDJSON line number", () => {
@@ -191,7 +216,7 @@ describe("file source: parsing a chunk", () => {
   it("splits complete lines into records and bad lines, with cursors and line numbers", () => {
     const chunk = Buffer.from('{"a":1}\n\nnope\n{"b":2}\r\n{"c":');
     const { records, bad, cursor } = parseChunk(chunk, { offset: 100, line: 10 }, 100);
-    expect(records.records).toEqual([{ a: 1 }, { b: 2 }]);
+    expect(records.lines).toEqual(['{"a":1}', '{"b":2}']);
     expect(records.lines).toEqual(['{"a":1}', '{"b":2}']);
     expect(records.cursors).toEqual([
       { offset: 108, line: 11 },
@@ -204,7 +229,7 @@ describe("file source: parsing a chunk", () => {
 
   it("stops after maxRecords records", () => {
     const { records, cursor } = parseChunk(Buffer.from("1\n2\n3\n"), { offset: 0, line: 1 }, 2);
-    expect(records.records).toEqual([1, 2]);
+    expect(records.lines).toEqual(["1", "2"]);
     expect(cursor).toEqual({ offset: 4, line: 3 });
   });
 });
@@ -384,7 +409,7 @@ describe("http source", () => {
       deadLetter: () => Promise.reject(new Error("disk full")),
       onFatal: (error) => fatal.push(error),
     });
-    await pipeline.append({ records: [1], lines: ["1"], bytes: [1] });
+    await pipeline.append({ lines: ["1"], bytes: [1] });
     await waitUntil(() => dispatcher.sent.length === 1, "the batch sent");
     dispatcher.sent[0]?.reject(new Error("sink: failed after 3 attempts"));
     await waitUntil(() => fatal.length === 1, "the failure reported");
@@ -402,7 +427,7 @@ describe("http source", () => {
     const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 1 } }");
     let open = false;
     const { pipeline, dispatcher } = await openPipeline(source, stateDir, { canSend: () => open });
-    await pipeline.append({ records: [1], lines: ["1"], bytes: [1] });
+    await pipeline.append({ lines: ["1"], bytes: [1] });
     await pipeline.whenChanged(50);
     expect((dispatcher as FakeDispatcher).sent).toHaveLength(0);
     open = true;
@@ -475,10 +500,10 @@ describe("http source", () => {
     const stateDir = freshDir();
     const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 100, maxWait: 1h } }");
     const first = await openPipeline(source, stateDir, { dispatcher: new FakeDispatcher("manual") });
-    await first.pipeline.append({ records: [{ a: 1 }, { a: 2 }], lines: ['{"a":1}', '{"a":2}'], bytes: [7, 7] });
+    await first.pipeline.append({ lines: ['{"a":1}', '{"a":2}'], bytes: [7, 7] });
     // Abandoned without drain: the batch was never closed.
     const again = await openPipeline(source, stateDir);
-    expect(again.pipeline.recovery.unbatched.records).toEqual([{ a: 1 }, { a: 2 }]);
+    expect(again.pipeline.recovery.unbatched.lines).toEqual(['{"a":1}', '{"a":2}']);
     await again.pipeline.drain(Date.now() + 5000);
     expect((again.dispatcher as FakeDispatcher).sent.map((s) => s.batch)).toEqual([{ id: "orders-0", via: ["orders"], records: [{ a: 1 }, { a: 2 }] }]);
   });
@@ -486,6 +511,113 @@ describe("http source", () => {
 
 // ---------------------------------------------------------------------------------------------
 // A real crash: SIGKILL while batches are in flight
+
+describe("http source: idempotency keys", () => {
+  const keyed = (key: string) => ({ "idempotency-key": key });
+
+  it("takes a key once: the same key and body again are answered from the log, another body is 422", async () => {
+    const stateDir = freshDir();
+    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 1000, maxWait: 1h } }");
+    const { pipeline } = await openPipeline(source, stateDir);
+    const url = await serveHttp(source, pipeline);
+    const body = [{ id: 1 }, { id: 2 }];
+
+    const first = await httpJson("POST", url, body, keyed("order-7"));
+    expect(first.status).toBe(202);
+    expect(first.json).toEqual({ accepted: 2, first: 0 });
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const other = await httpJson("POST", url, [{ id: 3 }], keyed("order-8"));
+    expect(other.json).toEqual({ accepted: 1, first: 2 });
+
+    const again = await httpJson("POST", url, body, keyed("order-7"));
+    expect(again.status).toBe(202);
+    expect(again.json).toEqual({ accepted: 2, first: 0 });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    // The IETF draft's form of the same key: a quoted string.
+    const quoted = await httpJson("POST", url, body, keyed('"order-7"'));
+    expect(quoted.json).toEqual({ accepted: 2, first: 0 });
+
+    const changed = await httpJson("POST", url, [{ id: 1 }, { id: 99 }], keyed("order-7"));
+    expect(changed.status).toBe(422);
+    expect((changed.json as { error: string }).error).toMatch(/Idempotency-Key "order-7" was used for another body/);
+    // A request without a key is taken as before, even with the same body.
+    const plain = await httpJson("POST", url, body);
+    expect(plain.json).toEqual({ accepted: 2, first: 3 });
+
+    expect(pipeline.nextSeq).toBe(5);
+    expect(loggedRecords(stateDir)).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 1 }, { id: 2 }]);
+  });
+
+  it("remembers a key across a restart, and answers it even with a full queue", async () => {
+    const stateDir = freshDir();
+    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 1000, maxWait: 1h } }");
+    const first = await openPipeline(source, stateDir, { dispatcher: new FakeDispatcher("manual") });
+    const url = await serveHttp(source, first.pipeline);
+    const body = '{"n":1}\n{"n":2}\n{"n":3}\n';
+    expect((await httpJson("POST", url, body, keyed("k-1"))).json).toEqual({ accepted: 3, first: 0 });
+    await first.pipeline.drain(Date.now());
+    for (const server of servers.splice(0)) await server.close(0);
+
+    // The records were never committed: the restart queues them again, and remembers the key.
+    const second = await openPipeline(source, stateDir, { dispatcher: new FakeDispatcher("manual"), queue: { records: 3, bytes: 1_000_000 } });
+    const url2 = await serveHttp(source, second.pipeline);
+    expect(second.pipeline.hasRoom()).toBe(false);
+    const replay = await httpJson("POST", url2, body, keyed("k-1"));
+    expect(replay.status).toBe(202);
+    expect(replay.json).toEqual({ accepted: 3, first: 0 });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect((await httpJson("POST", url2, body, keyed("k-2"))).status).toBe(503);
+    expect(second.pipeline.nextSeq).toBe(3);
+    expect(loggedRecords(stateDir)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+
+  it("appends a key posted twice at once only once", async () => {
+    const stateDir = freshDir();
+    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 1000, maxWait: 1h } }");
+    const { pipeline } = await openPipeline(source, stateDir);
+    const url = await serveHttp(source, pipeline);
+    const body = Array.from({ length: 50 }, (_, k) => ({ k }));
+    const answers = await Promise.all(Array.from({ length: 4 }, () => httpJson("POST", url, body, keyed("same"))));
+    // One takes it; each other finds it being logged (409, to retry) or logged (a replay).
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 202).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((s) => s === 202 || s === 409)).toBe(true);
+    for (const a of answers) if (a.status === 202) expect(a.json).toEqual({ accepted: 50, first: 0 });
+    const conflict = answers.find((a) => a.status === 409);
+    if (conflict !== undefined) expect(conflict.headers.get("retry-after")).toBe("1");
+    expect(answers.filter((a) => a.status === 202 && a.headers.get("idempotent-replayed") === null)).toHaveLength(1);
+    expect(pipeline.nextSeq).toBe(50);
+  });
+
+  it("refuses a malformed key with 400 and logs nothing", async () => {
+    const stateDir = freshDir();
+    const source = sourceModel("{ type: http, port: 8080, to: sink }");
+    const { pipeline } = await openPipeline(source, stateDir);
+    const url = await serveHttp(source, pipeline);
+    for (const key of ['""', '"unclosed', "k".repeat(256), "café"]) {
+      const answer = await httpJson("POST", url, [1], keyed(key));
+      expect({ key, status: answer.status }).toEqual({ key, status: 400 });
+    }
+    expect(pipeline.nextSeq).toBe(0);
+  });
+
+  it("reads the header as the IETF draft and Stripe write it", () => {
+    const headers = (...values: string[]) =>
+      values.length === 0
+        ? { headers: {}, headersDistinct: {} }
+        : { headers: { "idempotency-key": values.join(", ") }, headersDistinct: { "idempotency-key": values } };
+    expect(idempotencyKey(headers())).toBeNull();
+    expect(idempotencyKey(headers("KG5LxwFBepaKHyUD"))).toBe("KG5LxwFBepaKHyUD");
+    expect(idempotencyKey(headers(' "8e03978e-40d5-43e8-bc93-6894a57f9324" '))).toBe("8e03978e-40d5-43e8-bc93-6894a57f9324");
+    expect(idempotencyKey(headers('"a \\"b\\\\"'))).toBe('a "b\\');
+    expect(idempotencyKey(headers("k".repeat(255)))).toHaveLength(255);
+    expect(() => idempotencyKey(headers("a", "b"))).toThrow(/one Idempotency-Key/);
+    expect(() => idempotencyKey(headers('"a\\x"'))).toThrow(/quoted string/);
+    expect(() => idempotencyKey(headers("tab\there"))).toThrow(/printable ASCII/);
+    expect(bodyFingerprint(Buffer.from("[1]"))).toHaveLength(22);
+    expect(bodyFingerprint(Buffer.from("[1]"))).not.toBe(bodyFingerprint(Buffer.from("[2]")));
+  });
+});
 
 describe("http source: a killed process", () => {
   it("loses no acknowledged record and re-sends in-flight batches with their ids", async () => {
@@ -499,7 +631,7 @@ import { httpSourceRoute } from "./src/runtime/sources/http.ts";
 
 const source = JSON.parse(process.env.SOURCE_MODEL);
 // Never answers: every batch stays in flight; each send is reported on stdout.
-const dispatcher = { send: (to, batch) => { process.stdout.write(JSON.stringify({ sent: batch }) + "\\n"); return new Promise(() => {}); }, close() {} };
+const dispatcher = { send: (to, { id, via, texts }) => { process.stdout.write(JSON.stringify({ sent: { id, via, records: texts.map((t) => JSON.parse(t)) } }) + "\\n"); return new Promise(() => {}); }, close() {} };
 const metrics = { recordsIn() {}, recordsOut() {}, batch() {}, deadLetter() {}, queueDepth() {} };
 const pipeline = await SourcePipeline.open({ source, stateDir: process.env.STATE_DIR, fsync: true, dispatcher, log: silentLogger, metrics, maxInFlight: 2 });
 const server = await startServer(createRouter([httpSourceRoute(source, pipeline)], { log: silentLogger }), "127.0.0.1", 0);

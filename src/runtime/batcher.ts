@@ -9,6 +9,8 @@
  * A record that would take an open batch over `maxBytes` closes it first and starts the next
  * one; a record larger than `maxBytes` on its own makes a batch of one.
  *
+ * What a record is does not matter here: a source batches the records' JSON texts.
+ *
  * The timer is injected so that tests drive `maxWait` without real sleeps.
  */
 import type { BatchModel } from "../model/types.js";
@@ -19,14 +21,14 @@ export interface Cursor {
   line: number;
 }
 
-export interface ClosedBatch {
+export interface ClosedBatch<R = unknown> {
   /** `{source}-{first}` */
   id: string;
   /** Sequence number of the first record. */
   first: number;
   /** Sequence number of the last record (first + records.length - 1). */
   last: number;
-  records: unknown[];
+  records: R[];
   /** JSON size of the records as an array. */
   bytes: number;
   /** The cursor given with the last record, if any. */
@@ -51,11 +53,11 @@ export const realTimer: Timer = {
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
-export interface BatcherOptions {
+export interface BatcherOptions<R = unknown> {
   source: string;
   limits: BatchModel;
   /** Called synchronously with every batch that closes, in sequence order. */
-  onBatch: (batch: ClosedBatch) => void;
+  onBatch: (batch: ClosedBatch<R>) => void;
   timer?: Timer;
 }
 
@@ -69,19 +71,19 @@ export function arrayBytes(count: number, recordBytes: number): number {
   return count === 0 ? 2 : recordBytes + count + 1;
 }
 
-export class Batcher {
+export class Batcher<R = unknown> {
   private readonly source: string;
   private readonly limits: BatchModel;
-  private readonly onBatch: (batch: ClosedBatch) => void;
+  private readonly onBatch: (batch: ClosedBatch<R>) => void;
   private readonly timer: Timer;
-  private records: unknown[] = [];
+  private records: R[] = [];
   private recordBytes = 0;
   private first = -1;
   private nextSeq = 0;
   private cursor: Cursor | null = null;
   private handle: unknown = null;
 
-  constructor(options: BatcherOptions) {
+  constructor(options: BatcherOptions<R>) {
     if (options.limits.maxRecords < 1) throw new RangeError("maxRecords must be at least 1");
     this.source = options.source;
     this.limits = options.limits;
@@ -104,7 +106,7 @@ export class Batcher {
    * batch, sequence numbers must follow one another: the batch log stores only `first` and
    * `last`.
    */
-  add(seq: number, record: unknown, bytes: number, cursor: Cursor | null = null): void {
+  add(seq: number, record: R, bytes: number, cursor: Cursor | null = null): void {
     if (this.records.length > 0 && seq !== this.nextSeq)
       throw new RangeError(`record ${seq} added after ${this.nextSeq - 1}: sequence numbers must be consecutive`);
     if (this.records.length > 0 && arrayBytes(this.records.length + 1, this.recordBytes + bytes) > this.limits.maxBytes) this.close("bytes");
@@ -137,10 +139,10 @@ export class Batcher {
     this.handle = null;
   }
 
-  private close(reason: ClosedBatch["reason"]): void {
+  private close(reason: ClosedBatch<R>["reason"]): void {
     if (this.records.length === 0) return;
     this.stop();
-    const batch: ClosedBatch = {
+    const batch: ClosedBatch<R> = {
       id: batchId(this.source, this.first),
       first: this.first,
       last: this.first + this.records.length - 1,

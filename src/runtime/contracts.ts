@@ -62,6 +62,16 @@ export interface WireBatch {
   records: unknown[];
 }
 
+/**
+ * A batch whose records are JSON texts (one line each), as a source logged them: it goes on the
+ * wire as the same `{id, via, records}` without its records being parsed and serialised again.
+ */
+export interface TextBatch {
+  id: string;
+  via: string[];
+  texts: readonly string[];
+}
+
 /** Sends batches to the next stages; shared by sources and service instances. */
 export interface Dispatcher {
   /**
@@ -70,7 +80,7 @@ export interface Dispatcher {
    * sink downstream has stored it. Rejects with a DispatchFailure after retries or the budget
    * ran out.
    */
-  send(to: readonly string[], batch: WireBatch): Promise<void>;
+  send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void>;
   close(): void;
 }
 

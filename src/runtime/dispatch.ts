@@ -32,8 +32,9 @@
  */
 import { type Balancer, createBalancer } from "../balance/index.js";
 import type { ServiceModel } from "../model/types.js";
-import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, WireBatch } from "./contracts.js";
+import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, TextBatch, WireBatch } from "./contracts.js";
 import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "./http.js";
+import { encodeTextBatch } from "./json-text.js";
 import type { RuntimeMetrics } from "./metrics.js";
 import { type Random, RetryBudget, retryDelay } from "./retry-budget.js";
 
@@ -200,10 +201,10 @@ class HttpDispatcher implements Dispatcher {
     this.client = options.client ?? createHttpClient();
   }
 
-  async send(to: readonly string[], batch: WireBatch): Promise<void> {
+  async send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void> {
     if (to.length === 0) return;
     // One body for every target and attempt: the batch is the same copy everywhere.
-    const body = Buffer.from(JSON.stringify(batch));
+    const body = "texts" in batch ? encodeTextBatch(batch.id, batch.via, batch.texts) : Buffer.from(JSON.stringify(batch));
     if (to.length === 1) return this.sendTo(to[0] as string, body, batch.id);
     const results = await Promise.allSettled(to.map((service) => this.sendTo(service, body, batch.id)));
     const failed: DispatchError[] = [];

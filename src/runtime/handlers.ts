@@ -33,11 +33,23 @@ export interface StageBatch {
   records: unknown[];
 }
 
+/** A batch whose records are JSON texts (one line each), for a stage that takes them so. */
+export interface TextStageBatch {
+  id: string;
+  via: readonly string[];
+  texts: readonly string[];
+}
+
 export interface StageHandler {
   /** `builtin:NAME` or the module's path relative to the system folder. */
   readonly description: string;
   /** Runs the handler; resolves with the records to pass on ([] for a sink). */
   run(batch: StageBatch): Promise<unknown[]>;
+  /**
+   * Present on a sink whose handler stores records as they are (builtin:jsonl-sink): runs it on
+   * the records' JSON texts, so that the service need not parse them.
+   */
+  runTexts?(batch: TextStageBatch): Promise<void>;
   /** Releases what the handler holds (a sink's files). */
   close(): Promise<void>;
 }
@@ -100,11 +112,23 @@ export async function loadHandler(setup: HandlerSetup): Promise<StageHandler> {
   const isSink = service.to.length === 0;
   if (ref.kind === "builtin") {
     const builtin = await createBuiltin(ref.name, { service, instance: setup.instance, dataDir: setup.dataDir, fsync: setup.fsync, log });
-    return stage(
+    const handler = stage(
       `builtin:${ref.name}`,
       (records, ctx) => builtin.handle(records, ctx),
       () => builtin.close(),
     );
+    const { handleTexts } = builtin;
+    if (isSink && handleTexts !== undefined) {
+      handler.runTexts = async (batch) => {
+        const ctx = context(batch);
+        try {
+          await handleTexts.call(builtin, batch.texts, ctx);
+        } catch (err) {
+          throw failed(handler.description, batch.id, err);
+        }
+      };
+    }
+    return handler;
   }
   if (ref.outside) throw new Error(`service ${service.name}: handler ${ref.path} leaves the spec's folder`);
   const relPath = setup.handlers[service.name];
@@ -124,25 +148,26 @@ export async function loadHandler(setup: HandlerSetup): Promise<StageHandler> {
   }
   return stage(relPath, fn as Handler, () => Promise.resolve());
 
+  function context(batch: { id: string; via: readonly string[] }): StageContext {
+    return { batchId: batch.id, service: service.name, instance: setup.instance, config, log: log.child({ batch: batch.id }), via: batch.via };
+  }
+
+  function failed(description: string, batchId: string, err: unknown): HandlerError {
+    const why = err instanceof Error ? err.message : String(err);
+    return new HandlerError(`service ${service.name}: handler ${description} failed on batch ${batchId}: ${why}`, { cause: err });
+  }
+
   function stage(description: string, handle: (records: unknown[], ctx: StageContext) => ReturnType<Handler>, close: () => Promise<void>): StageHandler {
     return {
       description,
       close,
       async run(batch) {
-        const ctx: StageContext = {
-          batchId: batch.id,
-          service: service.name,
-          instance: setup.instance,
-          config,
-          log: log.child({ batch: batch.id }),
-          via: batch.via,
-        };
+        const ctx = context(batch);
         let result: unknown;
         try {
           result = await handle(batch.records, ctx);
         } catch (err) {
-          const why = err instanceof Error ? err.message : String(err);
-          throw new HandlerError(`service ${service.name}: handler ${description} failed on batch ${batch.id}: ${why}`, { cause: err });
+          throw failed(description, batch.id, err);
         }
         if (isSink) return [];
         if (!Array.isArray(result)) {

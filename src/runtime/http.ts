@@ -113,6 +113,15 @@ export function matchPath(segments: readonly string[], parts: readonly string[])
   return params;
 }
 
+/** A request body parsed as JSON; HttpError 400 when it is not JSON. */
+export function parseJsonBody(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, `body is not JSON: ${(err as Error).message}`);
+  }
+}
+
 /** Reads a whole request body, refusing (413) more than `limit` bytes. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
@@ -218,14 +227,7 @@ async function dispatchRequest(compiled: readonly CompiledRoute[], options: Rout
         return controller.signal;
       },
       body: (max = limit) => readBody(req, max),
-      async json(max = limit) {
-        const buf = await readBody(req, max);
-        try {
-          return JSON.parse(buf.toString("utf8")) as unknown;
-        } catch (err) {
-          throw new HttpError(400, `body is not JSON: ${(err as Error).message}`);
-        }
-      },
+      json: async (max = limit) => parseJsonBody((await readBody(req, max)).toString("utf8")),
     };
     return await route.handle(request);
   }

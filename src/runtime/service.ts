@@ -20,7 +20,8 @@
 import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "./contracts.js";
 import { createDispatcher } from "./dispatch.js";
 import { loadHandler, type StageHandler } from "./handlers.js";
-import { DEFAULT_BODY_LIMIT, HttpError, type ReadyState, type Reply, type Route, type RouteRequest } from "./http.js";
+import { DEFAULT_BODY_LIMIT, HttpError, parseJsonBody, type ReadyState, type Reply, type Route, type RouteRequest } from "./http.js";
+import { splitWireBatch } from "./json-text.js";
 import type { RuntimeMetrics } from "./metrics.js";
 import type { RoleFactory } from "./process.js";
 
@@ -128,9 +129,8 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     if (running === 0 && waiting.length === 0 && idle !== null) idle();
   };
 
-  const handleBatch = async (body: unknown): Promise<Reply> => {
-    const parsed = parseWireBatch(body);
-    if (typeof parsed === "string") throw new HttpError(400, parsed);
+  /** Runs a checked batch of `count` records through `run` (the stage, then `to`), within the admission limits. */
+  const runBatch = async (batch: { id: string; via: string[] }, count: number, run: (stage: StageHandler) => Promise<unknown[]>): Promise<Reply> => {
     try {
       await acquire();
     } catch (err) {
@@ -140,24 +140,47 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
     try {
-      metrics?.recordsIn(parsed.records.length);
+      metrics?.recordsIn(count);
       const stage = handler;
       if (stage === null) throw new Error("the handler is not loaded");
-      const out = await stage.run(parsed);
+      const out = await run(stage);
       if (service.to.length > 0 && out.length > 0) {
-        await dispatcher.send(service.to, { id: parsed.id, via: [...parsed.via, service.name], records: out });
+        await dispatcher.send(service.to, { id: batch.id, via: [...batch.via, service.name], records: out });
       }
-      metrics?.recordsOut(service.to.length > 0 ? out.length : parsed.records.length);
+      metrics?.recordsOut(service.to.length > 0 ? out.length : count);
       metrics?.batch("ok", seconds());
       return { status: 200, json: { ok: true } };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      log.error("batch failed", { batch: parsed.id, via: parsed.via, records: parsed.records.length, error: err });
+      log.error("batch failed", { batch: batch.id, via: batch.via, records: count, error: err });
       metrics?.batch("error", seconds());
       return { status: 500, json: { error: message } };
     } finally {
       release();
     }
+  };
+
+  const handleBatch = async (body: unknown): Promise<Reply> => {
+    const parsed = parseWireBatch(body);
+    if (typeof parsed === "string") throw new HttpError(400, parsed);
+    return runBatch(parsed, parsed.records.length, (stage) => stage.run(parsed));
+  };
+
+  /**
+   * A sink that stores records as they are (StageHandler.runTexts) gets them as the texts cut
+   * from the body: checked as JSON, not parsed into values. A body the cut does not take (not
+   * JSON, or not a batch) is parsed as usual, for the reason it is refused.
+   */
+  const handleBody = (text: string, runTexts: NonNullable<StageHandler["runTexts"]>): Promise<Reply> => {
+    const cut = splitWireBatch(text);
+    if (cut === null) return handleBatch(parseJsonBody(text));
+    const checked = parseWireBatch({ id: cut.id, via: cut.via, records: cut.texts });
+    if (typeof checked === "string") throw new HttpError(400, checked);
+    const batch = { id: checked.id, via: checked.via, texts: cut.texts };
+    return runBatch(batch, batch.texts.length, async () => {
+      await runTexts(batch);
+      return [];
+    });
   };
 
   const routes: Route[] = [
@@ -171,6 +194,8 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
           metrics?.batch("rejected", 0);
           throw unavailable(draining ? "draining: shutting down" : "starting");
         }
+        const runTexts = handler?.runTexts;
+        if (runTexts !== undefined) return handleBody((await req.body()).toString("utf8"), runTexts);
         return handleBatch(await req.json());
       },
     },

@@ -9,6 +9,13 @@
  *   its id across restarts.
  * - `commits.jsonl`: `{"id","last"}` of every batch the pipeline answered for, in order: the
  *   committed batches are always a prefix of the logged ones.
+ * - `keys.jsonl`: `{"key","hash","first","count"}` for every append made under an idempotency
+ *   key (the http source's `Idempotency-Key`): the key, a fingerprint of the request's body and
+ *   the sequence numbers its records got. It is written and made durable before those records
+ *   are written, so after any crash a key names records that are all on disk, or recovery drops
+ *   it (and cuts the records its append had started to write: none of them was acknowledged).
+ *   The last `idempotencyKeys` keys are remembered; the file is rewritten down to them once it
+ *   holds twice as many.
  *
  * Appends are group-committed: everything appended in the same turn of the event loop (and
  * while a previous write is in progress) goes out in one write per file and one fsync per file,
@@ -26,6 +33,16 @@ import { arrayBytes, type ClosedBatch, type Cursor } from "./batcher.js";
 
 export const BATCHES_FILE = "batches.jsonl";
 export const COMMITS_FILE = "commits.jsonl";
+export const KEYS_FILE = "keys.jsonl";
+/**
+ * Idempotency keys a source remembers: a key re-posted after this many newer keyed requests is
+ * taken as new. A window in requests rather than time or segments: its memory is bounded (about
+ * 250 bytes a UUID key, 25 MiB in all) whatever the rate, and a retry is recognised however long
+ * the restart in between took.
+ */
+export const DEFAULT_IDEMPOTENCY_KEYS = 100_000;
+/** Longest idempotency key taken (as Stripe's API). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** A segment rolls over past this size: small enough that deleting committed ones keeps the disk bounded, large enough to be rare. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** The batch and commit logs are rewritten (down to the uncommitted batches) after this many appended entries. */
@@ -45,6 +62,14 @@ export interface BatchEntry {
 export interface CommitEntry {
   id: string;
   last: number;
+}
+
+/** An append made under an idempotency key: which records it got, and a fingerprint of what was sent. */
+export interface KeyEntry {
+  key: string;
+  hash: string;
+  first: number;
+  count: number;
 }
 
 /** The name of the segment whose first record has sequence number `base`. */
@@ -109,6 +134,12 @@ export function isBatchEntry(value: unknown): value is BatchEntry {
   if (v.cursor === undefined) return true;
   const c = v.cursor as Record<string, unknown> | null;
   return typeof c === "object" && c !== null && isSeq(c.offset) && isSeq(c.line);
+}
+
+export function isKeyEntry(value: unknown): value is KeyEntry {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.key === "string" && typeof v.hash === "string" && isSeq(v.first) && isSeq(v.count) && (v.count as number) > 0;
 }
 
 export function isCommitEntry(value: unknown): value is CommitEntry {
@@ -213,9 +244,10 @@ export interface Recovery {
   committedThrough: number;
   /** The last logged batch, committed or not (the file source resumes reading after its cursor). */
   lastBatch: BatchEntry | null;
-  pending: ClosedBatch[];
-  /** The records after the last logged batch (empty when `discardUnbatched`). */
-  unbatched: { first: number; records: unknown[]; bytes: number[] };
+  /** Their records are the logged JSON texts. */
+  pending: ClosedBatch<string>[];
+  /** The records (JSON texts) after the last logged batch (empty when `discardUnbatched`). */
+  unbatched: { first: number; lines: string[]; bytes: number[] };
   /** What recovery repaired or dropped, for the logs. */
   notes: string[];
 }
@@ -242,6 +274,8 @@ export interface SourceLogOptions {
   discardUnbatched?: boolean;
   segmentBytes?: number;
   controlCompactEntries?: number;
+  /** How many idempotency keys to remember (default DEFAULT_IDEMPOTENCY_KEYS). */
+  idempotencyKeys?: number;
 }
 
 interface Deferred {
@@ -274,13 +308,20 @@ interface Group {
   records: string[];
   recordCount: number;
   firstSeq: number;
+  keys: KeyEntry[];
   batches: BatchEntry[];
   commits: CommitEntry[];
   done: Deferred;
 }
 
 function emptyGroup(firstSeq: number): Group {
-  return { records: [], recordCount: 0, firstSeq, batches: [], commits: [], done: deferred() };
+  return { records: [], recordCount: 0, firstSeq, keys: [], batches: [], commits: [], done: deferred() };
+}
+
+/** What the log knows of an idempotency key: its append, and whether that is durable yet. */
+export interface KeyState {
+  entry: KeyEntry;
+  durable: boolean;
 }
 
 function jsonLines(values: readonly unknown[]): string {
@@ -344,6 +385,14 @@ export class SourceLog {
   private recordsBytes: number;
   private batchesHandle: FileHandle;
   private commitsHandle: FileHandle;
+  private keysHandle: FileHandle;
+  private readonly keyWindow: number;
+  /** Durable keyed appends, oldest first (a Map keeps insertion order): the last `keyWindow` of them. */
+  private readonly keys: Map<string, KeyEntry>;
+  /** Keyed appends whose group is not durable yet. */
+  private readonly pendingKeys = new Map<string, KeyEntry>();
+  /** Entries in the keys file, for its rewrite. */
+  private keyLines: number;
   private seq: number;
   private group: Group;
   private running: Promise<void> | null = null;
@@ -366,6 +415,8 @@ export class SourceLog {
       recordsBytes: number;
       batches: FileHandle;
       commits: FileHandle;
+      keysHandle: FileHandle;
+      keys: Map<string, KeyEntry>;
       nextSeq: number;
       uncommitted: BatchEntry[];
       lastCommittedEntry: BatchEntry | null;
@@ -382,6 +433,10 @@ export class SourceLog {
     this.recordsBytes = state.recordsBytes;
     this.batchesHandle = state.batches;
     this.commitsHandle = state.commits;
+    this.keysHandle = state.keysHandle;
+    this.keys = state.keys;
+    this.keyWindow = options.idempotencyKeys ?? DEFAULT_IDEMPOTENCY_KEYS;
+    this.keyLines = state.keys.size;
     this.seq = state.nextSeq;
     this.group = emptyGroup(state.nextSeq);
     this.uncommitted = state.uncommitted;
@@ -410,6 +465,10 @@ export class SourceLog {
       notes.push(`${BATCHES_FILE}:${batches.problem.line}: ${batches.problem.reason}; truncated`);
       await truncate(batchesPath, batches.validBytes);
     }
+    const keysPath = join(dir, KEYS_FILE);
+    const keysBuffer = await readIfExists(keysPath);
+    const keyLog = parseEntries(keysBuffer, isKeyEntry);
+    if (keyLog.problem !== null) notes.push(`${KEYS_FILE}:${keyLog.problem.line}: ${keyLog.problem.reason}; truncated`);
     let committedThrough = -1;
     for (const c of commits.entries) committedThrough = Math.max(committedThrough, c.last);
 
@@ -443,8 +502,8 @@ export class SourceLog {
 
     let plan = planRecovery(commits.entries, batches.entries, infos);
     const decoder = new TextDecoder();
-    /** The record with sequence number `seq` and its JSON size, or a reason it cannot be read. */
-    const recordAt = (seq: number): { value: unknown; bytes: number } | { error: string; file: string; line: number } => {
+    /** The record with sequence number `seq` (its JSON text, checked) and its size, or a reason it cannot be read. */
+    const recordAt = (seq: number): { text: string; bytes: number } | { error: string; file: string; line: number } => {
       let base = -1;
       for (const b of bases) if (b <= seq) base = b;
       const segment = buffers.get(base);
@@ -453,22 +512,24 @@ export class SourceLog {
       if (segment === undefined || end === undefined) return { error: "not in the log", file: segmentName(Math.max(base, 0)), line: index + 1 };
       const start = index === 0 ? 0 : (segment.ends[index - 1] as number);
       try {
-        return { value: JSON.parse(decoder.decode(segment.buffer.subarray(start, end - 1))), bytes: end - 1 - start };
+        const text = decoder.decode(segment.buffer.subarray(start, end - 1));
+        JSON.parse(text);
+        return { text, bytes: end - 1 - start };
       } catch (error) {
         return { error: (error as Error).message, file: segmentName(base), line: index + 1 };
       }
     };
 
-    const pending: ClosedBatch[] = [];
+    const pending: ClosedBatch<string>[] = [];
     for (const entry of plan.pending) {
-      const records: unknown[] = [];
+      const records: string[] = [];
       let recordBytes = 0;
       for (let seq = entry.first; seq <= entry.last; seq++) {
         const got = recordAt(seq);
         // A complete line that does not parse inside a logged batch is damage the log cannot
         // repair by itself: re-sending the batch without it would change what the id stands for.
         if ("error" in got) throw new LogCorruptError(join(dir, got.file), got.line, `record ${seq} of batch ${entry.id}: ${got.error}`);
-        records.push(got.value);
+        records.push(got.text);
         recordBytes += got.bytes;
       }
       pending.push({
@@ -482,7 +543,7 @@ export class SourceLog {
       });
     }
 
-    const unbatched = { first: plan.unbatchedFirst, records: [] as unknown[], bytes: [] as number[] };
+    const unbatched = { first: plan.unbatchedFirst, lines: [] as string[], bytes: [] as number[] };
     let keepUntil = plan.recordsEnd;
     if (options.discardUnbatched === true) keepUntil = plan.unbatchedFirst;
     else {
@@ -495,14 +556,42 @@ export class SourceLog {
           keepUntil = seq;
           break;
         }
-        unbatched.records.push(got.value);
+        unbatched.lines.push(got.text);
         unbatched.bytes.push(got.bytes);
       }
+    }
+    // A key whose records are not all on disk was never acknowledged: forget it, and cut what
+    // its append had started to write (its client posts it again, under the same key, and it
+    // must not find half of it there). Such an append can only be the log's last one.
+    const keys = new Map<string, KeyEntry>();
+    let droppedKeys = 0;
+    for (const entry of keyLog.entries) {
+      if (entry.first + entry.count <= keepUntil) {
+        keys.delete(entry.key);
+        keys.set(entry.key, entry);
+        continue;
+      }
+      droppedKeys++;
+      if (entry.first >= plan.unbatchedFirst && entry.first < keepUntil) {
+        notes.push(`records ${entry.first}..${keepUntil - 1} of the unacknowledged append under key ${JSON.stringify(entry.key)} are cut from the log`);
+        keepUntil = entry.first;
+      }
+    }
+    if (droppedKeys > 0) notes.push(`${droppedKeys} idempotency key(s) whose records are not in the log dropped`);
+    const keyWindow = options.idempotencyKeys ?? DEFAULT_IDEMPOTENCY_KEYS;
+    for (const key of keys.keys()) {
+      if (keys.size <= keyWindow) break;
+      keys.delete(key);
+    }
+    if (keepUntil < unbatched.first + unbatched.lines.length) {
+      const kept = Math.max(0, keepUntil - unbatched.first);
+      unbatched.lines.length = kept;
+      unbatched.bytes.length = kept;
     }
     if (keepUntil < plan.recordsEnd) {
       const dropped = plan.recordsEnd - keepUntil;
       if (options.discardUnbatched !== true) notes.push(`${dropped} record(s) after ${keepUntil - 1} dropped`);
-      await SourceLog.truncateRecords(dir, bases, buffers, keepUntil);
+      await SourceLog.truncateRecords(dir, bases, buffers, keepUntil, options.fsync);
       for (let k = bases.length - 1; k >= 0 && (bases[k] as number) > keepUntil; k--) {
         bases.pop();
         infos.pop();
@@ -520,6 +609,7 @@ export class SourceLog {
     const keptBatches = plan.lastCommitted === null ? plan.pending : [plan.lastCommitted, ...plan.pending];
     if (keptBatches.length < batches.entries.length || plan.notes.length > 0) await replaceFile(dir, batchesPath, jsonLines(keptBatches));
     if (commits.entries.length > 1) await replaceFile(dir, commitsPath, jsonLines(lastCommit === null ? [] : [lastCommit]));
+    if (keys.size < keyLog.entries.length || keyLog.problem !== null) await replaceFile(dir, keysPath, jsonLines([...keys.values()]));
     notes.push(...plan.notes);
 
     // Append to the last segment when it ends where the next record starts; else start one.
@@ -537,6 +627,7 @@ export class SourceLog {
     const records = await open(join(dir, segmentName(activeBase)), "a");
     const batchesHandle = await open(batchesPath, "a");
     const commitsHandle = await open(commitsPath, "a");
+    const keysHandle = await open(keysPath, "a");
     if (options.fsync) await syncDir(dir);
 
     const log = new SourceLog(dir, options, {
@@ -545,6 +636,8 @@ export class SourceLog {
       recordsBytes,
       batches: batchesHandle,
       commits: commitsHandle,
+      keysHandle,
+      keys,
       nextSeq: plan.nextSeq,
       uncommitted: plan.pending.slice(),
       lastCommittedEntry: plan.lastCommitted,
@@ -565,6 +658,7 @@ export class SourceLog {
     bases: readonly number[],
     buffers: ReadonlyMap<number, { buffer: Buffer; ends: number[] }>,
     keepUntil: number,
+    fsync: boolean,
   ): Promise<void> {
     for (let k = bases.length - 1; k >= 0; k--) {
       const base = bases[k] as number;
@@ -574,7 +668,14 @@ export class SourceLog {
       }
       const ends = buffers.get(base)?.ends ?? [];
       const index = keepUntil - base;
-      await truncate(join(dir, segmentName(base)), index === 0 ? 0 : (ends[index - 1] ?? 0));
+      const handle = await open(join(dir, segmentName(base)), "r+");
+      try {
+        await handle.truncate(index === 0 ? 0 : (ends[index - 1] ?? 0));
+        // Durable before the keys file forgets the append these records belonged to.
+        if (fsync) await handle.datasync();
+      } finally {
+        await handle.close();
+      }
       return;
     }
   }
@@ -602,18 +703,34 @@ export class SourceLog {
   /**
    * Appends records, given as their JSON texts (one line each: no newline inside). Their
    * sequence numbers are assigned now, in call order; `durable` resolves once they are written
-   * (and fsync'd when the log fsyncs).
+   * (and fsync'd when the log fsyncs). With `key` (an idempotency key and the fingerprint of
+   * what was sent), the key and the records' numbers are logged too, durably before the
+   * records; the caller checks `keyState` first: a key is appended once.
    */
-  appendRecords(lines: readonly string[]): Appended {
+  appendRecords(lines: readonly string[], key?: { key: string; hash: string }): Appended {
     const first = this.seq;
     if (lines.length === 0) return { first, last: first - 1, durable: Promise.resolve() };
     const done = this.refuse();
     if (done !== null) return { first, last: first - 1, durable: done };
+    if (key !== undefined) {
+      if (this.keyState(key.key) !== undefined) throw new Error(`idempotency key ${JSON.stringify(key.key)} is already logged`);
+      const entry: KeyEntry = { key: key.key, hash: key.hash, first, count: lines.length };
+      this.group.keys.push(entry);
+      this.pendingKeys.set(entry.key, entry);
+    }
     this.group.records.push(`${lines.join("\n")}\n`);
     this.group.recordCount += lines.length;
     this.seq += lines.length;
     this.schedule();
     return { first, last: this.seq - 1, durable: this.group.done.promise };
+  }
+
+  /** The append logged under an idempotency key, if the log remembers one (durable or on its way). */
+  keyState(key: string): KeyState | undefined {
+    const durable = this.keys.get(key);
+    if (durable !== undefined) return { entry: durable, durable: true };
+    const pending = this.pendingKeys.get(key);
+    return pending === undefined ? undefined : { entry: pending, durable: false };
   }
 
   /** Logs a closed batch's boundaries; resolves once they are durable (send it only then). */
@@ -650,7 +767,7 @@ export class SourceLog {
       await this.flush();
     } finally {
       this.closed = true;
-      await Promise.allSettled([this.records.close(), this.batchesHandle.close(), this.commitsHandle.close()]);
+      await Promise.allSettled([this.records.close(), this.batchesHandle.close(), this.commitsHandle.close(), this.keysHandle.close()]);
     }
   }
 
@@ -697,10 +814,12 @@ export class SourceLog {
         group.done.resolve();
       } catch (error) {
         this.failure = error instanceof Error ? error : new Error(String(error));
+        for (const k of group.keys) this.pendingKeys.delete(k.key);
         group.done.reject(this.failure);
       }
     }
     if (this.failure !== null && this.hasPending()) {
+      for (const k of this.group.keys) this.pendingKeys.delete(k.key);
       this.group.done.reject(this.failure);
       this.group = emptyGroup(this.seq);
     }
@@ -708,9 +827,16 @@ export class SourceLog {
 
   private async write(group: Group): Promise<void> {
     const synced: Promise<void>[] = [];
+    if (group.keys.length > 0) {
+      // Durable before the records are written: a key on disk whose records are not (all)
+      // there is dropped at recovery, while records on disk without their key would be
+      // appended again when the client re-posts them.
+      await writeAll(this.keysHandle, Buffer.from(jsonLines(group.keys)));
+      if (this.fsync) await this.keysHandle.datasync();
+    }
     if (group.recordCount > 0) {
       if (this.recordsBytes >= this.segmentBytes) await this.roll(group.firstSeq);
-      const buffer = Buffer.from(group.records.join(""));
+      const buffer = Buffer.from(group.records.length === 1 ? (group.records[0] as string) : group.records.join(""));
       await writeAll(this.records, buffer);
       this.recordsBytes += buffer.length;
       if (this.fsync) synced.push(this.records.datasync());
@@ -724,6 +850,7 @@ export class SourceLog {
       if (this.fsync) synced.push(this.commitsHandle.datasync());
     }
     await Promise.all(synced);
+    if (group.keys.length > 0) await this.remember(group.keys);
     this.uncommitted.push(...group.batches);
     this.controlEntries += group.batches.length + group.commits.length;
     const lastCommit = group.commits[group.commits.length - 1];
@@ -735,6 +862,25 @@ export class SourceLog {
       }
       await this.compact();
     }
+  }
+
+  /** Keys whose appends are durable now: remembered, the oldest beyond the window forgotten. */
+  private async remember(entries: readonly KeyEntry[]): Promise<void> {
+    for (const entry of entries) {
+      this.pendingKeys.delete(entry.key);
+      this.keys.set(entry.key, entry);
+    }
+    for (const key of this.keys.keys()) {
+      if (this.keys.size <= this.keyWindow) break;
+      this.keys.delete(key);
+    }
+    this.keyLines += entries.length;
+    if (this.keyLines <= 2 * this.keyWindow) return;
+    const keysPath = join(this.dir, KEYS_FILE);
+    await this.keysHandle.close();
+    await replaceFile(this.dir, keysPath, jsonLines([...this.keys.values()]));
+    this.keysHandle = await open(keysPath, "a");
+    this.keyLines = this.keys.size;
   }
 
   /** Starts a new segment at `base` (the current one is durable: every write to it was synced). */

@@ -26,12 +26,13 @@ import { join } from "node:path";
 import { Counter } from "prom-client";
 import type { BatchModel, SourceModel } from "../model/types.js";
 import { Batcher, type ClosedBatch, type Cursor, type Timer } from "./batcher.js";
-import type { Dispatcher, Logger, WireBatch } from "./contracts.js";
+import type { Dispatcher, Logger, TextBatch, WireBatch } from "./contracts.js";
 import { writeDeadLetter } from "./dead-letter.js";
 import { createDispatcher } from "./dispatch.js";
+import type { Route } from "./http.js";
 import type { RuntimeMetrics } from "./metrics.js";
 import type { Role, RoleContext, RoleFactory } from "./process.js";
-import { type Recovery, SourceLog } from "./source-log.js";
+import { type KeyState, type Recovery, SourceLog } from "./source-log.js";
 import { FileSource, resolveSourceFile } from "./sources/file.js";
 import { GeneratorSource } from "./sources/generator.js";
 import { httpSourceRoute } from "./sources/http.js";
@@ -74,9 +75,12 @@ export function sourceLogDir(stateDir: string, source: string): string {
   return join(stateDir, "sources", source);
 }
 
-/** Records to append: their values, JSON texts (one line each) and the texts' UTF-8 sizes. */
+/**
+ * Records to append: their JSON texts (validated, one line each) and the texts' UTF-8 sizes.
+ * The texts are what the log holds and what the batches carry: the source never needs the
+ * records' values.
+ */
 export interface RecordsIn {
-  records: unknown[];
   lines: string[];
   bytes: number[];
   /** File source: where reading stands after each record. */
@@ -115,7 +119,7 @@ export interface SourcePipelineOptions {
 }
 
 interface Entry {
-  batch: ClosedBatch;
+  batch: ClosedBatch<string>;
   /** Its boundaries are durable in the batch log. */
   logged: boolean;
   state: "waiting" | "sending" | "done";
@@ -136,7 +140,7 @@ export class SourcePipeline {
   private readonly now: () => number;
   private readonly onFatal: (error: Error) => void;
   private readonly canSend: () => boolean;
-  private readonly batcher: Batcher;
+  private readonly batcher: Batcher<string>;
   private readonly entries: Entry[] = [];
   private sending = 0;
   private appending = 0;
@@ -164,7 +168,7 @@ export class SourcePipeline {
     this.now = options.now ?? (() => performance.now());
     this.onFatal = options.onFatal ?? (() => {});
     this.canSend = options.canSend ?? (() => true);
-    this.batcher = new Batcher({
+    this.batcher = new Batcher<string>({
       source: options.source.name,
       limits: options.source.batch,
       timer: options.timer,
@@ -188,11 +192,11 @@ export class SourcePipeline {
 
   private resume(recovery: Recovery): void {
     for (const note of recovery.notes) this.logger.warn("log recovery", { note });
-    if (recovery.pending.length > 0 || recovery.unbatched.records.length > 0) {
+    if (recovery.pending.length > 0 || recovery.unbatched.lines.length > 0) {
       this.logger.info("resuming after the last committed batch", {
         committedThrough: recovery.committedThrough,
         resend: recovery.pending.map((b) => b.id),
-        unbatched: recovery.unbatched.records.length,
+        unbatched: recovery.unbatched.lines.length,
       });
     }
     for (const batch of recovery.pending) {
@@ -200,14 +204,14 @@ export class SourcePipeline {
       this.depthRecords += batch.records.length;
       this.depthBytes += recordBytes(batch);
     }
-    const { first, records, bytes } = recovery.unbatched;
-    for (let k = 0; k < records.length; k++) {
+    const { first, lines, bytes } = recovery.unbatched;
+    for (let k = 0; k < lines.length; k++) {
       this.depthRecords += 1;
       this.depthBytes += bytes[k] as number;
-      this.batcher.add(first + k, records[k], bytes[k] as number);
+      this.batcher.add(first + k, lines[k] as string, bytes[k] as number);
     }
     // Numbers the log skipped (records lost to damage) cannot sit inside one batch: close it.
-    if (first + records.length !== this.log.nextSeq) this.batcher.flush();
+    if (first + lines.length !== this.log.nextSeq) this.batcher.flush();
     this.metrics.queueDepth(this.depthRecords);
     this.pump();
   }
@@ -271,20 +275,27 @@ export class SourcePipeline {
     for (const wake of waiters) wake();
   }
 
+  /** What the log remembers of an idempotency key: the append made under it, and whether it is durable. */
+  keyState(key: string): KeyState | undefined {
+    return this.log.keyState(key);
+  }
+
   /**
    * Appends records to the durable log; resolves with their sequence numbers once they are
-   * durable and batched. Rejects while draining or after the log failed.
+   * durable and batched. Rejects while draining or after the log failed. With `key`, the key
+   * is logged with them (see SourceLog.appendRecords); `keyState(key)` must be undefined.
    */
-  async append(input: RecordsIn): Promise<{ first: number; last: number }> {
+  async append(input: RecordsIn, key?: { key: string; hash: string }): Promise<{ first: number; last: number }> {
     if (this.draining) throw new Error(`source ${this.source.name} is draining`);
     if (this.fatal !== null) throw this.fatal;
-    const n = input.records.length;
+    if (key !== undefined && this.log.keyState(key.key) !== undefined) throw new Error(`idempotency key ${JSON.stringify(key.key)} is already logged`);
+    const n = input.lines.length;
     let total = 0;
     for (const b of input.bytes) total += b;
     this.depthRecords += n;
     this.depthBytes += total;
     this.appending += 1;
-    const { first, last, durable } = this.log.appendRecords(input.lines);
+    const { first, last, durable } = this.log.appendRecords(input.lines, key);
     try {
       await durable;
     } catch (error) {
@@ -296,7 +307,7 @@ export class SourcePipeline {
     this.appending -= 1;
     // Group commits resolve in sequence order, and so do the continuations of one group: the
     // batcher sees consecutive sequence numbers.
-    for (let k = 0; k < n; k++) this.batcher.add(first + k, input.records[k], input.bytes[k] as number, input.cursors?.[k] ?? null);
+    for (let k = 0; k < n; k++) this.batcher.add(first + k, input.lines[k] as string, input.bytes[k] as number, input.cursors?.[k] ?? null);
     this.metrics.recordsIn(n);
     this.metrics.queueDepth(this.depthRecords);
     this.notify();
@@ -304,7 +315,7 @@ export class SourcePipeline {
   }
 
   /** The batcher closed a batch: log its boundaries, then queue it for sending. */
-  private closed(batch: ClosedBatch): void {
+  private closed(batch: ClosedBatch<string>): void {
     const entry: Entry = { batch, logged: false, state: "waiting", startedAt: 0 };
     this.entries.push(entry);
     const boundaries =
@@ -343,7 +354,7 @@ export class SourcePipeline {
     entry.startedAt = this.now();
     this.sending += 1;
     const { batch } = entry;
-    const wire: WireBatch = { id: batch.id, via: [this.source.name], records: batch.records };
+    const wire: TextBatch = { id: batch.id, via: [this.source.name], texts: batch.records };
     let sent: Promise<void>;
     try {
       sent = this.dispatcher.send([this.source.to], wire);
@@ -365,13 +376,15 @@ export class SourcePipeline {
     );
   }
 
-  private toDeadLetter(entry: Entry, wire: WireBatch, error: unknown): void {
+  private toDeadLetter(entry: Entry, wire: TextBatch, error: unknown): void {
     this.logger.error("batch failed after its retries: writing it to the dead-letter folder", {
       batch: wire.id,
-      records: wire.records.length,
+      records: wire.texts.length,
       error,
     });
-    this.deadLetter(wire, error).then(
+    // The texts were validated when they came in (or when the log was recovered).
+    const letter: WireBatch = { id: wire.id, via: wire.via, records: wire.texts.map((t) => JSON.parse(t) as unknown) };
+    this.deadLetter(letter, error).then(
       () => {
         if (this.stopped) return;
         this.sending -= 1;
@@ -454,7 +467,7 @@ export class SourcePipeline {
 }
 
 /** The records' own bytes of a batch (its JSON size without the brackets and commas). */
-function recordBytes(batch: ClosedBatch): number {
+function recordBytes(batch: ClosedBatch<string>): number {
   const n = batch.records.length;
   return n === 0 ? 0 : batch.bytes - n - 1;
 }
@@ -532,8 +545,18 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
     generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec as number, count: source.count, log });
   }
 
+  let routes: Route[] = [];
+  if (source.type === "http") {
+    const replays = new Counter({
+      name: "mbc_source_replays_total",
+      help: "Requests an http source answered from its log, appending nothing: an Idempotency-Key it had logged, posted again.",
+      registers: [metrics.registry],
+    });
+    routes = [httpSourceRoute(source, pipeline, { onReplay: () => replays.inc() })];
+  }
+
   return {
-    routes: source.type === "http" ? [httpSourceRoute(source, pipeline)] : [],
+    routes,
     start() {
       file?.start();
       generator?.start();

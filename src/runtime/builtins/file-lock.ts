@@ -16,10 +16,13 @@
  * Breaking renames the stale file aside, then checks that the file moved is the one judged
  * stale (same token): of two waiters breaking at once only one can move it, and a waiter that
  * moved a fresh lock by mistake puts it back (link() again, which fails if the name was taken
- * meanwhile). A holder checks that the lock is still its own (`held()`) before it writes.
+ * meanwhile). A holder checks that the lock is still its own (`held()`) before it writes: the
+ * name still leads to its file. The holder keeps its lock file open, so that the file's inode
+ * number cannot be given to another file while it holds the lock, and compares inode numbers
+ * (one stat); where a file system reports none, it reads the token back.
  */
 import { randomUUID } from "node:crypto";
-import { link, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { type FileHandle, link, open, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 
 export interface FileLockOptions {
@@ -61,7 +64,8 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
   let wait = 1;
   for (;;) {
     const token = randomUUID();
-    if (await tryCreate(path, host, token)) return holdLock(path, token, staleMs);
+    const created = await tryCreate(path, host, token);
+    if (created !== null) return holdLock(path, token, staleMs, created);
     const holder = await readHolder(path);
     if (holder === null) continue;
     if (isStale(holder, host, staleMs)) {
@@ -81,34 +85,62 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
 /** File systems that refuse hard links answer link() with one of these. */
 const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV"]);
 
-/** Puts a complete lock file in place; false when the name is taken. */
-async function tryCreate(path: string, host: string, token: string): Promise<boolean> {
+/** Creates `path` exclusively with `content`; the open file, or null when the name is taken. */
+async function createExclusive(path: string, content: string): Promise<FileHandle | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "wx");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
+    throw err;
+  }
+  try {
+    await writeFile(handle, content);
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** Puts a complete lock file in place; its open handle, or null when the name is taken. */
+async function tryCreate(path: string, host: string, token: string): Promise<FileHandle | null> {
   const content = JSON.stringify({ pid: process.pid, host, token, at: new Date().toISOString() });
   const temp = `${path}.${token}.tmp`;
-  await writeFile(temp, content, { flag: "wx" });
+  const handle = await createExclusive(temp, content);
+  if (handle === null) throw new Error(`${temp} exists already`);
   try {
     await link(temp, path);
-    return true;
+    return handle;
   } catch (err) {
+    await handle.close();
     const code = (err as NodeJS.ErrnoException).code ?? "";
-    if (code === "EEXIST") return false;
+    if (code === "EEXIST") return null;
     if (!NO_LINKS.has(code)) throw err;
   } finally {
     await unlink(temp).catch(() => undefined);
   }
   // No hard links here: O_EXCL creation is just as exclusive; a reader may only catch the file
   // before its content is written, and then judges it by its age.
-  try {
-    await writeFile(path, content, { flag: "wx" });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw err;
-  }
+  return createExclusive(path, content);
 }
 
-function holdLock(path: string, token: string, staleMs: number): FileLock {
-  const isMine = async (): Promise<boolean> => (await readHolder(path).catch(() => null))?.token === token;
+function holdLock(path: string, token: string, staleMs: number, file: FileHandle): FileLock {
+  // The open file pins its inode number: while it is open no other file can get it, so the
+  // name leading to that inode means the lock is still this one.
+  const pinned = file.stat().catch(() => null);
+  const isMine = async (): Promise<boolean> => {
+    const own = await pinned;
+    if (own !== null && own.ino !== 0) {
+      try {
+        const now = await stat(path);
+        return now.ino === own.ino && now.dev === own.dev;
+      } catch {
+        return false;
+      }
+    }
+    return (await readHolder(path).catch(() => null))?.token === token;
+  };
   const touch = setInterval(
     () => {
       const now = new Date();
@@ -123,7 +155,8 @@ function holdLock(path: string, token: string, staleMs: number): FileLock {
   touch.unref();
   let released = false;
   return {
-    held: isMine,
+    // Once released the file is closed and its inode number free again: never held.
+    held: async () => !released && (await isMine()),
     async release() {
       if (released) return;
       released = true;
@@ -132,6 +165,8 @@ function holdLock(path: string, token: string, staleMs: number): FileLock {
         if (await isMine()) await unlink(path);
       } catch {
         // Already gone: nothing to release.
+      } finally {
+        await file.close().catch(() => undefined);
       }
     },
   };

@@ -21,6 +21,11 @@ export interface BuiltinSetup {
 
 export interface BuiltinInstance {
   handle(records: unknown[], ctx: StageContext): Promise<unknown[]> | unknown[];
+  /**
+   * A sink that only stores its records may take them as JSON texts (one line each), cut from
+   * the body without parsing them into values it would only serialise again.
+   */
+  handleTexts?(texts: readonly string[], ctx: StageContext): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,10 @@ const FACTORIES: Record<BuiltinName, BuiltinFactory> = {
         const stored = await store.store(batchKey(ctx.via, ctx.service, ctx.batchId), records);
         if (!stored) ctx.log.info("batch already stored: skipped", { batch: ctx.batchId, via: ctx.via });
         return records;
+      },
+      async handleTexts(texts, ctx) {
+        const stored = await store.storeTexts(batchKey(ctx.via, ctx.service, ctx.batchId), texts);
+        if (!stored) ctx.log.info("batch already stored: skipped", { batch: ctx.batchId, via: ctx.via });
       },
       close: () => store.close(),
     };

@@ -162,8 +162,22 @@ export class JsonlStore {
       // A record JSON cannot hold (a BigInt, a cycle): this batch fails, not its group.
       return Promise.reject(err);
     }
+    return this.enqueue(key, body, records.length);
+  }
+
+  /**
+   * As `store`, for records given as their JSON texts, each on one line (as the service cut
+   * them from the batch's body): they are written as they came, with no parsing.
+   */
+  storeTexts(key: string, texts: readonly string[]): Promise<boolean> {
+    if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
+    if (this.keys.has(key)) return Promise.resolve(false);
+    return this.enqueue(key, Buffer.from(texts.length === 0 ? "" : `${texts.join("\n")}\n`), texts.length);
+  }
+
+  private enqueue(key: string, body: Buffer, records: number): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.pending.push({ key, body, records: records.length, resolve, reject });
+      this.pending.push({ key, body, records, resolve, reject });
       this.writing ??= this.drain();
     });
   }

@@ -135,17 +135,14 @@ export class GeneratorSource {
     if (n <= 0) return;
     const first = this.pipeline.nextSeq;
     const at = new Date(now).toISOString();
-    const records: unknown[] = [];
     const lines: string[] = [];
     const bytes: number[] = [];
     for (let k = 0; k < n; k++) {
-      const record = expandTemplate(this.template, first + k, at);
-      const line = JSON.stringify(record);
-      records.push(record);
+      const line = JSON.stringify(expandTemplate(this.template, first + k, at));
       lines.push(line);
       bytes.push(Buffer.byteLength(line));
     }
     this.made += n;
-    await this.pipeline.append({ records, lines, bytes });
+    await this.pipeline.append({ lines, bytes });
   }
 }
