@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { composeBytes, composeGenerator, composeNames, DATA_DIR, STATE_ROOT } from "../generators/compose/index.js";
+import { composeBytes, composeGenerator, composeNames, DATA_DIR, STATE_ROOT, UNPUBLISHED_SOURCE_PORT } from "../generators/compose/index.js";
 import { commentText, quoteYamlString } from "../generators/compose/yaml.js";
 import { SPEC_FIELDS } from "../src/build/fidelity.js";
 import type { Artefact, BuildInputs } from "../src/build/types.js";
@@ -271,8 +271,10 @@ describe("compose.yaml's shape", () => {
     expect(test("registry")).toMatch(/^CMD node -e fetch\("http:\/\/127\.0\.0\.1:7400\/healthz"/);
     expect(test("orders")).toContain("http://127.0.0.1:8081/healthz");
     expect(test("store-1")).toMatch(/127\.0\.0\.1:\d+\/healthz/);
-    // A source without a port listens on an ephemeral one: the check finds it.
-    expect(test("replay")).toContain("/proc/net/tcp");
+    // A source without a port listens on a fixed one inside its container (MBC_PORT), not published.
+    expect(compose.services.replay?.environment).toHaveProperty("MBC_PORT", String(UNPUBLISHED_SOURCE_PORT));
+    expect(test("replay")).toContain(`http://127.0.0.1:${UNPUBLISHED_SOURCE_PORT}/healthz`);
+    expect(compose.services.orders?.environment).not.toHaveProperty("MBC_PORT");
     for (const s of Object.values(compose.services)) expect(JSON.stringify(s.healthcheck ?? {})).not.toContain("curl");
   });
 
@@ -301,6 +303,7 @@ describe("compose.yaml's shape", () => {
       MBC_DATA_DIR: DATA_DIR,
       // checkpoint.dir is ../../../etc/mbc-state: it cannot leave the volume.
       MBC_STATE_DIR: `${STATE_ROOT}/etc/mbc-state`,
+      MBC_PORT: String(UNPUBLISHED_SOURCE_PORT),
     });
     expect(
       file(".env")
@@ -556,8 +559,8 @@ describe("the healthchecks work against the real runtime", () => {
     cleanupAll();
   });
 
-  it("a fixed port answers, a stopped process fails, and a source without a port is found", async () => {
-    const [registryPort, sinkPort] = [await freePorts(1), await freePorts(1)];
+  it("a fixed port answers, a stopped process fails, and a source without a port answers on MBC_PORT", async () => {
+    const [registryPort, sinkPort, tickPort] = [await freePorts(1), await freePorts(1), await freePorts(1)];
     const spec = `
 mbc: 1
 name: health
@@ -571,12 +574,21 @@ services:
     const built = build(spec, {}, { runtime: readFileSync(bundle.file) });
     const dir = writeOut(built);
     const runtime = join(dir, "runtime", "mbc-runtime.mjs");
+    // Inside its container the source listens on MBC_PORT; on this host, on a free port instead,
+    // and its check is pointed there.
+    const tickEnv = built.compose.services.tick?.environment as Record<string, string>;
+    const containerPort = `127.0.0.1:${tickEnv.MBC_PORT}/`;
     const check = (service: string) => {
       const test = (built.compose.services[service]?.healthcheck as { test: string[] } | undefined)?.test ?? [];
       expect(test.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
       // Compose would unescape $$; these scripts hold none.
       expect(test[3]).not.toContain("$");
-      return spawnSync(process.execPath, ["-e", test[3] as string], { encoding: "utf8", timeout: 10_000 }).status;
+      let script = test[3] as string;
+      if (service === "tick") {
+        expect(script).toContain(containerPort);
+        script = script.replace(containerPort, `127.0.0.1:${tickPort}/`);
+      }
+      return spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 10_000 }).status;
     };
     const env = (name: string) => ({
       MBC_REGISTRY_URL: `http://127.0.0.1:${registryPort}`,
@@ -589,7 +601,7 @@ services:
     await waitUntil(() => check("registry") === 0, "the registry's healthcheck to pass", 15_000, 200);
     const sink = spawnRuntime(runtime, ["--role", "service", "--name", "sink", "--instance", "0"], { env: env("sink") });
     await waitUntil(() => check("sink-0") === 0, "the sink's healthcheck to pass", 15_000, 200);
-    const source = spawnRuntime(runtime, ["--role", "source", "--name", "tick"], { env: env("tick") });
+    const source = spawnRuntime(runtime, ["--role", "source", "--name", "tick"], { env: { ...env("tick"), MBC_PORT: String(tickPort) } });
     await waitUntil(() => check("tick") === 0, "the source's healthcheck to pass", 15_000, 200);
     for (const child of [source, sink]) {
       child.kill("SIGTERM");

@@ -1,7 +1,18 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { checkSystem, drainBudgetMs, loadSystem, parseArgs, RuntimeConfigError, resolveEnv, resolveRole, urlHost, worstCaseMs } from "../src/runtime/env.js";
+import {
+  checkSystem,
+  drainBudgetMs,
+  listenPort,
+  loadSystem,
+  parseArgs,
+  RuntimeConfigError,
+  resolveEnv,
+  resolveRole,
+  urlHost,
+  worstCaseMs,
+} from "../src/runtime/env.js";
 import {
   createHttpClient,
   createRouter,
@@ -126,6 +137,30 @@ describe("arguments and environment", () => {
     expect(() => resolveRole(parseArgs(["--role", "source", "--name", "out"]), model)).toThrow(/unknown source "out"/);
   });
 
+  it("listens on MBC_PORT when the spec gives the process no port, and refuses one that contradicts it", () => {
+    const system = makeSystem(`mbc: 1
+name: port-test
+sources:
+  ticks: { type: generator, rate: 10/s, to: sink }
+  in: { type: http, port: 8080, to: sink }
+services:
+  sink: { handler: builtin:passthrough, port: 9100 }
+`);
+    const model = system.model;
+    const role = (args: Parameters<typeof resolveRole>[0]) => resolveRole(args, model);
+    const ticks = role({ role: "source", name: "ticks", instance: null });
+    expect(listenPort(model, ticks)).toBe(0);
+    expect(listenPort(model, ticks, 9300)).toBe(9300);
+    const http = role({ role: "source", name: "in", instance: null });
+    expect(listenPort(model, http)).toBe(8080);
+    expect(listenPort(model, http, 8080)).toBe(8080);
+    expect(() => listenPort(model, http, 9300)).toThrow(RuntimeConfigError);
+    const sink = role({ role: "service", name: "sink", instance: 0 });
+    expect(() => listenPort(model, sink, 9300)).toThrow(/port 9100/);
+    expect(listenPort(model, role({ role: null, name: null, instance: null }), 9300)).toBe(0);
+    system.cleanup();
+  });
+
   it("resolves the environment with its defaults and overrides", () => {
     const system = makeSystem(spec(7400));
     const env = resolveEnv(system.systemPath, system.model, {});
@@ -137,6 +172,7 @@ describe("arguments and environment", () => {
       bind: "127.0.0.1",
       advertiseHost: "127.0.0.1",
       token: null,
+      port: null,
     });
     const custom = resolveEnv(system.systemPath, system.model, {
       MBC_DATA_DIR: "data",
@@ -144,8 +180,10 @@ describe("arguments and environment", () => {
       MBC_REGISTRY_URL: "http://registry:7400/",
       MBC_BIND: "0.0.0.0",
       MBC_TOKEN: "t",
+      MBC_PORT: "9300",
     });
     expect(custom).toMatchObject({
+      port: 9300,
       dataDir: join(system.dir, "data"),
       stateDir: "/var/lib/x",
       registryUrl: "http://registry:7400",
@@ -159,6 +197,8 @@ describe("arguments and environment", () => {
     });
     expect(() => resolveEnv(system.systemPath, system.model, { MBC_REGISTRY_URL: "registry:7400" })).toThrow(/http/);
     expect(() => resolveEnv(system.systemPath, system.model, { MBC_REGISTRY_URL: "not a url" })).toThrow(/not a URL/);
+    for (const bad of ["0", "65536", "80x", "-1", "1e3"])
+      expect(() => resolveEnv(system.systemPath, system.model, { MBC_PORT: bad })).toThrow(RuntimeConfigError);
     expect(urlHost("::1")).toBe("[::1]");
     expect(urlHost("10.0.0.1")).toBe("10.0.0.1");
   });

@@ -889,6 +889,7 @@ services:
       bind: "127.0.0.1",
       advertiseHost: "127.0.0.1",
       token: null,
+      port: null,
     };
     const dispatcher = new FakeDispatcher();
     const source = system.model.sources[0] as SourceModel;

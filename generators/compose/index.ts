@@ -96,23 +96,15 @@ function fetchScript(url: string): string {
 }
 
 /**
- * A source without a port listens on an ephemeral one (the runtime has no setting for it): the
- * healthcheck finds the container's listening TCP ports in /proc/net and asks each for /healthz;
- * one 200 is enough. The container runs one process, so the only other listener there may be is
- * Docker's embedded DNS (bound to 127.0.0.11), which refuses the connection.
+ * The port a source without one in the spec (file, generator) listens on inside its container,
+ * set through MBC_PORT: its healthcheck and /metrics have a fixed address, not published. The
+ * container runs one process, so no other listener can want it.
  */
-const DISCOVER_AND_FETCH = [
-  "const ports=new Set();",
-  'for(const f of ["/proc/net/tcp","/proc/net/tcp6"]){let t="";try{t=require("fs").readFileSync(f,"utf8")}catch{}',
-  'for(const l of t.split("\\n").slice(1)){const c=l.trim().split(/\\s+/);if(c[3]==="0A")ports.add(parseInt(c[1].split(":").pop(),16))}}',
-  `Promise.any([...ports].map((p)=>fetch("http://127.0.0.1:"+p+"/healthz",{signal:AbortSignal.timeout(${HEALTH_FETCH_TIMEOUT_MS})}).then((r)=>{if(!r.ok)throw new Error(String(r.status))})))`,
-  ".then(()=>process.exit(0),()=>process.exit(1))",
-].join("");
+export const UNPUBLISHED_SOURCE_PORT = 8080;
 
-/** The healthcheck of a runtime container: GET /healthz on its port (null: find it). */
-export function healthcheck(port: number | null): Record<string, unknown> {
-  const script = port === null ? DISCOVER_AND_FETCH : fetchScript(`http://127.0.0.1:${port}/healthz`);
-  return { test: ["CMD", "node", "-e", script], ...HEALTHCHECK };
+/** The healthcheck of a runtime container: GET /healthz on its port. */
+export function healthcheck(port: number): Record<string, unknown> {
+  return { test: ["CMD", "node", "-e", fetchScript(`http://127.0.0.1:${port}/healthz`)], ...HEALTHCHECK };
 }
 
 interface Built {
@@ -195,7 +187,8 @@ function buildDocument(model: Model): Built {
   }
 
   function sourceService(source: SourceModel, name: string): Record<string, unknown> {
-    const port = source.type === "http" ? source.port : null;
+    const published = source.type === "http" ? source.port : null;
+    const port = published ?? UNPUBLISHED_SOURCE_PORT;
     return {
       image,
       init: true,
@@ -207,11 +200,12 @@ function buildDocument(model: Model): Built {
           ["MBC_ADVERTISE_HOST", name],
           ["MBC_DATA_DIR", DATA_DIR],
           ["MBC_STATE_DIR", stateDir],
+          ...(published === null ? [["MBC_PORT", String(port)] as [string, string]] : []),
         ],
         {},
       ),
       volumes: [runtimeMount, `data:${DATA_DIR}`, `state:${STATE_ROOT}`],
-      ...(port === null ? {} : { ports: [`${port}:${port}`] }),
+      ...(published === null ? {} : { ports: [`${published}:${published}`] }),
       networks: [network],
       depends_on: dependsOn([source.to]),
       healthcheck: healthcheck(port),

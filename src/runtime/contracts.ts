@@ -32,6 +32,8 @@ export interface RuntimeEnv {
   advertiseHost: string;
   /** MBC_TOKEN: when set, the registry refuses registrations and look-ups without it. */
   token: string | null;
+  /** MBC_PORT: the port of a process the spec gives none (a file or generator source); null: ephemeral. */
+  port: number | null;
 }
 
 /** A live instance as the registry reports it. */

@@ -140,7 +140,16 @@ export function resolveEnv(systemPath: string, model: Model, vars: EnvVars): Run
     // The protocol's paths are appended to it: keep a base path, drop a trailing slash.
     registryUrl = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
   }
-  return { systemDir, dataDir, stateDir, registryUrl, bind, advertiseHost, token: variable(vars, "MBC_TOKEN") };
+  return { systemDir, dataDir, stateDir, registryUrl, bind, advertiseHost, token: variable(vars, "MBC_TOKEN"), port: portVariable(vars) };
+}
+
+/** MBC_PORT: an integer from 1 to 65535, or unset. */
+function portVariable(vars: EnvVars): number | null {
+  const text = variable(vars, "MBC_PORT");
+  if (text === null) return null;
+  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 1 && port <= 65_535)) throw new RuntimeConfigError(`MBC_PORT must be a port number from 1 to 65535, not ${JSON.stringify(text)}`);
+  return port;
 }
 
 /** A host as it goes into a URL: IPv6 addresses in brackets. */
@@ -389,16 +398,26 @@ export function downstreamOf(role: RoleSpec): string[] {
   return [];
 }
 
-/** The port a process listens on: the registry's, an http source's, an instance's; else 0 (ephemeral). */
-export function listenPort(model: Model, role: RoleSpec): number {
+/** The port a process listens on: the registry's, an http source's, an instance's; else MBC_PORT, else 0 (ephemeral). */
+export function listenPort(model: Model, role: RoleSpec, envPort: number | null = null): number {
+  let port: number | null;
   switch (role.kind) {
     case "registry":
-      return model.registry.port;
+      port = model.registry.port;
+      break;
     case "source":
-      return role.source.type === "http" && role.source.port !== null ? role.source.port : 0;
+      port = role.source.type === "http" ? role.source.port : null;
+      break;
     case "service":
-      return role.service.instances[role.instance]?.port ?? role.service.port + role.instance;
+      port = role.service.instances[role.instance]?.port ?? role.service.port + role.instance;
+      break;
     case "supervisor":
+      // Its children each take their own port: MBC_PORT is not passed on to them.
       return 0;
   }
+  if (port === null) return envPort ?? 0;
+  if (envPort !== null && envPort !== port) {
+    throw new RuntimeConfigError(`MBC_PORT=${envPort}, but the spec gives this process port ${port}: unset MBC_PORT, or change the port in the spec`);
+  }
+  return port;
 }

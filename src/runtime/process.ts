@@ -20,7 +20,7 @@
  * What the scaffolding does around a role:
  *
  * 1. Listens on the role's port (registry.port; an http source's port; a service instance's
- *    `port + K`; else an ephemeral port) at MBC_BIND.
+ *    `port + K`; else MBC_PORT, or an ephemeral port) at MBC_BIND.
  * 2. Calls `start`, then, for a service instance, registers with the registry
  *    (`PUT /v1/instances/{service}/{K}` with url `http://{advertiseHost}:{port}`, weight and
  *    capacity) and heartbeats every `registry.heartbeat`. While the registry is down it retries
@@ -294,7 +294,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   const routes = [...commonRoutes({ ready: readiness, metrics }), ...(role.routes ?? [])];
   const router = createRouter(routes, { log, isDraining: () => draining });
   try {
-    server = await startServer(router, env.bind, listenPort(model, spec));
+    server = await startServer(router, env.bind, listenPort(model, spec, env.port));
   } catch (err) {
     releaseClients();
     throw err;

@@ -223,6 +223,8 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const baseEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(vars)) if (v !== undefined) baseEnv[k] = v;
   baseEnv.MBC_SYSTEM = systemPath;
+  // One process's port: every child has its own (listenPort).
+  delete baseEnv.MBC_PORT;
 
   const children = new Map<string, Child>();
   let stopping = false;
