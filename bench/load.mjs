@@ -35,9 +35,10 @@ export class Ledger {
 /**
  * Closed loop: `clients` concurrent clients, each posting `perRequest`-record bodies one after
  * the other (keep-alive) until `durationMs` has passed or `maxRequests` of its requests were
- * taken. A 503 (queue full) is not an error: the
- * client waits `backoffMs` and posts a fresh body. Any other answer, or a socket error, is
- * counted in `errors` (its records may or may not have been taken).
+ * taken. A 503 (queue full) is not an error: the client waits `backoffMs` and posts the same
+ * body again, as a real client with records to deliver does. Any other answer, or a socket
+ * error, is counted in `errors` (its records may or may not have been taken), and the client
+ * goes on with new records.
  */
 export async function closedLoop({ agent, url, clients, perRequest, durationMs, maxRequests = Number.POSITIVE_INFINITY, backoffMs = 10, clientBase = 0 }) {
   const ledger = new Ledger();
@@ -47,8 +48,14 @@ export async function closedLoop({ agent, url, clients, perRequest, durationMs, 
   const one = async (client) => {
     let seq = 0;
     let taken = 0;
+    // The body in hand: after a 503 it is posted again, as a client with records to deliver does.
+    let body = null;
+    const next = () => {
+      body = null;
+      seq++;
+    };
     while (performance.now() < deadline && taken < maxRequests) {
-      const body = recordsBody(client, seq, perRequest);
+      body ??= recordsBody(client, seq, perRequest);
       stats.requests++;
       try {
         const answer = await httpRequest(agent, "POST", url, body);
@@ -56,20 +63,22 @@ export async function closedLoop({ agent, url, clients, perRequest, durationMs, 
           taken++;
           ledger.add(client, seq, perRequest);
           stats.lastAckAt = performance.now();
+          next();
         } else if (answer.status === 503) {
           stats.refused++;
           await sleep(backoffMs);
         } else {
           stats.errors++;
           stats.firstError ??= `${answer.status} ${answer.body.slice(0, 200)}`;
+          next();
           await sleep(backoffMs);
         }
       } catch (err) {
         stats.errors++;
         stats.firstError ??= String(err?.message ?? err);
+        next();
         await sleep(backoffMs);
       }
-      seq++;
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, c) => one(clientBase + c)));
