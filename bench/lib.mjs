@@ -113,7 +113,17 @@ export function httpRequest(agent, method, url, body, timeoutMs = 30_000, conten
 /** The environment for a child: ours without the settings that would change what it measures. */
 export function childEnv(extra = {}) {
   const env = { ...process.env };
-  for (const k of ["NODE_OPTIONS", "MBC_SYSTEM", "MBC_REGISTRY_URL", "MBC_BIND", "MBC_ADVERTISE_HOST", "MBC_STATE_DIR", "MBC_TOKEN", "MBC_DATA_DIR"])
+  for (const k of [
+    "NODE_OPTIONS",
+    "MBC_SYSTEM",
+    "MBC_REGISTRY_URL",
+    "MBC_BIND",
+    "MBC_ADVERTISE_HOST",
+    "MBC_STATE_DIR",
+    "MBC_TOKEN",
+    "MBC_DATA_DIR",
+    "MBC_PORT",
+  ])
     delete env[k];
   return { ...env, ...extra };
 }
