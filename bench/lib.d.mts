@@ -1,6 +1,7 @@
 /** Types of lib.mjs, for the TypeScript test that uses it. */
 import type { Agent } from "node:http";
 
+export declare const RUNTIME_ENV_VARS: readonly string[];
 export declare function median(xs: readonly number[]): number;
 export declare function sleep(ms: number): Promise<void>;
 export declare function table(rows: readonly (readonly (string | number)[])[]): string;

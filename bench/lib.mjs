@@ -110,21 +110,13 @@ export function httpRequest(agent, method, url, body, timeoutMs = 30_000, conten
   });
 }
 
+/** Every variable the runtime reads (src/runtime/env.ts): a caller's must not reach a child it starts. */
+export const RUNTIME_ENV_VARS = ["MBC_SYSTEM", "MBC_REGISTRY_URL", "MBC_BIND", "MBC_ADVERTISE_HOST", "MBC_STATE_DIR", "MBC_TOKEN", "MBC_DATA_DIR", "MBC_PORT"];
+
 /** The environment for a child: ours without the settings that would change what it measures. */
 export function childEnv(extra = {}) {
   const env = { ...process.env };
-  for (const k of [
-    "NODE_OPTIONS",
-    "MBC_SYSTEM",
-    "MBC_REGISTRY_URL",
-    "MBC_BIND",
-    "MBC_ADVERTISE_HOST",
-    "MBC_STATE_DIR",
-    "MBC_TOKEN",
-    "MBC_DATA_DIR",
-    "MBC_PORT",
-  ])
-    delete env[k];
+  for (const k of ["NODE_OPTIONS", ...RUNTIME_ENV_VARS]) delete env[k];
   return { ...env, ...extra };
 }
 

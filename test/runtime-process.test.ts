@@ -1,6 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { RUNTIME_ENV_VARS } from "../bench/lib.mjs";
 import {
   checkSystem,
   drainBudgetMs,
@@ -36,6 +37,7 @@ import {
   httpJson,
   killAll,
   makeSystem,
+  repoRoot,
   type SystemDir,
   spawnRuntime,
   tempDir,
@@ -135,6 +137,16 @@ describe("arguments and environment", () => {
     expect(() => resolveRole(parseArgs(["--role", "service", "--name", "wrok"]), model)).toThrow(/unknown service "wrok": expected one of work, sink/);
     expect(() => resolveRole(parseArgs(["--role", "service", "--name", "work", "--instance", "2"]), model)).toThrow(/has 2 instance\(s\)/);
     expect(() => resolveRole(parseArgs(["--role", "source", "--name", "out"]), model)).toThrow(/unknown source "out"/);
+  });
+
+  it("the children of tests and benchmarks are started without any variable the runtime reads", () => {
+    const read = new Set<string>();
+    for (const file of ["env.ts", "supervisor.ts", "process.ts"]) {
+      const text = readFileSync(join(repoRoot, "src", "runtime", file), "utf8");
+      for (const m of text.matchAll(/variable\(vars, "(MBC_[A-Z_]+)"\)/g)) read.add(m[1] as string);
+    }
+    expect(read.size).toBeGreaterThanOrEqual(8);
+    expect([...read].filter((v) => !RUNTIME_ENV_VARS.includes(v))).toEqual([]);
   });
 
   it("listens on MBC_PORT when the spec gives the process no port, and refuses one that contradicts it", () => {

@@ -22,6 +22,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import type { Model } from "../../src/model/types.js";
 import type { SystemFile } from "../../src/runtime/contracts.js";
 import { validateText } from "../../src/validate/index.js";
@@ -162,17 +163,7 @@ export interface RuntimeChild {
 const children = new Set<RuntimeChild>();
 
 /** Scrubbed from a child's environment: the test runner's own settings must not leak in. */
-const SCRUBBED = [
-  "NODE_OPTIONS",
-  "MBC_SYSTEM",
-  "MBC_REGISTRY_URL",
-  "MBC_BIND",
-  "MBC_ADVERTISE_HOST",
-  "MBC_STATE_DIR",
-  "MBC_TOKEN",
-  "MBC_DATA_DIR",
-  "VITEST_WORKER_ID",
-];
+const SCRUBBED = ["NODE_OPTIONS", ...RUNTIME_ENV_VARS, "VITEST_WORKER_ID"];
 
 /** The environment for a child: the test's, scrubbed, plus `extra` (undefined removes). */
 export function childEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
