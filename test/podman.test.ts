@@ -64,13 +64,36 @@ function expectExactlyOnce(found: number[], count: number): void {
 interface Pipeline {
   post(first: number, count: number): Promise<void>;
   sinkIds(): Promise<number[]>;
+  /** What the system's processes logged last: shown when the records do not arrive. */
+  logs(): Promise<string>;
 }
 
 /** Posts requests `from`..`to`-1 of 100 records each, then waits for the sink to hold every record posted so far, once. */
 async function deliver(p: Pipeline, from: number, to: number): Promise<void> {
   for (let k = from; k < to; k++) await p.post(k * 100, 100);
   const total = to * 100;
-  await waitUntil(async () => (await p.sinkIds()).length >= total, `${total} records in the sink`, 60_000, 500);
+  let seen = "nothing read";
+  try {
+    await waitUntil(
+      async () => {
+        try {
+          const n = (await p.sinkIds()).length;
+          seen = `${n} records`;
+          return n >= total;
+        } catch (err) {
+          seen = `a failed read: ${(err as Error).message}`;
+          return false;
+        }
+      },
+      `${total} records in the sink`,
+      // Delivery takes a second or two; on a loaded machine (the other test files start runtimes
+      // too) it once took more than a minute.
+      150_000,
+      500,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (last seen: ${seen})\n${await p.logs().catch((e: Error) => e.message)}`);
+  }
   expectExactlyOnce(await p.sinkIds(), total);
 }
 
@@ -100,6 +123,17 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
     (await podman.runAsync(["ps", "-a", "--filter", `label=com.docker.compose.project=${project}`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
   const health = async (name: string) => (await podman.runAsync(["inspect", "--format", "{{.State.Health.Status}}", name])).trim();
   const container = (name: string) => `${project}_${name}_1`;
+  const logs = async () => {
+    const out: string[] = [];
+    for (const name of await containers()) {
+      const { stdout, stderr } = await execFileAsync("podman", ["logs", "--tail", "20", name], { env: podman.env }).catch((e: Error) => ({
+        stdout: "",
+        stderr: e.message,
+      }));
+      out.push(`--- ${name}\n${stdout}${stderr}`);
+    }
+    return out.join("\n");
+  };
   const sinkIds = async () => ids(await podman.runAsync(["exec", container("result-storage-0"), "node", "-e", CAT, "/var/lib/mbc/data/data/results.jsonl"]));
   const post = async (first: number, count: number) => {
     const res = await fetch(`http://127.0.0.1:${port}/records`, {
@@ -166,8 +200,8 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
   }, 300_000);
 
   it("carries records posted to the source to the sink exactly once", async () => {
-    await deliver({ post, sinkIds }, 0, 10);
-  }, 120_000);
+    await deliver({ post, sinkIds, logs }, 0, 10);
+  }, 240_000);
 
   it("restarts a killed instance (restart: on-failure) and loses nothing", async () => {
     const name = container("data-processing-0");
@@ -187,8 +221,8 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
       60_000,
       500,
     );
-    await deliver({ post, sinkIds }, 10, 20);
-  }, 180_000);
+    await deliver({ post, sinkIds, logs }, 10, 20);
+  }, 300_000);
 
   it("comes down with down -v: no container, no volume left", async () => {
     await compose(["down", "-v", "--timeout", "10"]);
@@ -216,6 +250,7 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
   const exec = (args: readonly string[], timeoutMs = 60_000) => podman.runAsync(["exec", name, ...args], timeoutMs);
   const show = async (unit: string, prop: string) => (await exec(["systemctl", "show", "--value", "-p", prop, unit])).trim();
   const sinkIds = async () => ids(await exec(["node", "-e", CAT, sink]));
+  const logs = () => exec(["journalctl", "--no-pager", "-n", "80", "-u", `${prefix}*`]);
   const post = async (first: number, count: number) => {
     const script = `fetch('http://127.0.0.1:8080/records',{method:'POST',headers:{'content-type':'application/x-ndjson'},body:process.argv[1],signal:AbortSignal.timeout(10000)}).then(async(r)=>{process.stdout.write(r.status+' '+await r.text())})`;
     const out = await exec(["node", "-e", script, records(first, count)]);
@@ -282,8 +317,8 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
   }, 180_000);
 
   it("carries records to the sink exactly once", async () => {
-    await deliver({ post, sinkIds }, 0, 10);
-  }, 120_000);
+    await deliver({ post, sinkIds, logs }, 0, 10);
+  }, 240_000);
 
   it("systemd restarts a kill -9ed instance and nothing is lost", async () => {
     const unit = `${prefix}-data-processing@0.service`;
@@ -296,8 +331,8 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
       60_000,
       250,
     );
-    await deliver({ post, sinkIds }, 10, 20);
-  }, 180_000);
+    await deliver({ post, sinkIds, logs }, 10, 20);
+  }, 300_000);
 
   it("uninstall.sh stops and removes the units and keeps the data", async () => {
     await exec(["sh", "/build/uninstall.sh"], 120_000);
