@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Model, ServiceModel } from "../src/model/types.js";
-import { acquireFileLock } from "../src/runtime/builtins/file-lock.js";
+import { acquireFileLock, waitForChange } from "../src/runtime/builtins/file-lock.js";
 import { createBuiltin } from "../src/runtime/builtins/index.js";
 import { batchKey, JsonlStore, sinkPath } from "../src/runtime/builtins/jsonl-sink.js";
 import type { Logger } from "../src/runtime/contracts.js";
@@ -285,6 +285,68 @@ describe("JsonlStore", () => {
   });
 });
 
+describe("JsonlStore lock lease", () => {
+  const open = (path: string) => JsonlStore.open(path, { fsync: true, log: capturingLogger([]) });
+  /** The token of the lock file's holder, or null when nobody holds the lock. */
+  const holder = (path: string): string | null => {
+    try {
+      return (JSON.parse(readFileSync(`${path}.lock`, "utf8")) as { token: string }).token;
+    } catch {
+      return null;
+    }
+  };
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 500 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+    return what();
+  };
+
+  it("keeps the lock from one group to the next while busy, and lets it go once idle or closed", async () => {
+    const path = join(dir, "out.jsonl");
+    const store = await open(path);
+    // Opening repaired the files and let the lock go at once.
+    expect(holder(path)).toBeNull();
+    expect(await store.store("k1", [1])).toBe(true);
+    const first = holder(path);
+    expect(first).not.toBeNull();
+    expect(await store.store("k2", [2])).toBe(true);
+    expect(holder(path)).toBe(first);
+    expect(await until(() => holder(path) === null)).toBe(true);
+    expect(await store.store("k3", [3])).toBe(true);
+    expect(holder(path)).not.toBeNull();
+    expect(holder(path)).not.toBe(first);
+    await store.close();
+    expect(holder(path)).toBeNull();
+    expect(readFileSync(path, "utf8")).toBe("1\n2\n3\n");
+  });
+
+  it("lets another instance take its turn while it stays busy", async () => {
+    const path = join(dir, "shared.jsonl");
+    const a = await open(path);
+    const b = await open(path);
+    let bDone = false;
+    let aStored = 0;
+    let aAfterB = 0;
+    // A stores batch after batch for up to 5 s; B's one batch must get in meanwhile.
+    const busy = (async () => {
+      const end = Date.now() + 5000;
+      for (let i = 0; Date.now() < end && aAfterB < 3; i++) {
+        await a.store(`a#${i}`, [{ a: i }]);
+        aStored++;
+        if (bDone) aAfterB++;
+      }
+    })();
+    await until(() => aStored > 0);
+    expect(await b.store("b#0", [{ b: 0 }])).toBe(true);
+    bDone = true;
+    await busy;
+    expect(aAfterB).toBe(3);
+    await Promise.all([a.close(), b.close()]);
+    const stored = readFileSync(path, "utf8").trimEnd().split("\n");
+    expect(stored).toContain('{"b":0}');
+    expect(stored).toHaveLength(aStored + 1);
+  });
+});
+
 describe("JsonlStore group commit", () => {
   const open = (path: string, lines: Captured[] = []) => JsonlStore.open(path, { fsync: true, log: capturingLogger(lines) });
   const indexKeys = (path: string) =>
@@ -472,5 +534,22 @@ describe("file lock", () => {
     expect(await second.held()).toBe(true);
     expect(await first.held()).toBe(false);
     await second.release();
+  });
+
+  it("wakes a waiter the moment the lock file goes or changes, not at its next poll", async () => {
+    const lock = join(dir, "x.lock");
+    writeFileSync(lock, "{}");
+    const never = new Promise<string>((r) => setTimeout(() => r("timer"), 5000));
+    const gone = waitForChange(lock, 60_000).then(() => "woken");
+    rmSync(lock);
+    expect(await Promise.race([gone, never])).toBe("woken");
+    writeFileSync(lock, "{}");
+    const touched = waitForChange(lock, 60_000).then(() => "woken");
+    const now = new Date();
+    utimesSync(lock, now, now);
+    expect(await Promise.race([touched, never])).toBe("woken");
+    // No file: no wait at all.
+    rmSync(lock);
+    expect(await Promise.race([waitForChange(lock, 60_000).then(() => "woken"), never])).toBe("woken");
   });
 });

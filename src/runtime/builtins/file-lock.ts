@@ -7,6 +7,10 @@
  * That is what instances of one sink need, whether they run under one supervisor or in
  * separate containers sharing a volume.
  *
+ * A waiter tries again after a short wait, or at once when the lock file changes or goes where
+ * the platform can tell (a file watch), so a holder that lets go and wants the lock back soon
+ * does not keep it from the others.
+ *
  * A holder that crashed leaves its file behind. A lock is stale, and may be broken, when its
  * holder ran on this host and its pid is gone (seen at once: the supervisor's case), or when
  * its file has not been touched for `staleMs` (other hosts and containers, whose pids mean
@@ -22,6 +26,7 @@
  * (one stat); where a file system reports none, it reads the token back.
  */
 import { randomUUID } from "node:crypto";
+import { type FSWatcher, watch } from "node:fs";
 import { type FileHandle, link, open, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 
@@ -41,6 +46,8 @@ export interface FileLock {
 
 export const DEFAULT_LOCK_STALE_MS = 10_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+/** The longest wait between two tries while the lock file stays as it is. */
+const LOCK_POLL_MS = 50;
 
 interface Holder {
   token: string | null;
@@ -76,10 +83,34 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
       const who = holder.pid === null ? "another process" : `pid ${holder.pid}${holder.host === null ? "" : ` on ${holder.host}`}`;
       throw new Error(`timed out waiting for the lock ${path}, held by ${who}`);
     }
-    // Holders keep the lock for one group's appends and fsyncs: short waits, growing to 50 ms.
-    await new Promise((resolve) => setTimeout(resolve, wait + Math.random() * wait));
-    wait = Math.min(wait * 2, 50);
+    // Short waits growing to LOCK_POLL_MS, cut short when the lock file changes or goes.
+    await waitForChange(path, wait + Math.random() * wait);
+    wait = Math.min(wait * 2, LOCK_POLL_MS);
   }
+}
+
+/**
+ * Resolves after `ms`, or as soon as the file at `path` changes or goes, where the platform
+ * tells (inotify, FSEvents; network file systems do not, and then the timer stands): a waiter
+ * then tries the moment the holder lets go, rather than at its next poll.
+ */
+export function waitForChange(path: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    let watcher: FSWatcher | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    try {
+      watcher = watch(path, { persistent: false }, done);
+      watcher.on("error", done);
+    } catch (err) {
+      // Gone already: try again now. Not watchable here (no inotify watches left, say): the timer stands.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") done();
+    }
+  });
 }
 
 /** File systems that refuse hard links answer link() with one of these. */

@@ -32,6 +32,15 @@
  * Grouping is what makes the sink keep up: the lock, the catch-up and the two fsyncs cost the
  * same for one batch as for a hundred, and under load batches queue up while the disk is busy.
  *
+ * The lock is held for a while rather than for one group (a lease): taking it costs about ten
+ * file-system calls, more than the group's own writes, and a busy sink writes a group every few
+ * milliseconds. The holder catches up once when it takes the lock (nobody else writes while it
+ * holds it), checks before each group that the lock is still its own, and lets it go once it
+ * has been idle for LEASE_IDLE_MS, after LEASE_MAX_MS in all, and after any failed step (so
+ * that the next holder, maybe itself, repairs what the step left). After LEASE_MAX_MS it waits
+ * LEASE_YIELD_MS before taking the lock again: an instance waiting for it sees it go (the lock
+ * watches its file) and takes it, so instances sharing a file take turns even when all are busy.
+ *
  * Several instances of one sink service share the file and its index, serialised by the lock,
  * rather than each writing its own file: a retry goes to *another* instance, so per-instance
  * files would store a batch whose first attempt timed out twice, and readers would have to
@@ -45,7 +54,7 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { Logger } from "../contracts.js";
-import { acquireFileLock, type FileLockOptions } from "./file-lock.js";
+import { acquireFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 
 export interface JsonlStoreOptions {
   /** fsync data and index before a batch counts as stored (checkpoint.fsync). */
@@ -95,6 +104,19 @@ interface Pending {
  */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 
+/** The lock is let go once no batch has come for this long… */
+export const LEASE_IDLE_MS = 10;
+/** …or once it has been held this long, whatever is waiting… */
+export const LEASE_MAX_MS = 100;
+/** …and then it is taken again no sooner than this, so that another instance waiting for it gets it. */
+export const LEASE_YIELD_MS = 2;
+
+/** The lock while this store holds it, and since when (Date.now()). */
+interface Lease {
+  lock: FileLock;
+  since: number;
+}
+
 /** An append-only JSONL file with an index of stored batches, safe to share between processes. */
 export class JsonlStore {
   private readonly keys = new Set<string>();
@@ -104,9 +126,13 @@ export class JsonlStore {
   private end = 0;
   /** Batches waiting for the next group, in order of arrival. */
   private pending: Pending[] = [];
-  /** The loop writing groups while `pending` is not empty; null when idle. */
+  /** The loop writing groups while `pending` is not empty, or letting the lease go; null when idle. */
   private writing: Promise<void> | null = null;
   private closed = false;
+  /** The lock, while held between groups. */
+  private lease: Lease | null = null;
+  /** Lets the lease go once the store has been idle for LEASE_IDLE_MS. */
+  private idleTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly path: string,
@@ -130,7 +156,9 @@ export class JsonlStore {
     const store = new JsonlStore(path, data, index, options);
     try {
       if (options.fsync) await syncFolder(dirname(path));
+      // Repairs what a crash left; the lock is let go at once, for the other instances starting.
       await store.locked(() => Promise.resolve());
+      await store.letGo();
     } catch (err) {
       await store.close();
       throw err;
@@ -178,6 +206,7 @@ export class JsonlStore {
   private enqueue(key: string, body: Buffer, records: number): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.pending.push({ key, body, records, resolve, reject });
+      this.cancelIdleTimer();
       this.writing ??= this.drain();
     });
   }
@@ -187,6 +216,7 @@ export class JsonlStore {
     if (this.closed) return;
     this.closed = true;
     await this.writing;
+    await this.letGo();
     await Promise.allSettled([this.data.close(), this.index.close()]);
   }
 
@@ -207,7 +237,33 @@ export class JsonlStore {
     } finally {
       // Runs in the same step as the loop's last check, so no store() can slip in between.
       this.writing = null;
+      if (this.lease !== null && !this.closed) this.idleTimer = setTimeout(() => this.onIdle(), LEASE_IDLE_MS);
     }
+  }
+
+  /** Idle for LEASE_IDLE_MS: lets the lock go, unless batches came meanwhile (then they are written). */
+  private onIdle(): void {
+    this.idleTimer = null;
+    if (this.writing !== null) return;
+    this.writing = this.letGo().finally(() => {
+      this.writing = null;
+      if (this.pending.length > 0) this.writing = this.drain();
+    });
+  }
+
+  private cancelIdleTimer(): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+  }
+
+  /** Releases the lease, if held. Never throws. */
+  private async letGo(): Promise<void> {
+    this.cancelIdleTimer();
+    const lease = this.lease;
+    this.lease = null;
+    await lease?.lock.release();
   }
 
   /** Takes the oldest waiting batches, up to MAX_GROUP_BYTES of lines (at least one batch). */
@@ -259,17 +315,31 @@ export class JsonlStore {
     });
   }
 
-  /** Runs `task` holding the lock, after catching up with the index and repairing the data file. */
+  /**
+   * Runs `task` holding the lock: the lease if it is still young enough, else the lock taken
+   * afresh, followed by a catch-up with the index and a repair of the data file. A failure lets
+   * the lock go.
+   */
   private async locked<T>(task: (verify: () => Promise<void>) => Promise<T>): Promise<T> {
     const lockPath = `${this.path}.lock`;
-    const lock = await acquireFileLock(lockPath, this.options.lock);
+    if (this.lease !== null && Date.now() - this.lease.since >= LEASE_MAX_MS) {
+      await this.letGo();
+      // A waiting instance sees the lock go (file-lock.ts watches it): give it the moment to take it.
+      await new Promise((resolve) => setTimeout(resolve, LEASE_YIELD_MS));
+    }
     try {
-      await this.catchUp();
+      if (this.lease === null) {
+        const lock = await acquireFileLock(lockPath, this.options.lock);
+        this.lease = { lock, since: Date.now() };
+        await this.catchUp();
+      }
+      const { lock } = this.lease;
       return await task(async () => {
         if (!(await lock.held())) throw new Error(`${this.path}: lost ${lockPath} (taken over as stale); not writing`);
       });
-    } finally {
-      await lock.release();
+    } catch (err) {
+      await this.letGo();
+      throw err;
     }
   }
 
