@@ -501,6 +501,13 @@ describe("file lock", () => {
     utimesSync(lock, old, old);
     const again = await acquireFileLock(lock, { staleMs: 10_000, timeoutMs: 2000 });
     await again.release();
+
+    // This pid on this host, but not a lock of this process: a predecessor's, as after a
+    // container restart. A lock this process holds is never taken for one.
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), token: "an earlier life" }));
+    const third = await acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 2000 });
+    await expect(acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 200 })).rejects.toThrow(/timed out/);
+    await third.release();
   });
 
   it("knows its lock is no longer its own once the file under the name was replaced", async () => {

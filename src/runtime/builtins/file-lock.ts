@@ -14,8 +14,9 @@
  * A holder that crashed leaves its file behind. A lock is stale, and may be broken, when its
  * holder ran on this host and its pid is gone (seen at once: the supervisor's case), or when
  * its file has not been touched for `staleMs` (other hosts and containers, whose pids mean
- * nothing here). A live holder touches its file every staleMs / 3 so that a long write is not
- * taken for a crash.
+ * nothing here), or when it names this process's pid on this host but is none of this
+ * process's locks (a restarted container's first process often gets its predecessor's pid). A
+ * live holder touches its file every staleMs / 3 so that a long write is not taken for a crash.
  *
  * Breaking renames the stale file aside, then checks that the file moved is the one judged
  * stale (same token): of two waiters breaking at once only one can move it, and a waiter that
@@ -157,6 +158,7 @@ async function tryCreate(path: string, host: string, token: string): Promise<Fil
 }
 
 function holdLock(path: string, token: string, staleMs: number, file: FileHandle): FileLock {
+  ownTokens.add(token);
   // The open file pins its inode number: while it is open no other file can get it, so the
   // name leading to that inode means the lock is still this one.
   const pinned = file.stat().catch(() => null);
@@ -192,6 +194,7 @@ function holdLock(path: string, token: string, staleMs: number, file: FileHandle
       if (released) return;
       released = true;
       clearInterval(touch);
+      ownTokens.delete(token);
       try {
         if (await isMine()) await unlink(path);
       } catch {
@@ -225,8 +228,16 @@ async function readHolder(path: string): Promise<Holder | null> {
   return holder;
 }
 
+/** The tokens of the locks this process holds. */
+const ownTokens = new Set<string>();
+
 function isStale(holder: Holder, host: string, staleMs: number): boolean {
-  if (holder.pid !== null && holder.host === host && holder.pid !== process.pid && !isAlive(holder.pid)) return true;
+  if (holder.pid !== null && holder.host === host) {
+    if (holder.pid !== process.pid && !isAlive(holder.pid)) return true;
+    // This pid on this host, and not a lock of this process: left by an earlier process that had
+    // the same pid, as a restarted container's first process does (its host name stays).
+    if (holder.pid === process.pid && holder.token !== null && !ownTokens.has(holder.token)) return true;
+  }
   return Date.now() - holder.mtimeMs > staleMs;
 }
 
