@@ -27,7 +27,7 @@
  * JSON on stdout; the tables go to stderr), --json=FILE (write them to FILE as well as printing
  * the tables), --runs=N (start-up runs each, default 15), --large-runs=N (runs of each
  * generated spec, default 5), --sizes=A,B (default 1000,10000), --sim-rounds=N (default 3),
- * --sim-services=N (default 10000), --rt-rounds=N (default 3), --rt-seconds=N (posting time of
+ * --sim-services=N (default 10000), --rt-rounds=N (default 5), --rt-seconds=N (posting time of
  * each runtime run, default 3), --rt-clients=N (default 16), --overload-seconds=N (default 10),
  * --slow-rate=N (records/s of the overload run's processor, default 10000).
  */
@@ -66,7 +66,7 @@ function parseArgs(argv) {
     sizes: [1000, 10000],
     simRounds: 3,
     simServices: 10000,
-    rtRounds: 3,
+    rtRounds: 5,
     rtSeconds: 3,
     rtClients: 16,
     overloadSeconds: 10,
