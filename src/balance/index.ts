@@ -131,21 +131,37 @@ class SmoothWeightedRoundRobin extends BaseBalancer {
   }
 
   pick(candidates: ArrayLike<number>, exclude?: number): number {
-    const skip = skips(candidates, exclude) ? (exclude as number) : NONE;
-    let best = NONE;
-    let total = 0;
-    for (let k = 0; k < candidates.length; k++) {
-      const c = candidates[k] as number;
-      if (c === skip) continue;
-      const w = this.weights[c] as number;
-      const cw = (this.current[c] as number) + w;
-      this.current[c] = cw;
-      total += w;
-      if (best === NONE || cw > (this.current[best] as number)) best = c;
-    }
-    if (best !== NONE) this.current[best] = (this.current[best] as number) - total;
-    return best;
+    return smoothStep(this.weights, this.current, candidates, skips(candidates, exclude) ? (exclude as number) : NONE);
   }
+}
+
+/**
+ * One step of smooth weighted round-robin over the candidates other than `skip`: each adds its
+ * weight to its current weight, the one with the highest current weight wins (the first on a
+ * tie) and gives back the total of the weights. With `tie`, only the candidates whose in-flight
+ * attempts per unit of weight equal tie.active / tie.weight take part (least connections' ties).
+ * NONE when no candidate takes part.
+ */
+function smoothStep(
+  weights: Float64Array,
+  current: Float64Array,
+  candidates: ArrayLike<number>,
+  skip: number,
+  tie?: { inFlight: Int32Array; active: number; weight: number },
+): number {
+  let best = NONE;
+  let total = 0;
+  for (let k = 0; k < candidates.length; k++) {
+    const c = candidates[k] as number;
+    if (c === skip || (tie !== undefined && (tie.inFlight[c] as number) * tie.weight !== tie.active * (weights[c] as number))) continue;
+    const w = weights[c] as number;
+    const cw = (current[c] as number) + w;
+    current[c] = cw;
+    total += w;
+    if (best === NONE || cw > (current[best] as number)) best = c;
+  }
+  if (best !== NONE) current[best] = (current[best] as number) - total;
+  return best;
 }
 
 /** Uniformly random among the candidates. */
@@ -236,21 +252,8 @@ class LeastConnections extends BaseBalancer {
       } else if (lhs === rhs) ties++;
     }
     if (ties <= 1) return best;
-    const a = this.active[best] as number;
-    const w = this.weights[best] as number;
-    let chosen = NONE;
-    let total = 0;
-    for (let k = 0; k < candidates.length; k++) {
-      const c = candidates[k] as number;
-      if (c === skip || (this.active[c] as number) * w !== a * (this.weights[c] as number)) continue;
-      const wc = this.weights[c] as number;
-      const cw = (this.current[c] as number) + wc;
-      this.current[c] = cw;
-      total += wc;
-      if (chosen === NONE || cw > (this.current[chosen] as number)) chosen = c;
-    }
-    this.current[chosen] = (this.current[chosen] as number) - total;
-    return chosen;
+    const tie = { inFlight: this.active, active: this.active[best] as number, weight: this.weights[best] as number };
+    return smoothStep(this.weights, this.current, candidates, skip, tie);
   }
 }
 
