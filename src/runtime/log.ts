@@ -93,3 +93,21 @@ export const silentLogger: Logger = {
     return silentLogger;
   },
 };
+
+/**
+ * Logs an uncaught exception or unhandled rejection and exits 1: the process's state is
+ * unknown (its supervisor, Compose or systemd restarts it). A closed stdout or stderr (whoever
+ * held the pipes died) must not crash the process mid-drain: nobody is left to read them.
+ */
+export function installCrashHandlers(log: Logger): void {
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  process.on("uncaughtException", (err) => {
+    log.error("uncaught exception: exiting", { error: err });
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    log.error("unhandled rejection: exiting", { error: reason });
+    process.exit(1);
+  });
+}

@@ -55,7 +55,7 @@ import {
   urlHost,
 } from "./env.js";
 import { bearer, commonRoutes, createHttpClient, createRouter, type HttpClient, type ReadyState, type Route, type RunningServer, startServer } from "./http.js";
-import { createLogger } from "./log.js";
+import { createLogger, installCrashHandlers } from "./log.js";
 import { createMetrics, type MetricsIdentity, type RuntimeMetrics } from "./metrics.js";
 import { createRegistryRole } from "./registry.js";
 import { runSupervisor } from "./supervisor.js";
@@ -374,22 +374,6 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
 
 // ---------------------------------------------------------------------------------------------
 // The process
-
-/** Logs an uncaught exception or unhandled rejection and exits 1: the process's state is unknown. */
-export function installCrashHandlers(log: Logger): void {
-  // A closed stdout or stderr (the supervisor holding the pipes died) must not crash the
-  // process mid-drain: there is nobody left to read the output anyway.
-  process.stdout.on("error", () => {});
-  process.stderr.on("error", () => {});
-  process.on("uncaughtException", (err) => {
-    log.error("uncaught exception: exiting", { error: err });
-    process.exit(1);
-  });
-  process.on("unhandledRejection", (reason) => {
-    log.error("unhandled rejection: exiting", { error: reason });
-    process.exit(1);
-  });
-}
 
 /**
  * Runs one role as this process: starts it, drains and exits on SIGTERM/SIGINT or when the

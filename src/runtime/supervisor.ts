@@ -33,7 +33,7 @@ import type { Model, ServiceModel } from "../model/types.js";
 import type { Logger, RuntimeEnv } from "./contracts.js";
 import { drainBudgetMs, type EnvVars, type RoleSpec, type RuntimeSetup } from "./env.js";
 import { createHttpClient } from "./http.js";
-import { createLogger, formatLine } from "./log.js";
+import { createLogger, formatLine, installCrashHandlers } from "./log.js";
 
 export interface RestartPolicy {
   intervalMs: number;
@@ -450,17 +450,8 @@ export async function runSupervisor(options: { setup: RuntimeSetup; entry: strin
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  process.stdout.on("error", () => {});
-  process.stderr.on("error", () => {});
-  process.on("uncaughtException", (err) => {
-    // Children notice the IPC channel closing and drain by themselves.
-    log.error("uncaught exception: exiting", { error: err });
-    process.exit(1);
-  });
-  process.on("unhandledRejection", (reason) => {
-    log.error("unhandled rejection: exiting", { error: reason });
-    process.exit(1);
-  });
+  // On a crash the children notice the IPC channel closing and drain by themselves.
+  installCrashHandlers(log);
   handle = await startSupervisor({ entry: options.entry, env: setup.env, model: setup.system.model, systemPath: setup.systemPath, vars: options.vars, log });
   if (signals > 0) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
 }
