@@ -3,10 +3,10 @@ import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Model, RetryModel } from "../src/model/types.js";
+import { RETRY_BUDGET_WINDOW_MS, RetryBudget, retryDelay } from "../src/retry/index.js";
 import type { Discovery, InstanceEndpoint, WireBatch } from "../src/runtime/contracts.js";
 import { CircuitBreaker, createDispatcher, type DispatchError, type DispatchMetrics, isRetryable } from "../src/runtime/dispatch.js";
 import { silentLogger } from "../src/runtime/log.js";
-import { RETRY_BUDGET_WINDOW_MS, RetryBudget, retryDelay } from "../src/runtime/retry-budget.js";
 import { validateText } from "../src/validate/index.js";
 
 // ---------------------------------------------------------------------------------------------

@@ -32,11 +32,11 @@
  */
 import { type Balancer, createBalancer } from "../balance/index.js";
 import type { ServiceModel } from "../model/types.js";
+import { type Random, RetryBudget, retryDelay } from "../retry/index.js";
 import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, TextBatch, WireBatch } from "./contracts.js";
 import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "./http.js";
 import { encodeTextBatch } from "./json-text.js";
 import type { RuntimeMetrics } from "./metrics.js";
-import { type Random, RetryBudget, retryDelay } from "./retry-budget.js";
 
 export type AttemptKind = DispatchFailure["attempts"][number]["kind"];
 export type AttemptRecord = DispatchFailure["attempts"][number];

@@ -59,6 +59,7 @@
 import { type Balancer, createBalancer } from "../balance/index.js";
 import { stageGraph } from "../model/graph.js";
 import type { Model, RetryModel, ServiceModel } from "../model/types.js";
+import { RetryBudget, retryDelay } from "../retry/index.js";
 import { Histogram, TimeRing } from "./buffers.js";
 import { EventHeap } from "./heap.js";
 import type {
@@ -76,8 +77,7 @@ import { type ServiceLoad, staticModel } from "./static-model.js";
 
 /** The record size each window's maxBytes limit assumes, unless the options give one. */
 export const ESTIMATED_RECORD_BYTES = 256;
-/** The retry budget's sliding window (Finagle's and Linkerd's default TTL). */
-export const RETRY_BUDGET_WINDOW_MS = 10_000;
+export { RETRY_BUDGET_WINDOW_MS } from "../retry/index.js";
 /** The `bursty` arrival process: on/off phases (exponential lengths) with the same mean rate. */
 export const BURSTY = { peakFactor: 4, meanOnMs: 250, meanOffMs: 750 } as const;
 
@@ -188,9 +188,7 @@ class InstanceState {
 class ServiceState {
   readonly healthy: number[];
   readonly retryOn: boolean[];
-  readonly deposits = new TimeRing();
-  readonly withdrawals = new TimeRing();
-  readonly budgetReserve: number;
+  readonly budget: RetryBudget;
   requests = 0;
   attempts = 0;
   retries = 0;
@@ -215,7 +213,7 @@ class ServiceState {
   ) {
     this.healthy = instances.map((i) => i.index);
     this.retryOn = [retry.on.includes("timeout"), retry.on.includes("5xx"), retry.on.includes("connect")];
-    this.budgetReserve = (retry.budget.minPerSecond * RETRY_BUDGET_WINDOW_MS) / 1000;
+    this.budget = new RetryBudget(retry.budget);
   }
 }
 
@@ -518,10 +516,7 @@ class Simulation {
     if (job.attempt === 0) {
       svc.requests++;
       svc.firstRecords += job.records;
-      if (svc.retry.maxRetries > 0) {
-        svc.deposits.dropUpTo(now - RETRY_BUDGET_WINDOW_MS);
-        svc.deposits.push(now);
-      }
+      if (svc.retry.maxRetries > 0) svc.budget.deposit(now);
     }
     job.token++;
     job.state = JOB_IN_FLIGHT;
@@ -612,31 +607,17 @@ class Simulation {
       return;
     }
     const now = this.now;
-    const since = now - RETRY_BUDGET_WINDOW_MS;
-    svc.deposits.dropUpTo(since);
-    svc.withdrawals.dropUpTo(since);
-    if (svc.withdrawals.size + 1 > retry.budget.ratio * svc.deposits.size + svc.budgetReserve) {
+    if (!svc.budget.tryWithdraw(now)) {
       svc.refused++;
       svc.failed++;
       this.release(job);
       return;
     }
-    svc.withdrawals.push(now);
     svc.retries++;
     job.attempt++;
     job.state = JOB_BACKOFF;
     job.token++;
-    this.heap.push(now + this.backoff(svc, job.attempt), EV_RETRY, job.id, job.token);
-  }
-
-  /** The wait before the k-th retry (k ≥ 1): the policy's backoff, capped, then jittered. */
-  private backoff(svc: ServiceState, k: number): number {
-    const r = svc.retry;
-    let wait = r.backoff === "exponential" ? r.intervalMs * r.multiplier ** (k - 1) : r.intervalMs;
-    if (wait > r.maxIntervalMs) wait = r.maxIntervalMs;
-    if (r.jitter === "full") return svc.jitterRandom() * wait;
-    if (r.jitter === "equal") return wait / 2 + svc.jitterRandom() * (wait / 2);
-    return wait;
+    this.heap.push(now + retryDelay(retry, job.attempt, svc.jitterRandom), EV_RETRY, job.id, job.token);
   }
 
   private goDown(fault: { service: number; instance: number }): void {

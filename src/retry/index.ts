@@ -1,7 +1,6 @@
 /**
- * Retry policy arithmetic for the runtime's dispatcher: the backoff between attempts and the
- * retry budget. Both follow the simulator (src/simulate/engine.ts) exactly, so that what
- * `mbc simulate` predicts is what the runtime does:
+ * Retry policy arithmetic, one copy for the simulator (src/simulate/engine.ts) and the
+ * runtime's dispatcher, so that what `mbc simulate` predicts is what the runtime does:
  *
  * - Backoff before the k-th retry (k ≥ 1): `interval` (constant) or interval × multiplierᵏ⁻¹
  *   (exponential), capped at `maxInterval`, then jittered AWS-style: `none` the wait itself,
@@ -12,8 +11,9 @@
  *   keeps a quiet service retrying; the ratio bounds the extra load retries add to a busy one,
  *   so a failing downstream cannot be buried under a retry storm.
  *
- * The window counts exact timestamps, not buckets: the same rule as the simulator's, and a
- * window holds at most (1 + ratio) × 10 s of attempts, which is small at batch rates.
+ * The window counts exact timestamps, not buckets, and a window holds at most (1 + ratio) ×
+ * 10 s of attempts, which is small at batch rates. The runtime reads its clock; the simulator
+ * passes its virtual time to each call.
  */
 import type { RetryModel } from "../model/types.js";
 import { TimeRing } from "../simulate/buffers.js";
@@ -45,22 +45,20 @@ export class RetryBudget {
   constructor(
     private readonly budget: RetryModel["budget"],
     // Monotonic: a wall clock stepping back would keep stale entries in the window.
-    private readonly now: () => number = () => performance.now(),
+    private readonly clock: () => number = () => performance.now(),
     private readonly windowMs: number = RETRY_BUDGET_WINDOW_MS,
   ) {
     this.reserve = (budget.minPerSecond * windowMs) / 1000;
   }
 
-  /** A first attempt was made. */
-  deposit(): void {
-    const now = this.now();
+  /** A first attempt was made (`now`: the time in ms, by default the clock's). */
+  deposit(now = this.clock()): void {
     this.deposits.dropUpTo(now - this.windowMs);
     this.deposits.push(now);
   }
 
   /** Asks for one retry: true (and counted) when the budget allows it, false when it refuses. */
-  tryWithdraw(): boolean {
-    const now = this.now();
+  tryWithdraw(now = this.clock()): boolean {
     const since = now - this.windowMs;
     this.deposits.dropUpTo(since);
     this.withdrawals.dropUpTo(since);
@@ -70,8 +68,8 @@ export class RetryBudget {
   }
 
   /** Retries the budget would still allow now (for logs and tests). */
-  available(): number {
-    const since = this.now() - this.windowMs;
+  available(now = this.clock()): number {
+    const since = now - this.windowMs;
     this.deposits.dropUpTo(since);
     this.withdrawals.dropUpTo(since);
     return Math.max(0, Math.floor(this.budget.ratio * this.deposits.size + this.reserve - this.withdrawals.size));
