@@ -49,6 +49,8 @@ export const DEFAULT_LOCK_STALE_MS = 10_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 /** The longest wait between two tries while the lock file stays as it is. */
 const LOCK_POLL_MS = 50;
+/** The tokens of the locks this process holds or is putting in place. */
+const ownTokens = new Set<string>();
 
 interface Holder {
   token: string | null;
@@ -72,7 +74,14 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
   let wait = 1;
   for (;;) {
     const token = randomUUID();
-    const created = await tryCreate(path, host, token);
+    // Known as this process's before the file can appear under the name (see isStale).
+    ownTokens.add(token);
+    let created: FileHandle | null = null;
+    try {
+      created = await tryCreate(path, host, token);
+    } finally {
+      if (created === null) ownTokens.delete(token);
+    }
     if (created !== null) return holdLock(path, token, staleMs, created);
     const holder = await readHolder(path);
     if (holder === null) continue;
@@ -158,7 +167,6 @@ async function tryCreate(path: string, host: string, token: string): Promise<Fil
 }
 
 function holdLock(path: string, token: string, staleMs: number, file: FileHandle): FileLock {
-  ownTokens.add(token);
   // The open file pins its inode number: while it is open no other file can get it, so the
   // name leading to that inode means the lock is still this one.
   const pinned = file.stat().catch(() => null);
@@ -194,12 +202,12 @@ function holdLock(path: string, token: string, staleMs: number, file: FileHandle
       if (released) return;
       released = true;
       clearInterval(touch);
-      ownTokens.delete(token);
       try {
         if (await isMine()) await unlink(path);
       } catch {
         // Already gone: nothing to release.
       } finally {
+        ownTokens.delete(token);
         await file.close().catch(() => undefined);
       }
     },
@@ -227,9 +235,6 @@ async function readHolder(path: string): Promise<Holder | null> {
   }
   return holder;
 }
-
-/** The tokens of the locks this process holds. */
-const ownTokens = new Set<string>();
 
 function isStale(holder: Holder, host: string, staleMs: number): boolean {
   if (holder.pid !== null && holder.host === host) {
