@@ -502,9 +502,9 @@ describe("file lock", () => {
     const again = await acquireFileLock(lock, { staleMs: 10_000, timeoutMs: 2000 });
     await again.release();
 
-    // This pid on this host, but not a lock of this process: a predecessor's, as after a
-    // container restart. A lock this process holds is never taken for one.
-    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), token: "an earlier life" }));
+    // This pid on this host, but another process start: a predecessor's, as after a container
+    // restart. A lock this process holds is never taken for one.
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), started: performance.timeOrigin - 60_000, token: "an earlier life" }));
     const third = await acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 2000 });
     await expect(acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 200 })).rejects.toThrow(/timed out/);
     await third.release();
@@ -541,6 +541,26 @@ describe("file lock", () => {
     expect(await second.held()).toBe(true);
     expect(await first.held()).toBe(false);
     await second.release();
+  });
+
+  it("lets one holder in at a time among many waiters of one process", async () => {
+    const lock = join(dir, "x.lock");
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        for (let round = 0; round < 3; round++) {
+          const held = await acquireFileLock(lock, { timeoutMs: 20_000 });
+          inside++;
+          most = Math.max(most, inside);
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+          expect(await held.held()).toBe(true);
+          inside--;
+          await held.release();
+        }
+      }),
+    );
+    expect(most).toBe(1);
   });
 
   it("wakes a waiter the moment the lock file goes or changes, not at its next poll", async () => {

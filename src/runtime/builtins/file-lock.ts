@@ -1,6 +1,6 @@
 /**
  * An exclusive lock between processes that share a folder. Node has no flock(), so the lock is
- * a file, `{pid, host, token}`, put in place with link(): the holder writes a temporary file and
+ * a file, `{pid, host, started, token}`, put in place with link(): the holder writes a temporary file and
  * links it to the lock's name, which fails when the name exists. link() is atomic on local file
  * systems and shared volumes alike (it is the classic NFS-safe lock), and the lock file is never
  * seen half-written (where a file system has no hard links, O_EXCL creation takes its place).
@@ -14,8 +14,8 @@
  * A holder that crashed leaves its file behind. A lock is stale, and may be broken, when its
  * holder ran on this host and its pid is gone (seen at once: the supervisor's case), or when
  * its file has not been touched for `staleMs` (other hosts and containers, whose pids mean
- * nothing here), or when it names this process's pid on this host but is none of this
- * process's locks (a restarted container's first process often gets its predecessor's pid). A
+ * nothing here), or when it names this process's pid on this host but another start time (a
+ * restarted container's first process often gets its predecessor's pid and host name). A
  * live holder touches its file every staleMs / 3 so that a long write is not taken for a crash.
  *
  * Breaking renames the stale file aside, then checks that the file moved is the one judged
@@ -49,14 +49,16 @@ export const DEFAULT_LOCK_STALE_MS = 10_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 /** The longest wait between two tries while the lock file stays as it is. */
 const LOCK_POLL_MS = 50;
-/** The tokens of the locks this process holds or is putting in place. */
-const ownTokens = new Set<string>();
+/** When this process started (ms since the epoch): with pid and host, it names the process. */
+const STARTED = performance.timeOrigin;
 
 interface Holder {
   token: string | null;
   mtimeMs: number;
   pid: number | null;
   host: string | null;
+  /** When the holder's process started (ms since the epoch). */
+  started: number | null;
 }
 
 /**
@@ -74,14 +76,7 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
   let wait = 1;
   for (;;) {
     const token = randomUUID();
-    // Known as this process's before the file can appear under the name (see isStale).
-    ownTokens.add(token);
-    let created: FileHandle | null = null;
-    try {
-      created = await tryCreate(path, host, token);
-    } finally {
-      if (created === null) ownTokens.delete(token);
-    }
+    const created = await tryCreate(path, host, token);
     if (created !== null) return holdLock(path, token, staleMs, created);
     const holder = await readHolder(path);
     if (holder === null) continue;
@@ -146,7 +141,7 @@ async function createExclusive(path: string, content: string): Promise<FileHandl
 
 /** Puts a complete lock file in place; its open handle, or null when the name is taken. */
 async function tryCreate(path: string, host: string, token: string): Promise<FileHandle | null> {
-  const content = JSON.stringify({ pid: process.pid, host, token, at: new Date().toISOString() });
+  const content = JSON.stringify({ pid: process.pid, host, started: STARTED, token, at: new Date().toISOString() });
   const temp = `${path}.${token}.tmp`;
   const handle = await createExclusive(temp, content);
   if (handle === null) throw new Error(`${temp} exists already`);
@@ -207,7 +202,6 @@ function holdLock(path: string, token: string, staleMs: number, file: FileHandle
       } catch {
         // Already gone: nothing to release.
       } finally {
-        ownTokens.delete(token);
         await file.close().catch(() => undefined);
       }
     },
@@ -224,12 +218,13 @@ async function readHolder(path: string): Promise<Holder | null> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw err;
   }
-  const holder: Holder = { token: null, mtimeMs, pid: null, host: null };
+  const holder: Holder = { token: null, mtimeMs, pid: null, host: null, started: null };
   try {
-    const info = JSON.parse(text) as { pid?: unknown; host?: unknown; token?: unknown };
+    const info = JSON.parse(text) as { pid?: unknown; host?: unknown; token?: unknown; started?: unknown };
     if (typeof info.token === "string") holder.token = info.token;
     if (typeof info.pid === "number" && Number.isInteger(info.pid)) holder.pid = info.pid;
     if (typeof info.host === "string") holder.host = info.host;
+    if (typeof info.started === "number") holder.started = info.started;
   } catch {
     // Not written by this code: judged by its age alone.
   }
@@ -239,9 +234,9 @@ async function readHolder(path: string): Promise<Holder | null> {
 function isStale(holder: Holder, host: string, staleMs: number): boolean {
   if (holder.pid !== null && holder.host === host) {
     if (holder.pid !== process.pid && !isAlive(holder.pid)) return true;
-    // This pid on this host, and not a lock of this process: left by an earlier process that had
-    // the same pid, as a restarted container's first process does (its host name stays).
-    if (holder.pid === process.pid && holder.token !== null && !ownTokens.has(holder.token)) return true;
+    // This pid on this host, started at another time: an earlier process that had the same pid,
+    // as a restarted container's first process does (its host name stays).
+    if (holder.pid === process.pid && holder.started !== null && holder.started !== STARTED) return true;
   }
   return Date.now() - holder.mtimeMs > staleMs;
 }
