@@ -24,12 +24,20 @@ import { assertTool } from "./helpers/tools.js";
 const execFileAsync = promisify(execFile);
 const example = join(repoRoot, "examples", "01-design-document");
 
-/** A copy of the example, with `edit` applied to its spec text; returns the folder. */
+/**
+ * A copy of the example, with `edit` applied to its spec text; returns the folder. The copy's
+ * timeouts are raised (data-processing 5s → 60s, result-storage 1s → 20s): in CI the containers
+ * share two cores and one disk with the other test files, an fsync there can take seconds, and a
+ * batch that times out three times is dead-lettered, which these tests would read as a loss.
+ */
 function exampleCopy(edit: (yaml: string) => string): string {
   const dir = tempDir("mbc-podman-spec-");
   cpSync(example, dir, { recursive: true });
   const spec = join(dir, "microbatch.yaml");
-  writeFileSync(spec, edit(readFileSync(spec, "utf8")));
+  const text = readFileSync(spec, "utf8");
+  const relaxed = text.replace(/^( {4}timeout:) 5s$/m, "$1 60s").replace(/^( {4}timeout:) 1s$/m, "$1 20s");
+  expect(relaxed.match(/^ {4}timeout: (60|20)s$/gm)).toHaveLength(2);
+  writeFileSync(spec, edit(relaxed));
   return dir;
 }
 
@@ -99,6 +107,12 @@ async function deliver(p: Pipeline, from: number, to: number): Promise<void> {
 
 /** Prints a file inside a container that has node and nothing else. */
 const CAT = "process.stdout.write(require('fs').readFileSync(process.argv[1],'utf8'))";
+/** Prints the mbc_ lines of a /metrics page, or why it could not be read (5 s at most). */
+const PROBE =
+  "fetch(process.argv[1],{signal:AbortSignal.timeout(5000)}).then((r)=>r.text()).then((t)=>console.log(t.split('\\n').filter((l)=>l.startsWith('mbc_')).join('\\n')),(e)=>console.log('unreachable:',e.message,e.cause?.code??e.cause?.message??''))";
+/** Lists a folder: name, size, modification time; the content of lock files. */
+const LIST =
+  "const fs=require('fs'),p=require('path'),d=process.argv[1];for(const f of fs.readdirSync(d)){const s=fs.statSync(p.join(d,f));console.log(f,s.size,s.mtime.toISOString());if(f.endsWith('.lock'))console.log(' ',fs.readFileSync(p.join(d,f),'utf8'))}";
 
 const composeTool = podmanTool("podman compose run", ["docker-compose", "tar", "ldd"]);
 
@@ -131,6 +145,17 @@ describe.skipIf(composeTool.skip)("the compose project runs under docker-compose
         stderr: e.message,
       }));
       out.push(`--- ${name}\n${stdout}${stderr}`);
+    }
+    // The sink as a processor reaches it (network and state), and its folder (a lock left behind?).
+    const probe: [string, string, string][] = [
+      [container("data-processing-0"), PROBE, "http://result-storage-0:9102/metrics"],
+      [container("result-storage-0"), LIST, "/var/lib/mbc/data/data"],
+    ];
+    for (const [name, script, arg] of probe) {
+      const { stdout, stderr } = await execFileAsync("podman", ["exec", name, "node", "-e", script, arg], { env: podman.env, timeout: 20_000 }).catch(
+        (e: Error) => ({ stdout: "", stderr: e.message }),
+      );
+      out.push(`--- ${name}: ${arg}\n${stdout}${stderr}`);
     }
     return out.join("\n");
   };
