@@ -286,7 +286,8 @@ describe("JsonlStore", () => {
 });
 
 describe("JsonlStore lock lease", () => {
-  const open = (path: string) => JsonlStore.open(path, { fsync: true, log: capturingLogger([]) });
+  // A lease as long as a test: however slow an fsync here, it does not run out between two stores.
+  const open = (path: string, maxMs = 60_000) => JsonlStore.open(path, { fsync: true, log: capturingLogger([]), lease: { maxMs } });
   /** The token of the lock file's holder, or null when nobody holds the lock. */
   const holder = (path: string): string | null => {
     try {
@@ -321,8 +322,8 @@ describe("JsonlStore lock lease", () => {
 
   it("lets another instance take its turn while it stays busy", async () => {
     const path = join(dir, "shared.jsonl");
-    const a = await open(path);
-    const b = await open(path);
+    const a = await open(path, 100);
+    const b = await open(path, 100);
     let bDone = false;
     let aStored = 0;
     let aAfterB = 0;

@@ -61,6 +61,8 @@ export interface JsonlStoreOptions {
   fsync: boolean;
   log: Logger;
   lock?: FileLockOptions;
+  /** How long the lock is kept between groups (default LEASE_IDLE_MS, LEASE_MAX_MS). */
+  lease?: { idleMs?: number; maxMs?: number };
 }
 
 /** What the sink builtin needs from `config`. */
@@ -237,7 +239,7 @@ export class JsonlStore {
     } finally {
       // Runs in the same step as the loop's last check, so no store() can slip in between.
       this.writing = null;
-      if (this.lease !== null && !this.closed) this.idleTimer = setTimeout(() => this.onIdle(), LEASE_IDLE_MS);
+      if (this.lease !== null && !this.closed) this.idleTimer = setTimeout(() => this.onIdle(), this.options.lease?.idleMs ?? LEASE_IDLE_MS);
     }
   }
 
@@ -322,7 +324,7 @@ export class JsonlStore {
    */
   private async locked<T>(task: (verify: () => Promise<void>) => Promise<T>): Promise<T> {
     const lockPath = `${this.path}.lock`;
-    if (this.lease !== null && Date.now() - this.lease.since >= LEASE_MAX_MS) {
+    if (this.lease !== null && Date.now() - this.lease.since >= (this.options.lease?.maxMs ?? LEASE_MAX_MS)) {
       await this.letGo();
       // A waiting instance sees the lock go (file-lock.ts watches it): give it the moment to take it.
       await new Promise((resolve) => setTimeout(resolve, LEASE_YIELD_MS));
