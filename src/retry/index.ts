@@ -17,12 +17,12 @@
  */
 import type { RetryModel } from "../model/types.js";
 import { TimeRing } from "../simulate/buffers.js";
+import type { Random } from "../simulate/rng.js";
+
+export type { Random };
 
 /** The retry budget's sliding window (Finagle's and Linkerd's default TTL). */
 export const RETRY_BUDGET_WINDOW_MS = 10_000;
-
-/** Uniform in [0, 1). */
-export type Random = () => number;
 
 /** The wait in ms before the k-th retry (k ≥ 1) under `retry`, drawing jitter from `random`. */
 export function retryDelay(retry: Pick<RetryModel, "backoff" | "intervalMs" | "multiplier" | "maxIntervalMs" | "jitter">, k: number, random: Random): number {
