@@ -1,0 +1,533 @@
+/**
+ * The runtime's end-to-end proof, with real processes on loopback: the spec is built with the
+ * real CLI (`mbc build --target node`) and run with plain `node DIR/node/mbc-runtime.mjs` (the
+ * supervisor and one child process per role), or with `mbc run`. Every port is probed free and
+ * written into a temp copy of the spec; every process is killed and every temp folder removed
+ * afterwards, whatever happens.
+ *
+ * What a test proves is what docs/runtime.md promises ("Delivery", "Dispatch", "Shutdown"):
+ * an acknowledged (202) record is stored exactly once, through crashes of an instance or of
+ * the whole system; a failing batch lands in the dead-letter folder and is counted; a full
+ * queue answers 503 with Retry-After and memory stays bounded.
+ *
+ * MBC_TEST_ECHO=1 echoes every process's log lines; MBC_E2E_TIMINGS=1 prints what each test
+ * measured (durations, 503s, retries, memory).
+ */
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { binPath } from "../helpers/cli.js";
+import {
+  at,
+  buildSystem,
+  type E2ESystem,
+  endpointsOf,
+  exampleHandlers,
+  exampleSpec,
+  hardKill,
+  killSystems,
+  Loader,
+  metricValue,
+  OpenLoad,
+  type RunningSystem,
+  readDeadLetters,
+  readIds,
+  readSinkBatches,
+  record,
+  rssBytes,
+  runtimeProcesses,
+  scrape,
+  sleep,
+  startSystem,
+  stopLoads,
+  waitReady,
+  writeSystem,
+} from "../helpers/e2e.js";
+import { cleanupAll, httpJson, killAll, spawnRuntime, waitUntil } from "../helpers/runtime.js";
+
+afterEach(async () => {
+  stopLoads();
+  await killSystems();
+  await killAll();
+});
+afterAll(() => cleanupAll());
+
+const SINK = "result-storage";
+
+/** The example with faster batches: the same records, fewer round trips. */
+function fastExample(maxRecords: number, maxWait: string) {
+  const spec = exampleSpec();
+  const batch = at(spec, "sources", "input", "batch");
+  batch.maxRecords = maxRecords;
+  batch.maxWait = maxWait;
+  return spec;
+}
+
+/** Waits until a source has committed every record it accepted (its queue is empty). */
+async function waitSettled(sys: E2ESystem, source = "input", timeoutMs = 60_000): Promise<void> {
+  const url = `http://127.0.0.1:${sys.ports.sources[source]}`;
+  await waitUntil(async () => metricValue(await scrape(url), "mbc_queue_depth") === 0, `source ${source} to commit every record it accepted`, timeoutMs, 100);
+}
+
+/** Every expected id exactly once, nothing else (a failure shows how many and the first few). */
+function expectExactlyOnce(stored: Map<string, number>, expected: Set<string>): void {
+  const missing = [...expected].filter((id) => !stored.has(id));
+  const duplicated = [...stored].filter(([, n]) => n > 1).map(([id, n]) => `${id}×${n}`);
+  const unexpected = [...stored.keys()].filter((id) => !expected.has(id));
+  const summary = (list: string[]) => ({ count: list.length, first: list.slice(0, 5) });
+  const none = { count: 0, first: [] };
+  expect({ missing: summary(missing), duplicated: summary(duplicated), unexpected: summary(unexpected) }).toEqual({
+    missing: none,
+    duplicated: none,
+    unexpected: none,
+  });
+  expect(stored.size).toBe(expected.size);
+}
+
+/** Stops a running system with SIGTERM: it must exit 0 and say it stopped cleanly. */
+async function stopCleanly(run: RunningSystem): Promise<void> {
+  run.child.kill("SIGTERM");
+  const exit = await run.child.waitForExit(60_000);
+  expect(exit).toEqual({ code: 0, signal: null });
+  expect(run.child.logs().some((l) => l.role === "supervisor" && l.msg === "system stopped" && l.clean === true)).toBe(true);
+  expect(runtimeProcesses(run.sys.root)).toEqual([]);
+}
+
+function log(what: string, fields: Record<string, unknown>): void {
+  if (process.env.MBC_TEST_ECHO === "1" || process.env.MBC_E2E_TIMINGS === "1") process.stderr.write(`[e2e] ${what} ${JSON.stringify(fields)}\n`);
+}
+
+describe("the built node target, end to end on loopback", () => {
+  it("serves /healthz, /readyz and /metrics on every process, and stores 100,000 posted records exactly once", { timeout: 150_000 }, async () => {
+    const sys = await buildSystem(fastExample(500, "50ms"), exampleHandlers());
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+
+    // Every process: the registry, the source, each instance of both services.
+    expect(sys.endpoints().map((e) => e.id)).toEqual([
+      "registry",
+      "source:input",
+      "service:data-processing/0",
+      "service:data-processing/1",
+      "service:result-storage/0",
+    ]);
+    for (const { id, url } of sys.endpoints()) {
+      expect((await httpJson("GET", `${url}/healthz`)).status, `${id} /healthz`).toBe(200);
+      expect((await httpJson("GET", `${url}/readyz`)).json, `${id} /readyz`).toEqual({ ready: true });
+      const metrics = await scrape(url);
+      expect(metrics, `${id} /metrics`).toMatch(/^process_resident_memory_bytes(\{[^}]*\})? \d/m);
+      if (id !== "registry") expect(metrics, `${id} /metrics`).toMatch(/^# TYPE mbc_records_in_total counter$/m);
+    }
+
+    const started = Date.now();
+    const load = new Loader({ url: sys.sourceUrl("input"), prefix: "a", total: 100_000, chunkSizes: [250, 1000, 400, 2000], clients: 6, timeoutMs: 120_000 });
+    await load.done;
+    await waitSettled(sys);
+    const elapsed = Date.now() - started;
+
+    const { ids, lines, bad } = readIds(sys.sinkFile(SINK));
+    expect(bad).toBe(0);
+    expect(lines).toBe(100_000);
+    expectExactlyOnce(ids, load.ackedIds());
+    expect(load.ackedRecords).toBe(100_000);
+    expect(load.missingRetryAfter).toBe(0);
+
+    const source = await scrape(`http://127.0.0.1:${sys.ports.sources.input}`);
+    expect(metricValue(source, "mbc_records_in_total")).toBe(100_000);
+    expect(metricValue(source, "mbc_records_out_total")).toBe(100_000);
+    expect(metricValue(source, "mbc_dead_letters_total")).toBe(0);
+    expect(readDeadLetters(sys.stateDir)).toEqual([]);
+    expect(run.restarts()).toEqual([]);
+    log("100k records", { ms: elapsed, status503: load.status503, requests: load.chunks.length });
+
+    await stopCleanly(run);
+  });
+
+  it("loses and duplicates nothing while data-processing instances are killed with SIGKILL mid-stream", { timeout: 150_000 }, async () => {
+    const sys = await buildSystem(fastExample(200, "50ms"), exampleHandlers());
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+
+    const total = 50_000;
+    const kills = 4;
+    const load = new Loader({ url: sys.sourceUrl("input"), prefix: "b", total, chunkSizes: [200, 500], clients: 4, ratePerSec: 4000, timeoutMs: 120_000 });
+    const killed: { target: string; pid: number; ackedAtKill: number }[] = [];
+    for (let k = 0; k < kills; k++) {
+      // Alternate the instances: the other one was restarted and is ready again, so one is always up.
+      const target = `service:data-processing/${k % 2}`;
+      await waitUntil(() => load.ackedRecords >= ((k + 1) * total) / (kills + 2), `${(k + 1) * 16}% of the records acknowledged`, 60_000);
+      const pid = run.childPids()[target] as number;
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, "SIGKILL");
+      killed.push({ target, pid, ackedAtKill: load.ackedRecords });
+      await waitUntil(() => (run.childPids()[target] ?? pid) !== pid, `the supervisor to restart ${target}`, 30_000);
+      const port = sys.ports.services["data-processing"]?.[k % 2] as number;
+      await waitUntil(
+        async () => (await httpJson("GET", `http://127.0.0.1:${port}/readyz`, undefined, {}, 1000)).status === 200,
+        `${target} to be ready again`,
+        30_000,
+      );
+    }
+    await load.done;
+    await waitSettled(sys);
+
+    // Every kill happened mid-stream, and was a crash the supervisor restarted.
+    for (const k of killed) expect(k.ackedAtKill).toBeLessThan(total);
+    const restarts = run.restarts();
+    expect(restarts.map((r) => [r.child, r.pid, r.signal])).toEqual(killed.map((k) => [k.target, k.pid, "SIGKILL"]));
+
+    const { ids, bad } = readIds(sys.sinkFile(SINK));
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, load.ackedIds());
+    expect(load.ackedRecords).toBe(total);
+
+    // What dispatch.ts guarantees: a failed attempt (the dead instance refused or reset the
+    // connection, or answered 503 while restarting) is retried — to the other, live instance —
+    // so no batch failed for good. Every failed HTTP attempt was followed by a retry.
+    const source = await scrape(`http://127.0.0.1:${sys.ports.sources.input}`);
+    const failedAttempts = ["connect", "5xx", "timeout"].reduce(
+      (n, outcome) => n + metricValue(source, "mbc_attempts_total", { to: "data-processing", outcome }),
+      0,
+    );
+    const retries = metricValue(source, "mbc_retries_total", { to: "data-processing" });
+    expect(failedAttempts).toBeGreaterThan(0);
+    expect(retries).toBeGreaterThanOrEqual(failedAttempts);
+    expect(metricValue(source, "mbc_retry_budget_refusals_total")).toBe(0);
+    expect(metricValue(source, "mbc_dead_letters_total")).toBe(0);
+    expect(metricValue(source, "mbc_batches_total", { outcome: "ok" })).toBeGreaterThan(0);
+    expect(readDeadLetters(sys.stateDir)).toEqual([]);
+    // Both instances took batches.
+    for (const instance of ["0", "1"])
+      expect(metricValue(source, "mbc_attempts_total", { to: "data-processing", to_instance: instance, outcome: "ok" })).toBeGreaterThan(0);
+    // The other instance took over: a batch whose attempt was refused by the dead instance
+    // (nothing reached it) was stored, once, as processed by the other one.
+    const stored = readSinkBatches(sys.sinkFile(SINK));
+    const refused = run.logsOf("source", "input").filter((l) => l.msg === "attempt failed" && l.kind === "connect" && String(l.error).includes("ECONNREFUSED"));
+    expect(refused.length).toBeGreaterThan(0);
+    for (const attempt of refused) {
+      const records = stored.get(`input/data-processing/${SINK}#${attempt.batch}`) as { processedBy: string }[] | undefined;
+      expect(records, `batch ${attempt.batch}`).toBeDefined();
+      expect(new Set(records?.map((r) => r.processedBy))).toEqual(new Set([`data-processing/${1 - Number(attempt.toInstance)}`]));
+    }
+    log("instance kills", { killed, failedAttempts, retries, refused: refused.length });
+
+    await stopCleanly(run);
+  });
+
+  it("stores every acknowledged record exactly once after SIGKILL of the supervisor and all its children and a restart on the same state", {
+    timeout: 150_000,
+  }, async () => {
+    const sys = await buildSystem(fastExample(200, "100ms"), exampleHandlers());
+    const first = startSystem(sys);
+    await waitReady(sys, first.child);
+
+    const total = 40_000;
+    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    const load = new Loader({
+      url: sys.sourceUrl("input"),
+      prefix: "c",
+      total,
+      chunkSizes: [150, 300, 1000],
+      clients: 4,
+      retryOutages: true,
+      timeoutMs: 120_000,
+    });
+    // Crash mid-stream while the source holds a backlog of acknowledged records not stored yet
+    // (the clients post faster than the pipeline stores: the queue fills).
+    let depthAtCrash = 0;
+    await waitUntil(
+      async () => {
+        depthAtCrash = metricValue(await scrape(sourceUrl), "mbc_queue_depth");
+        return load.ackedRecords >= total / 4 && depthAtCrash >= 1000;
+      },
+      "a quarter of the records acknowledged, and a backlog at the source",
+      60_000,
+    );
+    const ackedBeforeCrash = load.ackedIds();
+    const expectedPids = [first.child.pid, ...Object.values(first.childPids())];
+    const killed = await hardKill(sys.root);
+    expect(killed.sort((a, b) => a - b)).toEqual(expectedPids.sort((a, b) => a - b));
+    expect((await first.child.exited).signal).toBe("SIGKILL");
+    expect(runtimeProcesses(sys.root)).toEqual([]);
+
+    // The crash left acknowledged records that no sink had stored yet: the restart must deliver them.
+    const storedAtCrash = readIds(sys.sinkFile(SINK)).ids;
+    const unstoredAtCrash = [...ackedBeforeCrash].filter((id) => !storedAtCrash.has(id)).length;
+    expect(unstoredAtCrash).toBeGreaterThan(0);
+    expect(load.ackedRecords).toBeLessThan(total);
+
+    const second = startSystem(sys);
+    await waitReady(sys, second.child);
+    await load.done;
+    await waitSettled(sys);
+
+    const { ids, bad } = readIds(sys.sinkFile(SINK));
+    expect(bad).toBe(0);
+    // A chunk is stored exactly once, except that a chunk re-posted after an attempt that got
+    // no answer (the crash cut the connection) may have been logged by that attempt too: the
+    // client sent it twice. Everything the system acknowledged is there; nothing is there twice
+    // because of the system.
+    const problems: string[] = [];
+    const expected = new Set<string>();
+    const mayBeTwice = new Set<string>();
+    let reposted = 0;
+    for (const chunk of load.chunks) {
+      expect(chunk.acked).toBe(true);
+      if (chunk.ambiguous > 0) reposted++;
+      for (let n = chunk.first; n < chunk.first + chunk.count; n++) {
+        const id = `c-${n}`;
+        expected.add(id);
+        if (chunk.ambiguous > 0) mayBeTwice.add(id);
+        const count = ids.get(id) ?? 0;
+        if (count < 1 || count > 1 + chunk.ambiguous) problems.push(`${id}×${count} (ambiguous attempts: ${chunk.ambiguous})`);
+      }
+    }
+    expect({ count: problems.length, first: problems.slice(0, 10) }).toEqual({ count: 0, first: [] });
+    expect([...ids.keys()].filter((id) => !expected.has(id))).toEqual([]);
+    // In particular, what was acknowledged before the crash is there exactly once.
+    expect([...ackedBeforeCrash].filter((id) => ids.get(id) !== 1 && !mayBeTwice.has(id))).toEqual([]);
+    expect(metricValue(await scrape(sourceUrl), "mbc_dead_letters_total")).toBe(0);
+    expect(readDeadLetters(sys.stateDir)).toEqual([]);
+    expect(second.restarts()).toEqual([]);
+    const storedTwice = [...ids.values()].filter((n) => n > 1).length;
+    log("whole-system crash", { ackedBeforeCrash: ackedBeforeCrash.size, depthAtCrash, unstoredAtCrash, reposted, storedTwice, failures: load.failures });
+
+    await stopCleanly(second);
+  });
+
+  it("answers a re-posted Idempotency-Key from the durable log after SIGKILL of the whole system and a restart: its records are stored once", {
+    timeout: 120_000,
+  }, async () => {
+    // Batches wait up to 3 s: the crash most likely finds the records acknowledged, not stored yet.
+    const sys = await buildSystem(fastExample(1000, "3s"), exampleHandlers());
+    const first = startSystem(sys);
+    await waitReady(sys, first.child);
+    const url = sys.sourceUrl("input");
+    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    const body = (from: number, count: number) => JSON.stringify(Array.from({ length: count }, (_, k) => record("i", from + k)));
+    const keyed = (key: string) => ({ "idempotency-key": key });
+
+    const a = await httpJson("POST", url, body(0, 300), keyed("batch-a"));
+    expect(a.status).toBe(202);
+    expect(a.json).toEqual({ accepted: 300, first: 0 });
+    const b = await httpJson("POST", url, body(300, 200), keyed("batch-b"));
+    expect(b.json).toEqual({ accepted: 200, first: 300 });
+    // As if the answers had been lost with the system: every process killed at once.
+    await hardKill(sys.root);
+    expect(runtimeProcesses(sys.root)).toEqual([]);
+    const storedAtCrash = readIds(sys.sinkFile(SINK)).ids.size;
+
+    const second = startSystem(sys);
+    await waitReady(sys, second.child);
+    // The clients post the same requests again: answered from the log, nothing appended.
+    const again = await httpJson("POST", url, body(0, 300), keyed("batch-a"));
+    expect(again.status).toBe(202);
+    expect(again.json).toEqual({ accepted: 300, first: 0 });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    const bAgain = await httpJson("POST", url, body(300, 200), keyed('"batch-b"'));
+    expect(bAgain.json).toEqual({ accepted: 200, first: 300 });
+    // A key stands for one request: other records under it are refused.
+    const misuse = await httpJson("POST", url, body(900, 5), keyed("batch-a"));
+    expect(misuse.status).toBe(422);
+    const c = await httpJson("POST", url, body(500, 100), keyed("batch-c"));
+    expect(c.json).toEqual({ accepted: 100, first: 500 });
+    await waitSettled(sys);
+
+    const { ids, bad } = readIds(sys.sinkFile(SINK));
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, new Set(Array.from({ length: 600 }, (_, n) => `i-${n}`)));
+    const metrics = await scrape(sourceUrl);
+    expect(metricValue(metrics, "mbc_source_replays_total")).toBe(2);
+    expect(metricValue(metrics, "mbc_records_in_total")).toBe(100);
+    expect(second.restarts()).toEqual([]);
+    log("idempotency keys", { storedAtCrash });
+
+    await stopCleanly(second);
+  });
+
+  it("writes the batches of a handler that always throws to the dead-letter folder, counts them, and keeps going", { timeout: 120_000 }, async () => {
+    const spec = {
+      mbc: 1,
+      name: "e2e-dead-letters",
+      registry: { port: 7400, heartbeat: "200ms", ttl: "1s" },
+      sources: { input: { type: "http", port: 8080, batch: { maxRecords: 100, maxWait: "50ms" }, to: "faulty" } },
+      services: {
+        faulty: { handler: "./handlers/throws.mjs", timeout: "2s", retry: { maxRetries: 1, interval: "20ms" }, to: "store" },
+        store: { handler: "builtin:jsonl-sink", config: { path: "./out/store.jsonl" }, timeout: "2s" },
+      },
+    };
+    const sys = await buildSystem(spec, {
+      "handlers/throws.mjs": [
+        "export default async function alwaysThrows(records, ctx) {",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the handler's own template string.
+        "  throw new Error(`always fails: ${records.length} records of ${ctx.batchId}`);",
+        "}",
+        "",
+      ].join("\n"),
+    });
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+
+    const first = new Loader({ url: sys.sourceUrl("input"), prefix: "d", total: 1000, chunkSizes: [100], clients: 2, timeoutMs: 60_000 });
+    await first.done;
+    await waitSettled(sys);
+    const afterFirst = metricValue(await scrape(sourceUrl), "mbc_dead_letters_total");
+    expect(afterFirst).toBeGreaterThan(0);
+
+    // The source keeps going: more records are taken, and dead-lettered in turn.
+    const second = new Loader({ url: sys.sourceUrl("input"), prefix: "e", total: 500, chunkSizes: [50, 100], clients: 2, timeoutMs: 60_000 });
+    await second.done;
+    await waitSettled(sys);
+    expect((await httpJson("GET", `${sourceUrl}/healthz`)).status).toBe(200);
+    expect((await httpJson("GET", `${sourceUrl}/readyz`)).status).toBe(200);
+
+    const letters = readDeadLetters(sys.stateDir);
+    const source = await scrape(sourceUrl);
+    expect(metricValue(source, "mbc_dead_letters_total")).toBe(letters.length);
+    expect(metricValue(source, "mbc_batches_total", { outcome: "dead-letter" })).toBe(letters.length);
+    expect(metricValue(source, "mbc_batches_total", { outcome: "ok" })).toBe(0);
+    expect(letters.length).toBeGreaterThan(afterFirst);
+    for (const letter of letters) {
+      expect(letter.file).toBe(`${letter.id}.json`);
+      expect(letter.via).toEqual(["input"]);
+      expect(letter.failures).toHaveLength(1);
+      const failure = letter.failures[0];
+      expect(failure?.service).toBe("faulty");
+      expect(failure?.error).toContain(`always fails: ${letter.records.length} records of ${letter.id}`);
+      // maxRetries 1: the first attempt and one retry, both answered 500 with the handler's error.
+      expect(failure?.attempts.map((a) => a.kind)).toEqual(["5xx", "5xx"]);
+    }
+    // Every record posted is in exactly one dead letter, and nothing reached the sink.
+    const inLetters = new Map<string, number>();
+    for (const letter of letters) for (const r of letter.records) inLetters.set(r.id, (inLetters.get(r.id) ?? 0) + 1);
+    expectExactlyOnce(inLetters, new Set([...first.ackedIds(), ...second.ackedIds()]));
+    expect(readIds(sys.sinkFile("store")).lines).toBe(0);
+    const faulty = await scrape(`http://127.0.0.1:${sys.ports.services.faulty?.[0]}`);
+    expect(metricValue(faulty, "mbc_batches_total", { outcome: "error" })).toBe(2 * letters.length);
+    expect(run.restarts()).toEqual([]);
+    log("dead letters", { letters: letters.length });
+
+    await stopCleanly(run);
+  });
+
+  it("under 3× its capacity answers 503 with Retry-After, stays within bounded memory, never crashes, and stores every acknowledged record once", {
+    timeout: 120_000,
+  }, async () => {
+    const capacity = 1500;
+    const spec = {
+      mbc: 1,
+      name: "e2e-overload",
+      registry: { port: 7400, heartbeat: "200ms", ttl: "1s" },
+      // A small queue: 64 batches of 50 records.
+      sources: { input: { type: "http", port: 8080, batch: { maxRecords: 50, maxWait: "50ms" }, to: "slow" } },
+      services: {
+        slow: { handler: "./handlers/slow.mjs", config: { recordsPerSec: capacity }, capacity: `${capacity}/s`, timeout: "20s", to: "store" },
+        store: { handler: "builtin:jsonl-sink", config: { path: "./out/store.jsonl" }, timeout: "5s" },
+      },
+    };
+    const sys = await buildSystem(spec, {
+      // One server with a known capacity: recordsPerSec records a second, one batch after another.
+      "handlers/slow.mjs": [
+        "let freeAt = 0;",
+        "export default async function slow(records, ctx) {",
+        "  const now = Date.now();",
+        "  freeAt = Math.max(now, freeAt) + (records.length * 1000) / ctx.config.recordsPerSec;",
+        "  await new Promise((resolve) => setTimeout(resolve, freeAt - now));",
+        "  return records;",
+        "}",
+        "",
+      ].join("\n"),
+    });
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+    const pidsAtStart = { supervisor: run.child.pid, ...run.childPids() };
+    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+
+    const durationMs = 8000;
+    const started = Date.now();
+    const load = new OpenLoad({ url: sys.sourceUrl("input"), prefix: "f", ratePerSec: 3 * capacity, durationMs });
+    // Sample every runtime process's memory and the source's queue while the load runs and drains.
+    const rss: Record<string, number> = {};
+    let samples = 0;
+    let maxDepth = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const [id, pid] of Object.entries(pidsAtStart)) {
+          const bytes = rssBytes(pid);
+          if (bytes !== null) rss[id] = Math.max(rss[id] ?? 0, bytes);
+        }
+        try {
+          maxDepth = Math.max(maxDepth, metricValue(await scrape(sourceUrl), "mbc_queue_depth"));
+        } catch {
+          // Busy: the next sample counts.
+        }
+        samples++;
+        await sleep(200);
+      }
+    })();
+    await load.done;
+    const loadMs = Date.now() - started;
+    await waitSettled(sys);
+    sampling = false;
+    await sampler;
+
+    expect(load.errors).toEqual([]);
+    expect(load.refused.length).toBeGreaterThan(0);
+    expect(new Set(load.retryAfter)).toEqual(new Set(["1"]));
+    expect(load.ackedRecords).toBeGreaterThan(0);
+    // Back-pressure, not buffering: what the source took is what the handler could do plus a full queue.
+    const queueLimit = 64 * 50;
+    expect(load.ackedRecords).toBeLessThanOrEqual(capacity * (loadMs / 1000) + queueLimit + 500);
+    expect(maxDepth).toBeLessThanOrEqual(queueLimit + 225);
+    expect(samples).toBeGreaterThan(10);
+    expect(Object.keys(rss).sort()).toEqual(Object.keys(pidsAtStart).sort());
+    for (const [id, bytes] of Object.entries(rss)) expect(bytes, `${id} RSS`).toBeLessThan(256 * 1024 * 1024);
+
+    // Nothing crashed: no restart, the same processes as at the start.
+    expect(run.restarts()).toEqual([]);
+    expect({ supervisor: run.child.pid, ...run.childPids() }).toEqual(pidsAtStart);
+
+    const { ids, bad } = readIds(sys.sinkFile("store"));
+    expect(bad).toBe(0);
+    const acked = new Set<string>();
+    for (const c of load.acked) for (let n = c.first; n < c.first + c.count; n++) acked.add(`f-${n}`);
+    expectExactlyOnce(ids, acked);
+    expect(metricValue(await scrape(sourceUrl), "mbc_dead_letters_total")).toBe(0);
+    log("overload", {
+      offered: load.offeredRecords,
+      acked: load.ackedRecords,
+      refused503: load.refused.length,
+      skippedTicks: load.skippedTicks,
+      loadMs,
+      maxDepth,
+      rssMiB: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
+    });
+
+    await stopCleanly(run);
+  });
+
+  it("mbc run starts the example in the foreground, stores what is posted, and stops cleanly on SIGTERM", { timeout: 120_000 }, async () => {
+    const { root, specDir, specPath, ports } = await writeSystem(exampleSpec(), exampleHandlers());
+    const mbc = spawnRuntime(binPath, ["run", specPath], { cwd: root });
+    await waitUntil(() => mbc.lines.some((l) => l.startsWith("mbc: running design-example (supervisor pid")), "mbc run to start the supervisor", 30_000);
+    await waitReady({ endpoints: () => endpointsOf(ports) }, mbc);
+
+    const url = `http://127.0.0.1:${ports.sources.input}/records`;
+    const load = new Loader({ url, prefix: "g", total: 2000, chunkSizes: [100, 300], clients: 2, timeoutMs: 60_000 });
+    await load.done;
+    const sink = join(specDir, "data", "results.jsonl");
+    await waitUntil(() => readIds(sink).ids.size === 2000, "the records in the example's sink", 30_000, 100);
+
+    mbc.kill("SIGTERM");
+    const exit = await mbc.waitForExit(60_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(mbc.lines).toContain("mbc: stopped cleanly");
+    expect(mbc.logs().some((l) => l.role === "supervisor" && l.msg === "system stopped" && l.clean === true)).toBe(true);
+    expect(mbc.logs().filter((l) => l.msg === "child exited: restarting")).toEqual([]);
+    expect(runtimeProcesses(root)).toEqual([]);
+    const { ids, bad } = readIds(sink);
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, load.ackedIds());
+  });
+});

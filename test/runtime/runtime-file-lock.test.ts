@@ -1,0 +1,190 @@
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { acquireFileLock, waitForChange } from "../../src/runtime/builtins/file-lock.js";
+import { JsonlStore } from "../../src/runtime/builtins/jsonl-sink.js";
+import type { Logger } from "../../src/runtime/contracts.js";
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "mbc-builtins-"));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Captured {
+  level: string;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+function capturingLogger(lines: Captured[], base: Record<string, unknown> = {}): Logger {
+  const emit = (level: string) => (msg: string, fields?: Record<string, unknown>) => lines.push({ level, msg, fields: { ...base, ...fields } });
+  return { info: emit("info"), warn: emit("warn"), error: emit("error"), child: (more) => capturingLogger(lines, { ...base, ...more }) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handler loading
+
+describe("JsonlStore lock lease", () => {
+  // A lease as long as a test: however slow an fsync here, it does not run out between two stores.
+  const open = (path: string, maxMs = 60_000) => JsonlStore.open(path, { fsync: true, log: capturingLogger([]), lease: { maxMs } });
+  /** The token of the lock file's holder, or null when nobody holds the lock. */
+  const holder = (path: string): string | null => {
+    try {
+      return (JSON.parse(readFileSync(`${path}.lock`, "utf8")) as { token: string }).token;
+    } catch {
+      return null;
+    }
+  };
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 500 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+    return what();
+  };
+
+  it("keeps the lock from one group to the next while busy, and lets it go once idle or closed", async () => {
+    const path = join(dir, "out.jsonl");
+    const store = await open(path);
+    // Opening repaired the files and let the lock go at once.
+    expect(holder(path)).toBeNull();
+    expect(await store.store("k1", [1])).toBe(true);
+    const first = holder(path);
+    expect(first).not.toBeNull();
+    expect(await store.store("k2", [2])).toBe(true);
+    expect(holder(path)).toBe(first);
+    expect(await until(() => holder(path) === null)).toBe(true);
+    expect(await store.store("k3", [3])).toBe(true);
+    expect(holder(path)).not.toBeNull();
+    expect(holder(path)).not.toBe(first);
+    await store.close();
+    expect(holder(path)).toBeNull();
+    expect(readFileSync(path, "utf8")).toBe("1\n2\n3\n");
+  });
+
+  it("lets another instance take its turn while it stays busy", async () => {
+    const path = join(dir, "shared.jsonl");
+    const a = await open(path, 100);
+    const b = await open(path, 100);
+    let bDone = false;
+    let aStored = 0;
+    let aAfterB = 0;
+    // A stores batch after batch for up to 5 s; B's one batch must get in meanwhile.
+    const busy = (async () => {
+      const end = Date.now() + 5000;
+      for (let i = 0; Date.now() < end && aAfterB < 3; i++) {
+        await a.store(`a#${i}`, [{ a: i }]);
+        aStored++;
+        if (bDone) aAfterB++;
+      }
+    })();
+    await until(() => aStored > 0);
+    expect(await b.store("b#0", [{ b: 0 }])).toBe(true);
+    bDone = true;
+    await busy;
+    expect(aAfterB).toBe(3);
+    await Promise.all([a.close(), b.close()]);
+    const stored = readFileSync(path, "utf8").trimEnd().split("\n");
+    expect(stored).toContain('{"b":0}');
+    expect(stored).toHaveLength(aStored + 1);
+  });
+});
+
+describe("file lock", () => {
+  it("breaks a lock left by a dead process on this host, and one untouched for too long", async () => {
+    const lock = join(dir, "x.lock");
+    const { hostname } = await import("node:os");
+    // No process has pid 2^22 + 1 on Linux (pid_max is at most 2^22).
+    writeFileSync(lock, JSON.stringify({ pid: 4_194_305, host: hostname(), at: "then" }));
+    const held = await acquireFileLock(lock, { timeoutMs: 2000 });
+    expect(await held.held()).toBe(true);
+    await held.release();
+    expect(() => statSync(lock)).toThrow();
+
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: "elsewhere", at: "then" }));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const again = await acquireFileLock(lock, { staleMs: 10_000, timeoutMs: 2000 });
+    await again.release();
+
+    // This pid on this host, but another process start: a predecessor's, as after a container
+    // restart. A lock this process holds is never taken for one.
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), started: performance.timeOrigin - 60_000, token: "an earlier life" }));
+    const third = await acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 2000 });
+    await expect(acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 200 })).rejects.toThrow(/timed out/);
+    await third.release();
+  });
+
+  it("knows its lock is no longer its own once the file under the name was replaced", async () => {
+    const lock = join(dir, "x.lock");
+    const held = await acquireFileLock(lock);
+    expect(await held.held()).toBe(true);
+    // Broken as stale (moved aside) and taken by another holder.
+    renameSync(lock, `${lock}.aside`);
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: "elsewhere", token: "another" }));
+    expect(await held.held()).toBe(false);
+    await held.release();
+    expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ token: "another" });
+    // Given back (linked again under the name): its own again until released.
+    const again = await acquireFileLock(join(dir, "y.lock"));
+    renameSync(join(dir, "y.lock"), join(dir, "y.aside"));
+    expect(await again.held()).toBe(false);
+    renameSync(join(dir, "y.aside"), join(dir, "y.lock"));
+    expect(await again.held()).toBe(true);
+    await again.release();
+    expect(await again.held()).toBe(false);
+    expect(() => statSync(join(dir, "y.lock"))).toThrow();
+  });
+
+  it("waits for a live holder and gives up at its timeout naming the holder", async () => {
+    const lock = join(dir, "x.lock");
+    const first = await acquireFileLock(lock);
+    await expect(acquireFileLock(lock, { timeoutMs: 100 })).rejects.toThrow(new RegExp(`timed out waiting for the lock .* held by pid ${process.pid}`));
+    const waiting = acquireFileLock(lock, { timeoutMs: 5000 });
+    await first.release();
+    const second = await waiting;
+    expect(await second.held()).toBe(true);
+    expect(await first.held()).toBe(false);
+    await second.release();
+  });
+
+  it("lets one holder in at a time among many waiters of one process", async () => {
+    const lock = join(dir, "x.lock");
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        for (let round = 0; round < 3; round++) {
+          const held = await acquireFileLock(lock, { timeoutMs: 20_000 });
+          inside++;
+          most = Math.max(most, inside);
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+          expect(await held.held()).toBe(true);
+          inside--;
+          await held.release();
+        }
+      }),
+    );
+    expect(most).toBe(1);
+  });
+
+  it("wakes a waiter the moment the lock file goes or changes, not at its next poll", async () => {
+    const lock = join(dir, "x.lock");
+    writeFileSync(lock, "{}");
+    const never = new Promise<string>((r) => setTimeout(() => r("timer"), 5000));
+    const gone = waitForChange(lock, 60_000).then(() => "woken");
+    rmSync(lock);
+    expect(await Promise.race([gone, never])).toBe("woken");
+    writeFileSync(lock, "{}");
+    const touched = waitForChange(lock, 60_000).then(() => "woken");
+    const now = new Date();
+    utimesSync(lock, now, now);
+    expect(await Promise.race([touched, never])).toBe("woken");
+    // No file: no wait at all.
+    rmSync(lock);
+    expect(await Promise.race([waitForChange(lock, 60_000).then(() => "woken"), never])).toBe("woken");
+  });
+});

@@ -1,0 +1,239 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resolveEnv } from "../../src/runtime/env.js";
+import { silentLogger } from "../../src/runtime/log.js";
+import { type SupervisorEvent, type SupervisorHandle, startSupervisor } from "../../src/runtime/supervisor.js";
+import {
+  alive,
+  type Bundle,
+  bundleEntry,
+  cleanupAll,
+  FAKE_ROLE_ENTRY,
+  freePorts,
+  httpJson,
+  killAll,
+  makeSystem,
+  type SystemDir,
+  spawnRuntime,
+  tempDir,
+  waitUntil,
+} from "../helpers/runtime.js";
+
+function spec(port: number): string {
+  return `mbc: 1
+name: sup-test
+registry:
+  port: ${port}
+  heartbeat: 100ms
+  ttl: 500ms
+sources:
+  in:
+    type: http
+    port: ${port + 1}
+    to: work
+services:
+  work:
+    handler: builtin:passthrough
+    instances: 2
+    port: ${port + 2}
+    timeout: 300ms
+    retry:
+      maxRetries: 1
+      interval: 100ms
+      multiplier: 3
+      maxInterval: 1s
+    to: sink
+  sink:
+    handler: builtin:jsonl-sink
+    config:
+      path: ./out.jsonl
+    port: ${port + 4}
+    timeout: 300ms
+    retry:
+      backoff: constant
+      interval: 150ms
+    env:
+      GREETING: hello
+    resources:
+      memory: 256Mi
+`;
+}
+
+afterAll(() => cleanupAll());
+
+describe("a supervised system", () => {
+  let bundle: Bundle;
+  let system: SystemDir;
+  let port: number;
+  let handle: SupervisorHandle | null = null;
+  let events: SupervisorEvent[];
+  let lines: { line: string; id: string }[];
+
+  beforeAll(async () => {
+    bundle = await bundleEntry({ contents: FAKE_ROLE_ENTRY }, "fake-role");
+  });
+  afterEach(async () => {
+    await handle?.stop();
+    handle = null;
+    await killAll();
+  });
+
+  async function start(vars: Record<string, string> = {}, tuning: { stableMs?: number; killGraceMs?: number } = {}): Promise<SupervisorHandle> {
+    port = await freePorts(6);
+    system = makeSystem(spec(port));
+    events = [];
+    lines = [];
+    const env = resolveEnv(system.systemPath, system.model, {});
+    const childVars: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "NODE_OPTIONS") childVars[k] = v;
+    handle = await startSupervisor({
+      entry: bundle.file,
+      env,
+      model: system.model,
+      systemPath: system.systemPath,
+      vars: { ...childVars, ...vars },
+      log: silentLogger,
+      onStatus: (e) => events.push(e),
+      onLog: (line, id) => lines.push({ line, id }),
+      ...tuning,
+    });
+    return handle;
+  }
+
+  const registered = async () => {
+    const res = await httpJson("GET", `http://127.0.0.1:${port}/v1/instances`);
+    return (res.json as { instances: { service: string; instance: number }[] }).instances.map((i) => `${i.service}/${i.instance}`).join(",");
+  };
+  const allRegistered = () => waitUntil(async () => (await registered()) === "sink/0,work/0,work/1", "every instance to register", 15_000);
+  const startedLogs = () =>
+    lines.flatMap(({ line }) => {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      return parsed.msg === "fake started" ? [parsed] : [];
+    });
+
+  it("runs one child per role, passes the environment and forwards logs; stop() drains all in order", async () => {
+    const drained = join(tempDir(), "drained.txt");
+    const sup = await start({ FAKE_DRAIN_FILE: drained });
+    await allRegistered();
+    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    const pids = sup.pids();
+    expect(Object.keys(pids).sort()).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
+    expect(new Set(Object.values(pids)).size).toBe(5);
+    expect(sup.children().every((c) => c.state === "running" && c.restarts === 0)).toBe(true);
+
+    // The service's env and memory limit reach its process, and only its process.
+    const sink = startedLogs().find((l) => l.id === "sink/0");
+    expect(sink).toMatchObject({ greeting: "hello", execArgv: ["--max-old-space-size=192"] });
+    expect(startedLogs().find((l) => l.id === "work/0")).toMatchObject({ greeting: null, execArgv: [] });
+    // Plain output is wrapped into a JSON line naming the child.
+    const plain = lines.find(({ line }) => line.includes("plain output from in"));
+    expect(JSON.parse(plain?.line ?? "{}")).toMatchObject({ role: "supervisor", child: "source:in", stream: "stdout", msg: "plain output from in" });
+    expect((await httpJson("GET", `http://127.0.0.1:${port + 1}/healthz`)).status).toBe(200);
+
+    const result = await sup.stop();
+    expect(result).toEqual({ clean: true });
+    for (const pid of Object.values(pids)) expect(alive(pid)).toBe(false);
+    const order = readFileSync(drained, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ")[0]);
+    // Sources first, then services from upstream to downstream (the registry is not a fake role).
+    expect(order.slice(0, 1)).toEqual(["in"]);
+    expect(order.slice(1, 3).sort()).toEqual(["work/0", "work/1"]);
+    expect(order.slice(3)).toEqual(["sink/0"]);
+    expect(events.filter((e) => e.type === "exit").every((e) => e.type === "exit" && e.expected && e.code === 0)).toBe(true);
+    expect(events.at(-1)).toEqual({ type: "stopped", clean: true });
+  });
+
+  it("restarts a child that exits with an error, with its backoff", async () => {
+    const crashDir = tempDir();
+    const sup = await start({ FAKE_CRASH_ONCE_DIR: crashDir });
+    await waitUntil(() => sup.children().filter((c) => c.restarts >= 1).length === 4, "every fake role to crash once and restart", 15_000);
+    await allRegistered();
+    await waitUntil(() => startedLogs().length === 8, "every fake role to start twice");
+    const crashes = events.filter((e): e is Extract<SupervisorEvent, { type: "exit" }> => e.type === "exit");
+    expect(crashes.map((e) => e.code)).toEqual([3, 3, 3, 3]);
+    expect(crashes.every((e) => !e.expected)).toBe(true);
+    const restarts = events.filter((e): e is Extract<SupervisorEvent, { type: "restart" }> => e.type === "restart");
+    expect(Object.fromEntries(restarts.map((e) => [e.id, e.delayMs]))).toEqual({
+      "service:sink/0": 150,
+      "service:work/0": 100,
+      "service:work/1": 100,
+      "source:in": 100,
+    });
+    const status = sup.children().find((c) => c.id === "service:sink/0");
+    expect(status).toMatchObject({ restarts: 1, lastExit: { code: 3, signal: null } });
+    const stopped = await sup.stop();
+    expect(events.filter((e) => e.type === "exit").slice(4)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: "source:in", code: 0, expected: true })]),
+    );
+    expect(stopped.clean).toBe(true);
+  });
+
+  it("brings back a child killed with SIGKILL, which registers again", async () => {
+    const sup = await start({}, { stableMs: 100 });
+    await allRegistered();
+    const before = sup.pids()["service:work/1"] as number;
+    process.kill(before, "SIGKILL");
+    await waitUntil(() => {
+      const pid = sup.pids()["service:work/1"];
+      return pid !== undefined && pid !== before;
+    }, "a new work/1 process");
+    const exit = events.find((e) => e.type === "exit" && e.id === "service:work/1");
+    expect(exit).toMatchObject({ pid: before, code: null, signal: "SIGKILL", expected: false });
+    // It registers again (the old registration might linger up to the ttl; the url is the same either way).
+    await waitUntil(async () => startedLogs().filter((l) => l.id === "work/1").length === 2, "the restarted work/1 to start");
+    await allRegistered();
+    await waitUntil(async () => (await httpJson("GET", `http://127.0.0.1:${port + 3}/readyz`)).status === 200, "the restarted work/1 to be ready");
+    expect((await sup.stop()).clean).toBe(true);
+  });
+
+  it("kills a child that does not drain in time and reports an unclean stop", async () => {
+    // The source's drain budget is 1 s; with 0.2 s of grace it is killed before it would give up by itself.
+    const sup = await start({ FAKE_DRAIN_MS: "60000" }, { killGraceMs: 200 });
+    await allRegistered();
+    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    const result = await sup.stop();
+    expect(result.clean).toBe(false);
+    expect(events.find((e) => e.type === "exit" && e.id === "source:in")).toMatchObject({ signal: "SIGKILL", expected: true });
+    for (const pid of Object.values(sup.pids())) expect(alive(pid)).toBe(false);
+    expect(sup.children().every((c) => c.state === "stopped")).toBe(true);
+  }, 60_000);
+
+  it("runs as the process's main: SIGTERM drains every child and exits 0", async () => {
+    port = await freePorts(6);
+    system = makeSystem(spec(port));
+    const drained = join(tempDir(), "drained.txt");
+    const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
+    await allRegistered();
+    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    supervisor.kill("SIGTERM");
+    expect(await supervisor.waitForExit(30_000)).toEqual({ code: 0, signal: null });
+    expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
+    const childPids = supervisor.logs().flatMap((l) => (l.msg === "child started" ? [l.pid as number] : []));
+    expect(childPids.length).toBe(5);
+    for (const pid of childPids) expect(alive(pid)).toBe(false);
+    expect(supervisor.logs().some((l) => l.msg === "system stopped" && l.clean === true)).toBe(true);
+  }, 60_000);
+
+  it("children drain and exit by themselves when the supervisor dies", async () => {
+    port = await freePorts(6);
+    system = makeSystem(spec(port));
+    const drained = join(tempDir(), "drained.txt");
+    const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
+    await allRegistered();
+    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    const childPids = supervisor.logs().flatMap((l) => (l.msg === "child started" ? [l.pid as number] : []));
+    expect(childPids.length).toBe(5);
+    supervisor.kill("SIGKILL");
+    await supervisor.waitForExit();
+    try {
+      await waitUntil(() => childPids.every((pid) => !alive(pid)), "every child to exit", 20_000);
+    } finally {
+      for (const pid of childPids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+    // They drained (the fake roles wrote their drain lines) rather than being killed.
+    expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
+  }, 60_000);
+});

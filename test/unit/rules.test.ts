@@ -1,0 +1,685 @@
+import { describe, expect, it } from "vitest";
+import type { Diagnostic, DiagnosticCode } from "../../src/diagnostic.js";
+import { type ValidateOptions, validateText } from "../../src/validate/index.js";
+import { rules } from "../../src/validate/rules/index.js";
+
+/** A spec from lines; the first line is line 1. */
+const lines = (...l: string[]) => `${l.join("\n")}\n`;
+
+function run(text: string, options: ValidateOptions = {}): Diagnostic[] {
+  return validateText("spec.yaml", text, options).diagnostics;
+}
+
+function ofCode(text: string, code: DiagnosticCode, options: ValidateOptions = {}): Diagnostic[] {
+  return run(text, options).filter((d) => d.code === code);
+}
+
+const where = (d: Diagnostic | undefined) => (d ? [d.line, d.column] : undefined);
+
+/** One http source `in` (rate optional) feeding `first`, then the services given as YAML lines. */
+function pipeline(rate: string | number | null, services: string[], extra: string[] = []): string {
+  return lines(
+    "mbc: 1",
+    "name: t",
+    "sources:",
+    "  in:",
+    "    type: http",
+    "    port: 8080",
+    ...(rate === null ? [] : [`    rate: ${rate}`]),
+    "    to: first",
+    "services:",
+    ...services,
+    ...extra,
+  );
+}
+
+/** A single service `first` with the given extra lines (indented under it). */
+function single(rate: string | number | null, body: string[], extra: string[] = []): string {
+  return pipeline(rate, ["  first:", "    handler: builtin:log", ...body.map((l) => `    ${l}`)], extra);
+}
+
+describe("every semantic rule is covered here", () => {
+  const covered: DiagnosticCode[] = [
+    "unknown-reference",
+    "name-clash",
+    "cycle",
+    "unreachable",
+    "port-conflict",
+    "handler-not-found",
+    "handler-outside",
+    "unknown-builtin",
+    "overloaded",
+    "low-headroom",
+    "weight-capacity-mismatch",
+    "retry-storm",
+    "timeout-inversion",
+    "ttl-heartbeat",
+  ];
+  it("lists the same codes as the rule registry", () => {
+    expect([...covered].sort()).toEqual(Object.keys(rules).sort());
+  });
+
+  it("gives each rule its contract severity", () => {
+    const warnings = ["unreachable", "low-headroom", "weight-capacity-mismatch", "retry-storm", "timeout-inversion"];
+    for (const [code, rule] of Object.entries(rules)) {
+      expect(rule.code).toBe(code);
+      expect(rule.severity, code).toBe(warnings.includes(code) ? "warning" : "error");
+    }
+  });
+});
+
+describe("unknown-reference", () => {
+  it("a source's `to`", () => {
+    const text = lines(
+      "mbc: 1",
+      "name: t",
+      "sources:",
+      "  in:",
+      "    type: http",
+      "    port: 8080",
+      "    to: frist",
+      "services:",
+      "  first:",
+      "    handler: builtin:log",
+    );
+    const found = ofCode(text, "unknown-reference");
+    expect(found.map(where)).toEqual([[7, 9]]);
+    expect(found[0]?.severity).toBe("error");
+    expect(found[0]?.hint).toContain('"first"');
+  });
+
+  it("an item of a service's `to` list, and a single `to`", () => {
+    const list = pipeline(null, ["  first:", "    handler: builtin:log", "    to: [second, ghost]", "  second:", "    handler: builtin:log"]);
+    expect(ofCode(list, "unknown-reference").map(where)).toEqual([[11, 18]]);
+    const one = pipeline(null, ["  first:", "    handler: builtin:log", "    to: ghost"]);
+    expect(ofCode(one, "unknown-reference").map(where)).toEqual([[11, 9]]);
+  });
+
+  it("a source named as a `to`", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: in"]);
+    const found = ofCode(text, "unknown-reference");
+    expect(found).toHaveLength(1);
+    expect(found[0]?.hint).toContain("source");
+  });
+
+  it("an overlay naming a service that does not exist, selected or not", () => {
+    const text = single(null, [], ["environments:", "  prod:", "    services:", "      ghost:", "        timeout: 1s"]);
+    expect(ofCode(text, "unknown-reference").map(where)).toEqual([[14, 7]]);
+  });
+
+  it("a fault naming no such service, or no such instance", () => {
+    const text = single(
+      null,
+      ["instances: 2"],
+      [
+        "simulation:",
+        "  faults:",
+        "    - {service: ghost, instance: 0, at: 1s, duration: 1s}",
+        "    - {service: first, instance: 2, at: 1s, duration: 1s}",
+        "    - {service: first, instance: 1, at: 1s, duration: 1s}",
+      ],
+    );
+    expect(ofCode(text, "unknown-reference").map(where)).toEqual([
+      [14, 17],
+      [15, 34],
+    ]);
+  });
+});
+
+describe("name-clash", () => {
+  it("a service named like a source, at the service's key", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: in", "  in:", "    handler: builtin:log"]);
+    const found = ofCode(text, "name-clash");
+    expect(found.map(where)).toEqual([[12, 3]]);
+    expect(found[0]?.severity).toBe("error");
+  });
+});
+
+describe("cycle", () => {
+  it("lists the cycle and is reported once", () => {
+    const text = pipeline(null, [
+      "  first:", // 9
+      "    handler: builtin:log",
+      "    to: b", // 11
+      "  b:",
+      "    handler: builtin:log",
+      "    to: [c]", // 14
+      "  c:",
+      "    handler: builtin:log",
+      "    to: [b, d]", // 17
+      "  d:",
+      "    handler: builtin:log",
+    ]);
+    const found = ofCode(text, "cycle");
+    expect(found).toHaveLength(1);
+    expect(found[0]?.severity).toBe("error");
+    expect(where(found[0])).toEqual([17, 10]);
+    expect(found[0]?.message).toContain("b → c → b");
+  });
+
+  it("a longer cycle, entered from the source, closed by a single `to`", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    to: second",
+      "  second:",
+      "    handler: builtin:log",
+      "    to: third",
+      "  third:",
+      "    handler: builtin:log",
+      "    to: first", // 17
+    ]);
+    const found = ofCode(text, "cycle");
+    expect(found).toHaveLength(1);
+    expect(where(found[0])).toEqual([17, 9]);
+    expect(found[0]?.message).toContain("first → second → third → first");
+  });
+
+  it("a service that sends to itself", () => {
+    const text = single(null, ["to: first"]);
+    const found = ofCode(text, "cycle");
+    expect(found).toHaveLength(1);
+    expect(found[0]?.message).toContain("first → first");
+  });
+
+  it("two separate cycles are two findings", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    to: [a, c]",
+      "  a:",
+      "    handler: builtin:log",
+      "    to: b",
+      "  b:",
+      "    handler: builtin:log",
+      "    to: a",
+      "  c:",
+      "    handler: builtin:log",
+      "    to: d",
+      "  d:",
+      "    handler: builtin:log",
+      "    to: c",
+    ]);
+    expect(ofCode(text, "cycle")).toHaveLength(2);
+  });
+
+  it("a diamond is not a cycle", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    to: [a, b]",
+      "  a:",
+      "    handler: builtin:log",
+      "    to: c",
+      "  b:",
+      "    handler: builtin:log",
+      "    to: c",
+      "  c:",
+      "    handler: builtin:log",
+    ]);
+    expect(ofCode(text, "cycle")).toEqual([]);
+  });
+});
+
+describe("unreachable", () => {
+  it("a service that no source leads to, at its key", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "  lonely:", "    handler: builtin:log", "    to: first"]);
+    const found = ofCode(text, "unreachable");
+    expect(found.map(where)).toEqual([[11, 3]]);
+    expect(found[0]?.severity).toBe("warning");
+  });
+
+  it("everything below an unreachable service too, and not what a source reaches", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "  a:", "    handler: builtin:log", "    to: b", "  b:", "    handler: builtin:log"]);
+    expect(ofCode(text, "unreachable").map(where)).toEqual([
+      [11, 3],
+      [14, 3],
+    ]);
+  });
+});
+
+describe("port-conflict", () => {
+  it("overlapping instance ranges", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    port: 9000",
+      "    instances: 3", // 9000–9002
+      "    to: second",
+      "  second:",
+      "    handler: builtin:log",
+      "    port: 9002", // 16
+    ]);
+    const found = ofCode(text, "port-conflict");
+    expect(found.map(where)).toEqual([[16, 11]]);
+    expect(found[0]?.severity).toBe("error");
+    expect(found[0]?.message).toContain("9002");
+  });
+
+  it("adjacent ranges are fine", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    port: 9000",
+      "    instances: 3",
+      "    to: second",
+      "  second:",
+      "    handler: builtin:log",
+      "    port: 9003",
+    ]);
+    expect(ofCode(text, "port-conflict")).toEqual([]);
+  });
+
+  it("a range that covers the port of a source", () => {
+    const text = single(null, ["port: 8079", "instances: 2"]);
+    expect(ofCode(text, "port-conflict").map(where)).toEqual([[11, 11]]);
+  });
+
+  it("the registry's default port", () => {
+    const text = single(null, ["port: 7400"]);
+    expect(ofCode(text, "port-conflict").map(where)).toEqual([[11, 11]]);
+  });
+
+  it("a source on the registry's declared port", () => {
+    const text = lines(
+      "mbc: 1",
+      "name: t",
+      "registry:",
+      "  port: 8080",
+      "sources:",
+      "  in:",
+      "    type: http",
+      "    port: 8080", // 8
+      "    to: first",
+      "services:",
+      "  first:",
+      "    handler: builtin:log",
+    );
+    expect(ofCode(text, "port-conflict").map(where)).toEqual([[8, 11]]);
+  });
+
+  it("assigned ports never conflict", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    instances: 4",
+      "    to: b",
+      "  b:",
+      "    handler: builtin:log",
+      "    port: 9102",
+    ]);
+    expect(ofCode(text, "port-conflict")).toEqual([]);
+  });
+});
+
+describe("handler-not-found", () => {
+  const text = pipeline(null, ["  first:", "    handler: ./handlers/there.mjs", "    to: second", "  second:", "    handler: ./handlers/../missing.mjs"]);
+
+  it("is skipped without a file system", () => {
+    expect(ofCode(text, "handler-not-found")).toEqual([]);
+  });
+
+  it("asks for the normalised path and reports at the handler", () => {
+    const asked: string[] = [];
+    const fileExists = (p: string) => {
+      asked.push(p);
+      return p === "handlers/there.mjs";
+    };
+    const found = ofCode(text, "handler-not-found", { fileExists });
+    expect(asked.sort()).toEqual(["handlers/there.mjs", "missing.mjs"]);
+    expect(found.map(where)).toEqual([[13, 14]]);
+    expect(found[0]?.severity).toBe("error");
+  });
+
+  it("does not ask about builtins or handlers outside the folder", () => {
+    const asked: string[] = [];
+    const t = pipeline(null, ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: ../outside.mjs"]);
+    ofCode(t, "handler-not-found", {
+      fileExists: (p) => {
+        asked.push(p);
+        return false;
+      },
+    });
+    expect(asked).toEqual([]);
+  });
+});
+
+describe("handler-outside", () => {
+  it.each(["../x.mjs", "./a/../../x.mjs"])("%s leaves the spec's folder", (handler) => {
+    const text = pipeline(null, ["  first:", `    handler: ${handler}`]);
+    const found = ofCode(text, "handler-outside");
+    expect(found.map(where)).toEqual([[10, 14]]);
+    expect(found[0]?.severity).toBe("error");
+  });
+
+  it("./a/../x.mjs stays inside", () => {
+    expect(ofCode(pipeline(null, ["  first:", "    handler: ./a/../x.mjs"]), "handler-outside")).toEqual([]);
+  });
+});
+
+describe("unknown-builtin", () => {
+  it("reports the handler with a did-you-mean", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:jsonl-snk"]);
+    const found = ofCode(text, "unknown-builtin");
+    expect(found.map(where)).toEqual([[10, 14]]);
+    expect(found[0]?.hint).toContain("builtin:jsonl-sink");
+  });
+
+  it.each(["passthrough", "jsonl-sink", "log"])("builtin:%s is known", (name) => {
+    expect(ofCode(pipeline(null, ["  first:", `    handler: builtin:${name}`]), "unknown-builtin")).toEqual([]);
+  });
+});
+
+describe("capacity rules", () => {
+  const capacityCodes = ["overloaded", "low-headroom", "weight-capacity-mismatch"];
+  const capacity = (text: string) => run(text).filter((d) => capacityCodes.includes(d.code));
+  const summary = (text: string) => capacity(text).map((d) => [d.code, d.severity, d.line, d.column]);
+
+  describe("overloaded and low-headroom", () => {
+    it("utilisation exactly 1.0 is overloaded (and not low-headroom)", () => {
+      expect(summary(single(1000, ["capacity: 1000"]))).toEqual([["overloaded", "error", 10, 3]]);
+    });
+
+    it("above 1.0 is overloaded", () => {
+      expect(summary(single(1500, ["capacity: 1000"]))).toEqual([["overloaded", "error", 10, 3]]);
+    });
+
+    it("just below 1.0 is low-headroom", () => {
+      expect(summary(single(999, ["capacity: 1000"]))).toEqual([["low-headroom", "warning", 10, 3]]);
+    });
+
+    it("exactly 0.8 is low-headroom", () => {
+      expect(summary(single(800, ["capacity: 1000"]))).toEqual([["low-headroom", "warning", 10, 3]]);
+    });
+
+    it("0.8 is low-headroom even where floating point gives 0.7999…", () => {
+      expect(2.4 / 3).toBeLessThan(0.8);
+      expect(summary(single(2.4, ["capacity: 3"]))).toEqual([["low-headroom", "warning", 10, 3]]);
+      // The design example's instance 0: 2/3 of 2400/s against 2000/s.
+      const example = capacity(single(2400, ["capacity: 2000", "instances: [{weight: 2}, {weight: 1}]"]));
+      expect(example.filter((d) => d.code === "low-headroom")).toHaveLength(1);
+    });
+
+    it("1.0 is overloaded even where floating point gives 0.999…", () => {
+      // Three equal instances: a share of 1/3 of 3000/s against 1000/s.
+      expect(summary(single(3000, ["capacity: 1000", "instances: 3"]))).toEqual([["overloaded", "error", 10, 3]]);
+      expect(summary(single(0.3, ["capacity: 0.3"]))).toEqual([["overloaded", "error", 10, 3]]);
+    });
+
+    it("below 0.8 says nothing", () => {
+      expect(summary(single(799, ["capacity: 1000"]))).toEqual([]);
+    });
+
+    it("takes expected retries into account", () => {
+      // 700/s × (1 + 0.2 + 0.04) = 868 attempts/s against 1000/s.
+      expect(summary(single(700, ["capacity: 1000"], ["simulation:", "  failureRate: 0.2"]))).toEqual([["low-headroom", "warning", 10, 3]]);
+    });
+
+    it("reports the most loaded instance once per service", () => {
+      const found = capacity(single(1800, ["instances: [{capacity: 1000}, {capacity: 1000}, {capacity: 5000}]"]));
+      expect(found.filter((d) => d.code === "overloaded")).toHaveLength(0);
+      expect(found.filter((d) => d.code === "low-headroom")).toHaveLength(0);
+      const heavy = capacity(single(3000, ["instances: [{capacity: 1000}, {capacity: 1000}, {capacity: 5000}]"]));
+      expect(heavy.filter((d) => d.code === "overloaded")).toHaveLength(1);
+    });
+  });
+
+  describe("weight-capacity-mismatch", () => {
+    // Round-robin over capacities a and b: |sᵢ − L| = 25 % of L exactly when b/a = 5/3.
+    it("exactly 25 % is fine", () => {
+      expect(summary(single(200, ["instances: [{capacity: 300}, {capacity: 500}]"]))).toEqual([]);
+      expect(summary(single(2, ["instances: [{capacity: 3}, {capacity: 5}]"]))).toEqual([]);
+    });
+
+    it("exactly 25 % is fine where floating point lands above it", () => {
+      const s0 = 0.1 / 0.3;
+      const s1 = 0.1 / 0.5;
+      const L = (s0 + s1) / 2;
+      expect(Math.abs(s1 - L)).toBeGreaterThan(0.25 * L);
+      expect(summary(single(0.2, ["instances: [{capacity: 0.3}, {capacity: 0.5}]"]))).toEqual([]);
+    });
+
+    it("just above 25 % warns, once, at the service's key", () => {
+      expect(summary(single(200, ["instances: [{capacity: 300}, {capacity: 501}]"]))).toEqual([["weight-capacity-mismatch", "warning", 10, 3]]);
+    });
+
+    it("weights proportional to capacities are fine", () => {
+      expect(summary(single(300, ["instances: [{weight: 1, capacity: 500}, {weight: 2, capacity: 1000}]"]))).toEqual([]);
+    });
+
+    it("the design example's 2:1 weights on equal capacities", () => {
+      expect(summary(single("2400/s", ["capacity: 2000/s", "instances: [{weight: 2}, {weight: 1}]"]))).toEqual([
+        ["low-headroom", "warning", 10, 3],
+        ["weight-capacity-mismatch", "warning", 10, 3],
+      ]);
+    });
+  });
+
+  describe("silence where rate or capacity is unknown", () => {
+    it("no rate at the source", () => {
+      expect(summary(single(null, ["capacity: 1"]))).toEqual([]);
+    });
+
+    it("no capacity at the service", () => {
+      expect(summary(single(1_000_000, []))).toEqual([]);
+    });
+
+    it("an instance without capacity", () => {
+      expect(summary(single(1_000_000, ["instances: [{capacity: 1}, {weight: 1}]"]))).toEqual([]);
+    });
+
+    it("a second source without rate makes the total unknown", () => {
+      const text = lines(
+        "mbc: 1",
+        "name: t",
+        "sources:",
+        "  fast:",
+        "    type: generator",
+        "    rate: 1000000",
+        "    to: first",
+        "  unknown:",
+        "    type: http",
+        "    port: 8080",
+        "    to: first",
+        "services:",
+        "  first:",
+        "    handler: builtin:log",
+        "    capacity: 1",
+      );
+      expect(summary(text)).toEqual([]);
+    });
+
+    it("below a cycle", () => {
+      const text = pipeline(1_000_000, [
+        "  first:",
+        "    handler: builtin:log",
+        "    to: loop",
+        "  loop:",
+        "    handler: builtin:log",
+        "    capacity: 1",
+        "    to: first",
+      ]);
+      expect(summary(text)).toEqual([]);
+    });
+  });
+});
+
+describe("retry-storm", () => {
+  const stages = (n: number, maxRetries: number[] = Array(n).fill(2)) => {
+    const names = Array.from({ length: n }, (_, i) => (i === 0 ? "first" : `s${i}`));
+    return pipeline(
+      null,
+      names.flatMap((name, i) => [
+        `  ${name}:`,
+        "    handler: builtin:log",
+        `    retry: {maxRetries: ${maxRetries[i]}}`,
+        ...(i + 1 < n ? [`    to: ${names[i + 1]}`] : []),
+      ]),
+    );
+  };
+
+  it("two stages of maxRetries 2 (9) say nothing", () => {
+    expect(ofCode(stages(2), "retry-storm")).toEqual([]);
+  });
+
+  it("three stages of maxRetries 2 (27) warn once, where the product crosses 10", () => {
+    const found = ofCode(stages(3), "retry-storm");
+    expect(found).toHaveLength(1);
+    expect(found[0]?.severity).toBe("warning");
+    // first at line 9, s1 at 13, s2 at 17.
+    expect(where(found[0])).toEqual([17, 3]);
+    expect(found[0]?.message).toContain("27");
+  });
+
+  it("is not repeated further down", () => {
+    expect(ofCode(stages(5), "retry-storm")).toHaveLength(1);
+  });
+
+  it("exactly 10 says nothing; 11 in one stage warns", () => {
+    expect(ofCode(stages(2, [4, 1]), "retry-storm")).toEqual([]);
+    expect(ofCode(stages(1, [10]), "retry-storm").map(where)).toEqual([[9, 3]]);
+  });
+
+  it("uses the defaults' retry", () => {
+    const text = pipeline(
+      null,
+      ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log"],
+      ["defaults:", "  retry:", "    maxRetries: 3"],
+    );
+    // 4 × 4 = 16.
+    expect(ofCode(text, "retry-storm").map(where)).toEqual([[12, 3]]);
+  });
+
+  it("follows the worst branch of a fan-out", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    retry: {maxRetries: 2}",
+      "    to: [calm, stormy]",
+      "  calm:",
+      "    handler: builtin:log",
+      "    retry: {maxRetries: 0}",
+      "  stormy:",
+      "    handler: builtin:log",
+      "    retry: {maxRetries: 3}",
+    ]);
+    expect(ofCode(text, "retry-storm").map(where)).toEqual([[16, 3]]);
+  });
+});
+
+describe("timeout-inversion", () => {
+  // Downstream: timeout 1s, 2 retries, 100ms exponential ×2 → 3 × 1000 + 100 + 200 = 3300ms.
+  const chain = (upstream: string) =>
+    pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      `    timeout: ${upstream}`, // 11
+      "    to: second",
+      "  second:",
+      "    handler: builtin:log",
+      "    timeout: 1s",
+      "    retry: {maxRetries: 2, interval: 100ms}",
+    ]);
+
+  it("equal to the worst case is fine", () => {
+    expect(ofCode(chain("3300ms"), "timeout-inversion")).toEqual([]);
+    expect(ofCode(chain("3.3s"), "timeout-inversion")).toEqual([]);
+  });
+
+  it("one millisecond shorter warns, at the upstream timeout", () => {
+    const found = ofCode(chain("3299ms"), "timeout-inversion");
+    expect(found.map(where)).toEqual([[11, 14]]);
+    expect(found[0]?.severity).toBe("warning");
+  });
+
+  it("caps waits at maxInterval and counts constant backoff", () => {
+    const text = (timeout: string, retry: string) =>
+      pipeline(null, [
+        "  first:",
+        "    handler: builtin:log",
+        `    timeout: ${timeout}`,
+        "    to: second",
+        "  second:",
+        "    handler: builtin:log",
+        "    timeout: 1s",
+        `    retry: ${retry}`,
+      ]);
+    // 4 × 1000 + 100 + 200 + min(400, 250) = 4550.
+    expect(ofCode(text("4550ms", "{maxRetries: 3, interval: 100ms, maxInterval: 250ms}"), "timeout-inversion")).toEqual([]);
+    expect(ofCode(text("4549ms", "{maxRetries: 3, interval: 100ms, maxInterval: 250ms}"), "timeout-inversion")).toHaveLength(1);
+    // 3 × 1000 + 2 × 100 = 3200.
+    expect(ofCode(text("3200ms", "{maxRetries: 2, interval: 100ms, backoff: constant}"), "timeout-inversion")).toEqual([]);
+    expect(ofCode(text("3199ms", "{maxRetries: 2, interval: 100ms, backoff: constant}"), "timeout-inversion")).toHaveLength(1);
+  });
+
+  it("points at the default timeout when the upstream inherits it", () => {
+    const text = pipeline(
+      null,
+      ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log", "    timeout: 1s"],
+      ["defaults:", "  timeout: 2s"],
+    );
+    expect(ofCode(text, "timeout-inversion").map(where)).toEqual([[16, 12]]);
+  });
+
+  it("points at the service's key when nothing sets its timeout", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log"]);
+    // 2s against 3 × 2s + 300ms.
+    expect(ofCode(text, "timeout-inversion").map(where)).toEqual([[9, 3]]);
+  });
+});
+
+describe("ttl-heartbeat", () => {
+  const registry = (heartbeat: string, ttl: string | null) =>
+    lines(
+      "mbc: 1",
+      "name: t",
+      "registry:",
+      `  heartbeat: ${heartbeat}`,
+      ...(ttl === null ? [] : [`  ttl: ${ttl}`]),
+      "sources:",
+      "  in:",
+      "    type: http",
+      "    port: 8080",
+      "    to: first",
+      "services:",
+      "  first:",
+      "    handler: builtin:log",
+    );
+
+  it("equal is an error, at the ttl", () => {
+    const found = ofCode(registry("1s", "1000ms"), "ttl-heartbeat");
+    expect(found.map(where)).toEqual([[5, 8]]);
+    expect(found[0]?.severity).toBe("error");
+  });
+
+  it("shorter is an error", () => {
+    expect(ofCode(registry("2s", "1s"), "ttl-heartbeat")).toHaveLength(1);
+  });
+
+  it("longer is fine", () => {
+    expect(ofCode(registry("1s", "1001ms"), "ttl-heartbeat")).toEqual([]);
+  });
+
+  it("a heartbeat above the default ttl is reported at the heartbeat", () => {
+    expect(ofCode(registry("3s", null), "ttl-heartbeat").map(where)).toEqual([[4, 14]]);
+  });
+});
+
+describe("a clean spec", () => {
+  it("has no diagnostics at all", () => {
+    const text = pipeline("100/s", [
+      "  first:",
+      "    handler: builtin:passthrough",
+      "    capacity: 1000/s",
+      "    timeout: 10s",
+      "    to: [a, b]",
+      "  a:",
+      "    handler: builtin:jsonl-sink",
+      "    capacity: 1000",
+      "  b:",
+      "    handler: builtin:log",
+      "    capacity: 1000",
+    ]);
+    expect(run(text)).toEqual([]);
+  });
+});

@@ -1,0 +1,81 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { heapLimitMiB, planChildren, restartDelayMs, restartPolicyOf } from "../../src/runtime/supervisor.js";
+import { cleanupAll, makeSystem } from "../helpers/runtime.js";
+
+function spec(port: number): string {
+  return `mbc: 1
+name: sup-test
+registry:
+  port: ${port}
+  heartbeat: 100ms
+  ttl: 500ms
+sources:
+  in:
+    type: http
+    port: ${port + 1}
+    to: work
+services:
+  work:
+    handler: builtin:passthrough
+    instances: 2
+    port: ${port + 2}
+    timeout: 300ms
+    retry:
+      maxRetries: 1
+      interval: 100ms
+      multiplier: 3
+      maxInterval: 1s
+    to: sink
+  sink:
+    handler: builtin:jsonl-sink
+    config:
+      path: ./out.jsonl
+    port: ${port + 4}
+    timeout: 300ms
+    retry:
+      backoff: constant
+      interval: 150ms
+    env:
+      GREETING: hello
+    resources:
+      memory: 256Mi
+`;
+}
+
+afterAll(() => cleanupAll());
+
+describe("the supervisor's plan", () => {
+  it("starts the registry, then services sinks first, then sources; stops in the reverse direction of the flow", () => {
+    const { model } = makeSystem(spec(7400));
+    const plans = planChildren(model);
+    expect(plans.map((p) => p.id)).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
+    expect(Object.fromEntries(plans.map((p) => [p.id, p.stopStage]))).toEqual({
+      "source:in": 0,
+      "service:work/0": 1,
+      "service:work/1": 1,
+      "service:sink/0": 2,
+      registry: 3,
+    });
+    const sink = plans.find((p) => p.id === "service:sink/0");
+    expect(sink).toMatchObject({
+      args: ["--role", "service", "--name", "sink", "--instance", "0"],
+      env: { GREETING: "hello" },
+      execArgv: ["--max-old-space-size=192"],
+    });
+    expect(plans.find((p) => p.id === "source:in")?.args).toEqual(["--role", "source", "--name", "in"]);
+    expect(plans.find((p) => p.id === "registry")?.args).toEqual(["--role", "registry"]);
+  });
+
+  it("backs restarts off as the service's retry says, capped, never below 50 ms", () => {
+    const { model } = makeSystem(spec(7400));
+    const work = restartPolicyOf(model.services[0] as never);
+    expect(work).toEqual({ intervalMs: 100, multiplier: 3, maxIntervalMs: 1000 });
+    expect([0, 1, 2, 3, 4].map((k) => restartDelayMs(work, k))).toEqual([100, 300, 900, 1000, 1000]);
+    const sink = restartPolicyOf(model.services[1] as never);
+    expect([0, 1, 5].map((k) => restartDelayMs(sink, k))).toEqual([150, 150, 150]);
+    expect(restartDelayMs({ intervalMs: 0, multiplier: 2, maxIntervalMs: 5000 }, 0)).toBe(50);
+    expect(restartDelayMs({ intervalMs: 100, multiplier: 10, maxIntervalMs: 5000 }, 10_000)).toBe(5000);
+    expect(heapLimitMiB(1024 * 1024 * 1024)).toBe(768);
+    expect(heapLimitMiB(1000)).toBe(16);
+  });
+});
