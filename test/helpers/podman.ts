@@ -29,6 +29,9 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 `;
 
+/** Where podman looks for the container init binary (`init: true`). */
+export const PODMAN_INIT = "/usr/libexec/podman/catatonit";
+
 export interface Podman {
   /** The folder holding containers.conf, the service socket and anything else of the run. */
   dir: string;
@@ -53,6 +56,10 @@ export function podmanTool(name: string, also: readonly string[], extra: () => s
     }
     const runc = spawnSync("sh", ["-c", "command -v runc"], { encoding: "utf8" });
     if (runc.status !== 0) return "runc is not installed (Debian: apt-get install runc)";
+    // Compose's `init: true` runs podman's container init, which the Docker-compatible API
+    // looks for at podman's default path only (containers.conf's init_path is not read there).
+    // Debian's podman recommends catatonit | tini | dumb-init, so it is often missing.
+    if (!existsSync(PODMAN_INIT)) return `${PODMAN_INIT} is missing (Debian: apt-get install catatonit)`;
     return extra();
   });
 }
