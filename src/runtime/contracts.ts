@@ -120,4 +120,12 @@ export interface RoleHandle {
   drain(deadlineMs: number): Promise<void>;
 }
 
+/** What a role process tells its supervisor over IPC once it listens. */
+export interface StartedMessage {
+  type: "mbc:started";
+  port: number;
+  /** The URL others reach it at. */
+  url: string;
+}
+
 export type { Model, ServiceModel };

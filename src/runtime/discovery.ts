@@ -10,6 +10,7 @@
  * `instances(service)` returns the same (frozen) array until that service's view changes, so a
  * caller can tell a change by identity. `onChange` is told after each change of the view.
  */
+import { type Clock, systemClock, type TimerHandle } from "./clock.js";
 import type { Discovery, InstanceEndpoint, Logger } from "./contracts.js";
 import { bearer, createHttpClient, type HttpClient } from "./http.js";
 
@@ -24,6 +25,7 @@ export interface DiscoveryOptions {
   client?: HttpClient;
   /** Timeout of one poll (default: the interval, at least 1 s). */
   timeoutMs?: number;
+  clock?: Clock;
 }
 
 export type DiscoveryView = ReadonlyMap<string, readonly InstanceEndpoint[]>;
@@ -83,11 +85,12 @@ interface Waiter {
   services: readonly string[];
   resolve(): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
   const { registryUrl, token, intervalMs, log } = options;
+  const clock = options.clock ?? systemClock;
   const ownClient = options.client === undefined;
   const client = options.client ?? createHttpClient({ maxSockets: 2 });
   const timeoutMs = options.timeoutMs ?? Math.max(intervalMs, 1000);
@@ -98,7 +101,7 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
   let connected = false;
   let closed = false;
   let inFlight: Promise<boolean> | null = null;
-  let timer: NodeJS.Timeout | null = null;
+  let timer: TimerHandle | null = null;
   // An outage is logged when it starts and when it ends, not on every poll.
   let failing = false;
   const listeners = new Set<(view: DiscoveryView) => void>();
@@ -110,7 +113,7 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
     for (const w of waiters) {
       if (hasAll(w.services)) {
         waiters.delete(w);
-        clearTimeout(w.timer);
+        clock.clearTimer(w.timer);
         w.resolve();
       }
     }
@@ -194,8 +197,7 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
     if (closed) return;
     refresh().finally(() => {
       if (closed) return;
-      timer = setTimeout(loop, intervalMs);
-      timer.unref();
+      timer = clock.setTimer(loop, intervalMs);
     });
   };
   loop();
@@ -221,7 +223,7 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
           services,
           resolve,
           reject,
-          timer: setTimeout(() => {
+          timer: clock.setTimer(() => {
             waiters.delete(waiter);
             const missing = services.filter((s) => (view.get(s)?.length ?? 0) === 0);
             reject(new Error(`no live instance of ${missing.join(", ")} within ${waitMs} ms`));
@@ -233,9 +235,9 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
     close() {
       if (closed) return;
       closed = true;
-      if (timer) clearTimeout(timer);
+      if (timer !== null) clock.clearTimer(timer);
       for (const w of waiters) {
-        clearTimeout(w.timer);
+        clock.clearTimer(w.timer);
         w.reject(new Error("discovery is closed"));
       }
       waiters.clear();

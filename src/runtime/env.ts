@@ -216,7 +216,8 @@ export function checkSystem(value: unknown, path: string): SystemFile {
     const registry = model.registry;
     if (!isObject(registry)) at("model.registry", "expected an object");
     else {
-      num(registry.port, "model.registry.port", 1);
+      // 0: any free port (the supervisor tells the other processes which); tests run so.
+      num(registry.port, "model.registry.port", 0);
       num(registry.heartbeatMs, "model.registry.heartbeatMs", 1);
       num(registry.ttlMs, "model.registry.ttlMs", 1);
     }
@@ -398,24 +399,32 @@ export function downstreamOf(role: RoleSpec): string[] {
   return [];
 }
 
-/** The port a process listens on: the registry's, an http source's, an instance's; else MBC_PORT, else 0 (ephemeral). */
-export function listenPort(model: Model, role: RoleSpec, envPort: number | null = null): number {
-  let port: number | null;
+/**
+ * The port the spec gives a process: the registry's, an http source's, an instance's (`port + K`
+ * unless the instance has its own); null for a process it gives none (a file or generator
+ * source). 0 means any free port: a system.json may say so (tests of the runtime run that way).
+ */
+export function configuredPort(model: Model, role: RoleSpec): number | null {
   switch (role.kind) {
     case "registry":
-      port = model.registry.port;
-      break;
+      return model.registry.port;
     case "source":
-      port = role.source.type === "http" ? role.source.port : null;
-      break;
+      return role.source.type === "http" ? role.source.port : null;
     case "service":
-      port = role.service.instances[role.instance]?.port ?? role.service.port + role.instance;
-      break;
+      return role.service.instances[role.instance]?.port ?? role.service.port + role.instance;
     case "supervisor":
-      // Its children each take their own port: MBC_PORT is not passed on to them.
-      return 0;
+      return null;
   }
-  if (port === null) return envPort ?? 0;
+}
+
+/**
+ * The port a process listens on: the one the spec gives it; else MBC_PORT, else 0 (ephemeral).
+ * The supervisor listens on none: its children each take their own.
+ */
+export function listenPort(model: Model, role: RoleSpec, envPort: number | null = null): number {
+  if (role.kind === "supervisor") return 0;
+  const port = configuredPort(model, role);
+  if (port === null || port === 0) return envPort ?? 0;
   if (envPort !== null && envPort !== port) {
     throw new RuntimeConfigError(`MBC_PORT=${envPort}, but the spec gives this process port ${port}: unset MBC_PORT, or change the port in the spec`);
   }

@@ -40,7 +40,8 @@
  * `runRole` adds the signal and crash handlers; `runMain` is the entry of mbc-runtime.mjs.
  */
 import type { Model } from "../model/types.js";
-import type { Logger, RoleHandle, RuntimeEnv, SystemFile } from "./contracts.js";
+import { type Clock, systemClock, type TimerHandle } from "./clock.js";
+import type { Logger, RoleHandle, RuntimeEnv, StartedMessage, SystemFile } from "./contracts.js";
 import { createDiscovery, type DiscoveryClient } from "./discovery.js";
 import {
   downstreamOf,
@@ -77,6 +78,8 @@ export interface RoleContext {
   readonly discovery: DiscoveryClient;
   /** True from the moment shutdown begins. */
   isDraining(): boolean;
+  /** The clock of timers, heartbeats, TTLs and polls (a manual one in unit tests). */
+  readonly clock: Clock;
 }
 
 export interface StartInfo {
@@ -122,6 +125,7 @@ export interface HeartbeatOptions {
   heartbeatMs: number;
   ttlMs: number;
   log: Logger;
+  clock?: Clock;
 }
 
 export interface Heartbeat {
@@ -144,6 +148,7 @@ export function heartbeatDelayMs(heartbeatMs: number, failures: number): number 
 
 export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   const { client, registryUrl, token, service, instance, body, heartbeatMs, ttlMs, log } = options;
+  const clock = options.clock ?? systemClock;
   const url = `${registryUrl}/v1/instances/${encodeURIComponent(service)}/${instance}`;
   // Long enough for a busy registry, short enough that the next beat is not delayed much.
   const timeoutMs = Math.max(heartbeatMs, 1000);
@@ -152,7 +157,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   let everRegistered = false;
   let lastOutageLog = Number.NEGATIVE_INFINITY;
   let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
+  let timer: TimerHandle | null = null;
   let current: Promise<void> | null = null;
 
   const beat = async () => {
@@ -160,14 +165,14 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
       const res = await client.request("PUT", url, { json: body, headers: bearer(token), timeoutMs });
       if (res.status !== 200)
         throw new Error(res.status === 401 ? "the registry refused the token (MBC_TOKEN)" : `HTTP ${res.status} ${res.body.toString("utf8").slice(0, 200)}`);
-      lastOk = Date.now();
+      lastOk = clock.now();
       if (!everRegistered) log.info("registered", { registry: registryUrl, url: body.url });
       else if (failures > 0) log.info("registry reachable again: registered", { registry: registryUrl, failures });
       everRegistered = true;
       failures = 0;
     } catch (err) {
       failures++;
-      const now = Date.now();
+      const now = clock.now();
       if (failures === 1 || now - lastOutageLog >= OUTAGE_LOG_EVERY_MS) {
         lastOutageLog = now;
         log.warn("heartbeat failed: retrying", { registry: registryUrl, failures, error: err instanceof Error ? err.message : String(err) });
@@ -180,17 +185,17 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
     current = beat().finally(() => {
       current = null;
       if (stopped) return;
-      timer = setTimeout(loop, heartbeatDelayMs(heartbeatMs, failures));
+      timer = clock.setTimer(loop, heartbeatDelayMs(heartbeatMs, failures));
     });
   };
   loop();
 
   return {
-    registered: () => Date.now() - lastOk <= ttlMs,
+    registered: () => clock.now() - lastOk <= ttlMs,
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (timer) clearTimeout(timer);
+      if (timer !== null) clock.clearTimer(timer);
       // A PUT still in flight could land after the DELETE and register us again.
       if (current) await current;
       try {
@@ -215,6 +220,7 @@ export interface StartRoleOptions {
   factory: RoleFactory;
   log?: Logger;
   metrics?: RuntimeMetrics;
+  clock?: Clock;
 }
 
 export interface RunningRole {
@@ -236,6 +242,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   const identity = identityOf(spec);
   const log = options.log ?? createLogger(identity.fields);
   const metrics = options.metrics ?? createMetrics(identity.metrics);
+  const clock = options.clock ?? systemClock;
   const client = createHttpClient();
   let discovery: DiscoveryClient | null = null;
   let draining = false;
@@ -244,7 +251,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   let server: RunningServer | null = null;
 
   const getDiscovery = () => {
-    discovery ??= createDiscovery({ registryUrl: env.registryUrl, token: env.token, intervalMs: model.registry.heartbeatMs, log, client });
+    discovery ??= createDiscovery({ registryUrl: env.registryUrl, token: env.token, intervalMs: model.registry.heartbeatMs, log, client, clock });
     return discovery;
   };
   const ctx: RoleContext = {
@@ -259,6 +266,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
       return getDiscovery();
     },
     isDraining: () => draining,
+    clock,
   };
 
   const releaseClients = () => {
@@ -323,6 +331,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
       heartbeatMs: model.registry.heartbeatMs,
       ttlMs: model.registry.ttlMs,
       log,
+      clock,
     });
   }
   log.info("started", { port, url, bind: env.bind });
@@ -409,6 +418,16 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   } catch (err) {
     log.error("could not start", { error: err });
     process.exit(1);
+  }
+  // The supervisor learns where the process listens: the registry's URL for the others when its
+  // port is any free one, and the port a restarted child takes again.
+  if (process.send !== undefined) {
+    const message: StartedMessage = { type: "mbc:started", port: running.port, url: running.url };
+    try {
+      process.send(message);
+    } catch {
+      // The supervisor is gone: the disconnect handler stops this process.
+    }
   }
   if (stopReason !== null) running.shutdown(stopReason).then((code) => process.exit(code));
 }

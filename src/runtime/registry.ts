@@ -20,6 +20,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Gauge } from "prom-client";
 import type { Model } from "../model/types.js";
+import type { TimerHandle } from "./clock.js";
 import type { InstanceEndpoint, Logger } from "./contracts.js";
 import { HttpError, type Reply, type Route, type RouteRequest } from "./http.js";
 import type { Role, RoleContext } from "./process.js";
@@ -228,19 +229,24 @@ export function knownInstances(model: Model): Map<string, number> {
 
 /** The registry role, for the process scaffolding. */
 export function createRegistryRole(ctx: RoleContext): Role {
-  const { model, log } = ctx;
-  const table = new InstanceTable(model.registry.ttlMs, Date.now());
-  let sweeper: NodeJS.Timeout | null = null;
+  const { model, log, clock } = ctx;
+  const now = () => clock.now();
+  const table = new InstanceTable(model.registry.ttlMs, now());
+  let sweeper: TimerHandle | null = null;
+  let stopped = false;
 
+  // Expired instances are also dropped on every request; the sweep makes the expiry show in the log.
   const sweep = () => {
-    for (const gone of table.expire(Date.now())) {
+    if (stopped) return;
+    for (const gone of table.expire(now())) {
       log.warn("instance expired: no heartbeat within the ttl", { service: gone.service, instance: gone.instance, ttlMs: model.registry.ttlMs });
     }
+    sweeper = clock.setTimer(sweep, model.registry.heartbeatMs);
   };
 
   // Live instances per service, computed when scraped.
   const registry = ctx.metrics.registry;
-  const counts = () => table.counts(Date.now());
+  const counts = () => table.counts(now());
   new Gauge({
     name: "mbc_registry_instances",
     help: "Live (registered, not expired) instances per service.",
@@ -254,13 +260,13 @@ export function createRegistryRole(ctx: RoleContext): Role {
 
   return {
     // Look-ups keep working while the registry drains: other processes may still be finishing.
-    routes: registryRoutes({ table, known: knownInstances(model), token: ctx.env.token, log }).map((r) => ({ ...r, whileDraining: true })),
+    routes: registryRoutes({ table, known: knownInstances(model), token: ctx.env.token, log, now }).map((r) => ({ ...r, whileDraining: true })),
     start() {
-      sweeper = setInterval(sweep, model.registry.heartbeatMs);
-      sweeper.unref();
+      sweeper = clock.setTimer(sweep, model.registry.heartbeatMs);
     },
     async drain() {
-      if (sweeper) clearInterval(sweeper);
+      stopped = true;
+      if (sweeper !== null) clock.clearTimer(sweeper);
       sweeper = null;
     },
   };

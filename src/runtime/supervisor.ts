@@ -30,10 +30,17 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { stageGraph } from "../model/graph.js";
 import type { Model, ServiceModel } from "../model/types.js";
-import type { Logger, RuntimeEnv } from "./contracts.js";
-import { drainBudgetMs, type EnvVars, type RoleSpec, type RuntimeSetup } from "./env.js";
+import type { Logger, RuntimeEnv, StartedMessage } from "./contracts.js";
+import { configuredPort, drainBudgetMs, type EnvVars, type RoleSpec, type RuntimeSetup } from "./env.js";
 import { createHttpClient } from "./http.js";
 import { createLogger, formatLine, installCrashHandlers } from "./log.js";
+
+/** A child's "mbc:started" message (process.ts), checked. */
+export function isStartedMessage(value: unknown): value is StartedMessage {
+  if (typeof value !== "object" || value === null) return false;
+  const m = value as Record<string, unknown>;
+  return m.type === "mbc:started" && typeof m.port === "number" && Number.isInteger(m.port) && m.port > 0 && m.port < 65_536 && typeof m.url === "string";
+}
 
 export interface RestartPolicy {
   intervalMs: number;
@@ -142,6 +149,8 @@ export interface ChildStatus {
   state: ChildState;
   restarts: number;
   lastExit: { code: number | null; signal: NodeJS.Signals | null } | null;
+  /** Where it listened last, once it said. */
+  url: string | null;
 }
 
 export type SupervisorEvent =
@@ -192,9 +201,16 @@ interface Child {
   restartTimer: NodeJS.Timeout | null;
   /** Resolves when the current process has exited. */
   exited: Promise<void>;
+  /** Where it listened last (its "mbc:started" message); a restart takes the same port again. */
+  listening: StartedMessage | null;
 }
 
 const REGISTRY_WAIT_MS = 10_000;
+
+function variableSet(vars: EnvVars, key: string): boolean {
+  const value = vars[key];
+  return value !== undefined && value.trim() !== "";
+}
 
 export async function startSupervisor(options: SupervisorOptions): Promise<SupervisorHandle> {
   const { entry, env, model } = options;
@@ -253,8 +269,11 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     child.restartTimer = null;
     let proc: ChildProcess;
     try {
+      // A port the spec leaves to the system (0) is taken again on a restart, so that what
+      // reached the child before reaches it after.
+      const pinned = configuredPort(model, plan.spec) === 0 && child.listening !== null ? { MBC_PORT: String(child.listening.port) } : {};
       proc = spawn(process.execPath, [...(options.execArgv ?? []), ...plan.execArgv, entry, ...plan.args], {
-        env: { ...baseEnv, ...plan.env },
+        env: { ...baseEnv, ...plan.env, ...pinned },
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         detached: true,
       });
@@ -271,6 +290,12 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     });
     pipeLines(child, proc.stdout, "stdout");
     pipeLines(child, proc.stderr, "stderr");
+    proc.on("message", (message) => {
+      if (!isStartedMessage(message)) return;
+      child.listening = message;
+      log.info("child listening", { child: plan.id, port: message.port, url: message.url });
+      for (const wake of startedWaiters.splice(0)) wake();
+    });
     let done = false;
     const onGone = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
       if (done) return;
@@ -313,20 +338,41 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     }, delayMs);
   };
 
-  const waitForRegistry = async () => {
-    const client = createHttpClient({ maxSockets: 1 });
+  // Wakes whoever waits for a child's "mbc:started" message.
+  const startedWaiters: (() => void)[] = [];
+  let registryUrl = env.registryUrl;
+  // The registry on any free port (system.json's port 0) and no MBC_REGISTRY_URL: the children
+  // learn its URL from the supervisor once it has started.
+  const registryPortFree = model.registry.port === 0 && variableSet(vars, "MBC_REGISTRY_URL") === false;
+
+  const waitForRegistry = async (registry: Child) => {
     const deadline = Date.now() + REGISTRY_WAIT_MS;
+    if (registryPortFree) {
+      while (!stopping && registry.listening === null && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          startedWaiters.push(resolve);
+          setTimeout(resolve, 100).unref();
+        });
+      }
+      if (registry.listening === null) {
+        if (!stopping) log.warn("the registry did not say where it listens: starting the other children anyway");
+        return;
+      }
+      registryUrl = registry.listening.url;
+      baseEnv.MBC_REGISTRY_URL = registryUrl;
+    }
+    const client = createHttpClient({ maxSockets: 1 });
     try {
       while (!stopping && Date.now() < deadline) {
         try {
-          const res = await client.request("GET", `${env.registryUrl}/healthz`, { timeoutMs: 1000 });
+          const res = await client.request("GET", `${registryUrl}/healthz`, { timeoutMs: 1000 });
           if (res.status === 200) return;
         } catch {
           // Not listening yet.
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      if (!stopping) log.warn("the registry is not answering yet: starting the other children anyway", { registry: env.registryUrl });
+      if (!stopping) log.warn("the registry is not answering yet: starting the other children anyway", { registry: registryUrl });
     } finally {
       client.close();
     }
@@ -344,13 +390,14 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       lastExit: null,
       restartTimer: null,
       exited: Promise.resolve(),
+      listening: null,
     });
   }
   log.info("starting the system", { system: model.name, children: plans.length });
   for (const child of children.values()) {
     if (stopping) break;
     spawnChild(child);
-    if (child.plan.spec.kind === "registry") await waitForRegistry();
+    if (child.plan.spec.kind === "registry") await waitForRegistry(child);
   }
 
   const signalChild = (child: Child, signal: NodeJS.Signals) => {
@@ -418,7 +465,14 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
 
   return {
     children: () =>
-      [...children.values()].map((c) => ({ id: c.plan.id, pid: c.proc?.pid ?? null, state: c.state, restarts: c.restarts, lastExit: c.lastExit })),
+      [...children.values()].map((c) => ({
+        id: c.plan.id,
+        pid: c.proc?.pid ?? null,
+        state: c.state,
+        restarts: c.restarts,
+        lastExit: c.lastExit,
+        url: c.listening?.url ?? null,
+      })),
     pids() {
       const out: Record<string, number> = {};
       for (const c of children.values()) if (c.proc?.pid !== undefined) out[c.plan.id] = c.proc.pid;

@@ -31,10 +31,10 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { assertBuilt, examplePath, runMbc } from "./cli.js";
+import { freePortBlock } from "./ports.js";
 import { httpJson, type RuntimeChild, spawnRuntime, tempDir, waitUntil } from "./runtime.js";
 
 /** A spec as a plain object (parsed YAML). */
@@ -79,46 +79,10 @@ function instanceCount(service: Obj): number {
 
 export interface Ports {
   registry: number;
-  /** http sources. */
+  /** Sources: an http source takes records at its port (a spec gives the others none; under a supervisor they report the ephemeral port they serve health and metrics on). */
   sources: Record<string, number>;
   /** Each service's instance ports, instance 0 first. */
   services: Record<string, number[]>;
-}
-
-/** The first port the system hands out to outgoing connections (Linux: ip_local_port_range). */
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
-    if (Number.isInteger(low) && low > 1024) return low;
-  } catch {
-    // Not Linux: the IANA range starts at 49152, Linux's default at 32768.
-  }
-  return 32768;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolvePort) => {
-    const server = createServer();
-    server.once("error", () => resolvePort(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolvePort(true)));
-  });
-}
-
-/**
- * `count` consecutive free ports on 127.0.0.1, below the ephemeral range: a port probed free
- * there cannot be taken by an outgoing connection's local port before the system binds it (the
- * tests open thousands of loopback connections).
- */
-export async function freePortBlock(count: number): Promise<number> {
-  const low = 15_000;
-  const high = Math.max(low + 1000, Math.min(ephemeralLow(), 32_768)) - count;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = low + Math.floor(Math.random() * (high - low));
-    let ok = true;
-    for (let k = 0; k < count && ok; k++) ok = await portFree(base + k);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
 }
 
 /** Gives every fixed port of the spec (in place) a consecutive port probed free on 127.0.0.1. */
@@ -156,8 +120,15 @@ export interface E2ESystem {
   bundle: string;
   dataDir: string;
   stateDir: string;
-  ports: Ports;
-  /** The URL an http source takes records at. */
+  /**
+   * Where the processes of the running system listen, as its supervisor reported them (every
+   * process binds a port of the system's choosing: see buildSystem). A restart of the whole
+   * system gives new ports: read them after it.
+   */
+  readonly ports: Ports;
+  /** How many processes listen: the registry, each source, each service instance. */
+  readonly listeners: number;
+  /** The URL an http source takes records at (now). */
   sourceUrl(name: string): string;
   /** The base URL of every process: the registry, each http source, each service instance. */
   endpoints(): { id: string; url: string }[];
@@ -169,11 +140,11 @@ const systems = new Set<string>();
 
 /** The base URL of every process of a system with these ports: the registry, each http source, each service instance. */
 export function endpointsOf(ports: Ports): { id: string; url: string }[] {
-  const list = [{ id: "registry", url: `http://127.0.0.1:${ports.registry}` }];
+  const list = ports.registry > 0 ? [{ id: "registry", url: `http://127.0.0.1:${ports.registry}` }] : [];
   for (const [name, port] of Object.entries(ports.sources)) list.push({ id: `source:${name}`, url: `http://127.0.0.1:${port}` });
   for (const [name, instancePorts] of Object.entries(ports.services)) {
     instancePorts.forEach((port, k) => {
-      list.push({ id: `service:${name}/${k}`, url: `http://127.0.0.1:${port}` });
+      if (port !== undefined) list.push({ id: `service:${name}/${k}`, url: `http://127.0.0.1:${port}` });
     });
   }
   return list;
@@ -186,10 +157,11 @@ export function endpointsOf(ports: Ports): { id: string; url: string }[] {
 export async function writeSystem(
   spec: Spec,
   handlers: Record<string, string> = {},
+  options: { freePorts?: boolean } = {},
 ): Promise<{ root: string; specDir: string; specPath: string; ports: Ports }> {
   const root = tempDir("mbc-e2e-");
   systems.add(root);
-  const ports = await assignFreePorts(spec);
+  const ports = options.freePorts === false ? { registry: 0, sources: {}, services: {} } : await assignFreePorts(spec);
   const specDir = join(root, "spec");
   for (const [path, text] of Object.entries(handlers)) {
     mkdirSync(dirname(join(specDir, path)), { recursive: true });
@@ -201,20 +173,34 @@ export async function writeSystem(
   return { root, specDir, specPath, ports };
 }
 
-/** Writes the spec (with free ports) and its handlers to a temp folder and builds the node target with the CLI. */
+/**
+ * Writes the spec and its handlers to a temp folder and builds the node target with the CLI.
+ * The built system.json then gets port 0 for every process: each binds a free port of the
+ * system's choosing and reports it, so no port is probed free and then lost to another process
+ * before the bind. `startSystem` reads the ports back from the supervisor's logs.
+ */
 export async function buildSystem(spec: Spec, handlers: Record<string, string> = {}): Promise<E2ESystem> {
   assertBuilt();
-  const { root, specDir, specPath, ports } = await writeSystem(spec, handlers);
+  const { root, specDir, specPath } = await writeSystem(spec, handlers, { freePorts: false });
   const out = join(root, "out");
   const built = runMbc(["build", specPath, "--target", "node", "-o", out]);
   if (built.status !== 0) throw new Error(`mbc build failed (${built.status}):\n${built.stderr}`);
   const bundle = join(out, "node", "mbc-runtime.mjs");
   if (!existsSync(bundle)) throw new Error(`mbc build wrote no ${bundle}:\n${built.stdout}${built.stderr}`);
+  anyFreePort(join(out, "node", "system.json"));
   const dataDir = join(root, "data");
   const stateDir = join(root, "state");
   const services = obj(spec.services, "services");
   const sources = obj(spec.sources, "sources");
-  return {
+  // Every process listens: the registry, each source (an http source takes records there, the
+  // others serve health and metrics), each instance of a service the runtime runs.
+  let listeners = 1 + Object.keys(sources).length;
+  for (const s of Object.values(services)) {
+    const service = obj(s, "service");
+    if (service.handler !== undefined) listeners += instanceCount(service);
+  }
+  const sys: E2ESystem & { [RUN]: RuntimeChild | null } = {
+    [RUN]: null,
     root,
     specDir,
     specPath,
@@ -222,20 +208,70 @@ export async function buildSystem(spec: Spec, handlers: Record<string, string> =
     bundle,
     dataDir,
     stateDir,
-    ports,
+    listeners,
+    get ports() {
+      const run = sys[RUN];
+      if (run === null) throw new Error("the system is not started: its processes take their ports when they start");
+      const reported = portsFromLogs(run.logs());
+      // In the spec's order, whatever order the processes started in.
+      const ports: Ports = { registry: reported.registry, sources: {}, services: {} };
+      for (const name of Object.keys(sources)) if (reported.sources[name] !== undefined) ports.sources[name] = reported.sources[name];
+      for (const name of Object.keys(services)) if (reported.services[name] !== undefined) ports.services[name] = reported.services[name];
+      return ports;
+    },
     sourceUrl(name) {
-      const port = ports.sources[name];
-      if (port === undefined) throw new Error(`no http source ${name}`);
+      const port = sys.ports.sources[name];
+      if (port === undefined) throw new Error(`http source ${name} has not reported its port (yet)`);
       const path = obj(sources[name], "source").path;
       return `http://127.0.0.1:${port}${typeof path === "string" ? path : "/records"}`;
     },
-    endpoints: () => endpointsOf(ports),
+    endpoints: () => endpointsOf(sys.ports),
     sinkFile(service) {
       const path = obj(obj(services[service], "service").config, "config").path;
       if (typeof path !== "string") throw new Error(`service ${service} has no config.path`);
       return resolve(dataDir, path);
     },
   };
+  return sys;
+}
+
+/** The running supervisor of a built system (set by startSystem). */
+const RUN = Symbol("run");
+
+/** Sets every port of a built system.json to 0: any free one. */
+function anyFreePort(systemPath: string): void {
+  const system = JSON.parse(readFileSync(systemPath, "utf8")) as {
+    model: { registry: { port: number }; sources: { type: string; port: number | null }[]; services: { port: number; instances: { port: number | null }[] }[] };
+  };
+  const { model } = system;
+  model.registry.port = 0;
+  for (const source of model.sources) if (source.type === "http") source.port = 0;
+  for (const service of model.services) {
+    service.port = 0;
+    for (const instance of service.instances) instance.port = 0;
+  }
+  writeFileSync(systemPath, `${JSON.stringify(system, null, 2)}\n`);
+}
+
+/** The ports in a supervisor's "child listening" logs (the last one of each child counts). */
+export function portsFromLogs(logs: readonly Record<string, unknown>[]): Ports {
+  const ports: Ports = { registry: 0, sources: {}, services: {} };
+  for (const l of logs) {
+    if (l.role !== "supervisor" || l.msg !== "child listening" || typeof l.child !== "string" || typeof l.port !== "number") continue;
+    const id = l.child;
+    if (id === "registry") ports.registry = l.port;
+    else if (id.startsWith("source:")) ports.sources[id.slice("source:".length)] = l.port;
+    else {
+      const m = /^service:(.+)\/(\d+)$/.exec(id);
+      if (m) {
+        const name = m[1] as string;
+        const list = ports.services[name] ?? [];
+        list[Number(m[2])] = l.port;
+        ports.services[name] = list;
+      }
+    }
+  }
+  return ports;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +292,8 @@ export interface RunningSystem {
 /** Starts the supervisor of a built system: `node DIR/node/mbc-runtime.mjs` with its data and state in the temp folder. */
 export function startSystem(sys: E2ESystem): RunningSystem {
   const child = spawnRuntime(sys.bundle, [], { env: { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir } });
+  // From now on, sys.ports are this run's.
+  (sys as E2ESystem & { [RUN]: RuntimeChild | null })[RUN] = child;
   const supervisorLogs = () => child.logs().filter((l) => l.role === "supervisor");
   return {
     sys,
@@ -272,7 +310,22 @@ export function startSystem(sys: E2ESystem): RunningSystem {
 }
 
 /** Waits until every process of the system answers 200 on /readyz; a timeout shows the last lines of `output` (the supervisor's). */
-export async function waitReady(sys: { endpoints(): { id: string; url: string }[] }, output?: RuntimeChild, timeoutMs = 30_000): Promise<void> {
+export async function waitReady(
+  sys: { endpoints(): { id: string; url: string }[]; readonly listeners?: number },
+  output?: RuntimeChild,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const explain = (err: unknown) =>
+    output === undefined ? err : new Error(`${(err as Error).message}\nlast lines of the system's output:\n${output.lines.slice(-30).join("\n")}`);
+  // A system whose processes take ports of their own choosing: wait until each said which.
+  if (sys.listeners !== undefined) {
+    const expected = sys.listeners;
+    try {
+      await waitUntil(() => sys.endpoints().length >= expected, `every process (${expected}) to report its port`, timeoutMs, 50);
+    } catch (err) {
+      throw explain(err);
+    }
+  }
   for (const { id, url } of sys.endpoints()) {
     try {
       await waitUntil(
@@ -282,8 +335,7 @@ export async function waitReady(sys: { endpoints(): { id: string; url: string }[
         50,
       );
     } catch (err) {
-      if (output === undefined) throw err;
-      throw new Error(`${(err as Error).message}\nlast lines of the system's output:\n${output.lines.slice(-30).join("\n")}`);
+      throw explain(err);
     }
   }
 }
@@ -420,7 +472,8 @@ export function chunkBody(prefix: string, chunk: { first: number; count: number 
 }
 
 export interface LoaderOptions {
-  url: string;
+  /** Where to post; a function is asked before every post (the system may have restarted on other ports). */
+  url: string | (() => string);
   /** Ids are `{prefix}-{n}`, n from 0 to total - 1. */
   prefix: string;
   total: number;
@@ -509,7 +562,7 @@ export class Loader {
           throw new Error(`the load was not done within ${options.timeoutMs} ms (${this.ackedRecords} of ${options.total} acknowledged)`);
         let answer: PostAnswer;
         try {
-          answer = await post(this.agent, options.url, body, contentType, options.requestTimeoutMs ?? 30_000);
+          answer = await post(this.agent, urlOf(options.url), body, contentType, options.requestTimeoutMs ?? 30_000);
         } catch (err) {
           this.failures++;
           const code = err instanceof PostError ? err.code : "EUNKNOWN";
@@ -540,7 +593,8 @@ export class Loader {
 }
 
 export interface OpenLoadOptions {
-  url: string;
+  /** Where to post; a function is asked before every post (the system may have restarted on other ports). */
+  url: string | (() => string);
   prefix: string;
   ratePerSec: number;
   durationMs: number;
@@ -595,7 +649,7 @@ export class OpenLoad {
       next += perTick;
       this.offeredRecords += perTick;
       const { body, contentType } = chunkBody(options.prefix, chunk, tick);
-      const p = post(this.agent, options.url, body, contentType, 30_000).then(
+      const p = post(this.agent, urlOf(options.url), body, contentType, 30_000).then(
         (answer) => {
           if (answer.status === 202) {
             chunk.acked = true;
@@ -680,6 +734,10 @@ export function readDeadLetters(stateDir: string): DeadLetterFile[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json") && !f.startsWith("."))
     .map((f) => ({ file: f, ...(JSON.parse(readFileSync(join(dir, f), "utf8")) as Omit<DeadLetterFile, "file">) }));
+}
+
+function urlOf(url: string | (() => string)): string {
+  return typeof url === "function" ? url() : url;
 }
 
 /** `GET {url}/metrics` as text. */

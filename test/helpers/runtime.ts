@@ -6,8 +6,8 @@
  *   process runs it with plain `node` (no loader). Imports in `contents` resolve from the
  *   repository root, e.g. `import { runMain } from "./src/runtime/process.ts"`.
  * - `makeSystem(yaml)` validates a spec and writes its system.json (and handler files) into a
- *   temporary folder; `freePorts(n)` finds n consecutive free ports on 127.0.0.1 for the
- *   spec's fixed ports.
+ *   temporary folder; `freePorts(n)` reserves n consecutive free ports on 127.0.0.1 for
+ *   the spec's fixed ports (ports.ts).
  * - `spawnRuntime(file, args)` starts a child with its output collected as lines (and as parsed
  *   JSON logs), `waitForLog`, `exited`, and `kill`; `killAll()` in afterEach/afterAll stops
  *   every child still running. `waitUntil` polls a condition with a deadline.
@@ -16,7 +16,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -26,6 +25,7 @@ import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import type { Model } from "../../src/model/types.js";
 import type { SystemFile } from "../../src/runtime/contracts.js";
 import { validateText } from "../../src/validate/index.js";
+import { freePortBlock } from "./ports.js";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -74,27 +74,8 @@ export async function bundleEntry(entry: { file: string } | { contents: string }
   return { file, dir, cleanup: () => removeDir(dir) };
 }
 
-/** Whether a port is free on 127.0.0.1 (binds it and lets go). */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** `count` consecutive free ports on 127.0.0.1, from a random base (bounded tries). */
-export async function freePorts(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    // Below Linux's ephemeral range (32768–60999): a port there can be taken as the local port of
-    // an outgoing connection between this check and the bind.
-    const base = 10_000 + Math.floor(Math.random() * (32_000 - 10_000 - count));
-    let ok = true;
-    for (let k = 0; k < count && ok; k++) ok = await portFree(base + k);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
+/** `count` consecutive free ports on 127.0.0.1, reserved for this test process (see ports.ts). */
+export const freePorts = freePortBlock;
 
 export interface SystemDir {
   dir: string;

@@ -157,10 +157,16 @@ describe("the built node target, end to end on loopback", () => {
       await waitUntil(() => load.ackedRecords >= ((k + 1) * total) / (kills + 2), `${(k + 1) * 16}% of the records acknowledged`, 60_000);
       const pid = run.childPids()[target] as number;
       expect(pid).toBeGreaterThan(0);
+      const portBefore = sys.ports.services["data-processing"]?.[k % 2];
+      const listened = () => run.child.logs().filter((l) => l.msg === "child listening" && l.child === target).length;
+      const listenedBefore = listened();
       process.kill(pid, "SIGKILL");
       killed.push({ target, pid, ackedAtKill: load.ackedRecords });
       await waitUntil(() => (run.childPids()[target] ?? pid) !== pid, `the supervisor to restart ${target}`, 30_000);
+      // The supervisor restarts it on the port it had: what reached it before reaches it again.
+      await waitUntil(() => listened() > listenedBefore, `${target} to listen again`, 30_000);
       const port = sys.ports.services["data-processing"]?.[k % 2] as number;
+      expect(port).toBe(portBefore);
       await waitUntil(
         async () => (await httpJson("GET", `http://127.0.0.1:${port}/readyz`, undefined, {}, 1000)).status === 200,
         `${target} to be ready again`,
@@ -216,14 +222,21 @@ describe("the built node target, end to end on loopback", () => {
   it("stores every acknowledged record exactly once after SIGKILL of the supervisor and all its children and a restart on the same state", {
     timeout: 150_000,
   }, async () => {
-    const sys = await buildSystem(fastExample(200, "100ms"), exampleHandlers());
+    // The sink is frozen (SIGSTOP) before the crash, so that the crash surely finds records
+    // acknowledged and not stored, however fast the machine drains a backlog. Timeouts long
+    // enough that the freeze, however long it lasts on a loaded machine, fails no attempt.
+    const spec = fastExample(200, "100ms");
+    at(spec, "services", SINK).timeout = "20s";
+    at(spec, "services", "data-processing").timeout = "60s";
+    const sys = await buildSystem(spec, exampleHandlers());
     const first = startSystem(sys);
     await waitReady(sys, first.child);
 
     const total = 40_000;
-    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    // The restart gives the source another port: these ask for the current one.
+    const sourceUrl = () => `http://127.0.0.1:${sys.ports.sources.input}`;
     const load = new Loader({
-      url: sys.sourceUrl("input"),
+      url: () => sys.sourceUrl("input"),
       prefix: "c",
       total,
       chunkSizes: [150, 300, 1000],
@@ -231,17 +244,19 @@ describe("the built node target, end to end on loopback", () => {
       retryOutages: true,
       timeoutMs: 120_000,
     });
-    // Crash mid-stream while the source holds a backlog of acknowledged records not stored yet
-    // (the clients post faster than the pipeline stores: the queue fills).
-    let depthAtCrash = 0;
-    await waitUntil(
-      async () => {
-        depthAtCrash = metricValue(await scrape(sourceUrl), "mbc_queue_depth");
-        return load.ackedRecords >= total / 4 && depthAtCrash >= 1000;
-      },
-      "a quarter of the records acknowledged, and a backlog at the source",
-      60_000,
-    );
+    await waitUntil(() => load.ackedRecords >= total / 4, "a quarter of the records acknowledged", 60_000);
+    const sinkPids = Object.entries(first.childPids())
+      .filter(([id]) => id.startsWith(`service:${SINK}/`))
+      .map(([, pid]) => pid);
+    expect(sinkPids.length).toBeGreaterThan(0);
+    for (const pid of sinkPids) process.kill(pid, "SIGSTOP");
+    // Acknowledged and not stored: in the source's queue, or on their way to the frozen sink.
+    const unstored = () => {
+      const stored = readIds(sys.sinkFile(SINK)).ids;
+      return [...load.ackedIds()].filter((id) => !stored.has(id)).length;
+    };
+    await waitUntil(() => unstored() > 0, "records acknowledged and not stored while the sink is frozen", 60_000);
+    const depthAtCrash = metricValue(await scrape(sourceUrl()), "mbc_queue_depth");
     const ackedBeforeCrash = load.ackedIds();
     const expectedPids = [first.child.pid, ...Object.values(first.childPids())];
     const killed = await hardKill(sys.root);
@@ -285,7 +300,7 @@ describe("the built node target, end to end on loopback", () => {
     expect([...ids.keys()].filter((id) => !expected.has(id))).toEqual([]);
     // In particular, what was acknowledged before the crash is there exactly once.
     expect([...ackedBeforeCrash].filter((id) => ids.get(id) !== 1 && !mayBeTwice.has(id))).toEqual([]);
-    expect(metricValue(await scrape(sourceUrl), "mbc_dead_letters_total")).toBe(0);
+    expect(metricValue(await scrape(sourceUrl()), "mbc_dead_letters_total")).toBe(0);
     expect(readDeadLetters(sys.stateDir)).toEqual([]);
     expect(second.restarts()).toEqual([]);
     const storedTwice = [...ids.values()].filter((n) => n > 1).length;
@@ -301,8 +316,7 @@ describe("the built node target, end to end on loopback", () => {
     const sys = await buildSystem(fastExample(1000, "3s"), exampleHandlers());
     const first = startSystem(sys);
     await waitReady(sys, first.child);
-    const url = sys.sourceUrl("input");
-    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    let url = sys.sourceUrl("input");
     const body = (from: number, count: number) => JSON.stringify(Array.from({ length: count }, (_, k) => record("i", from + k)));
     const keyed = (key: string) => ({ "idempotency-key": key });
 
@@ -318,6 +332,7 @@ describe("the built node target, end to end on loopback", () => {
 
     const second = startSystem(sys);
     await waitReady(sys, second.child);
+    url = sys.sourceUrl("input");
     // The clients post the same requests again: answered from the log, nothing appended.
     const again = await httpJson("POST", url, body(0, 300), keyed("batch-a"));
     expect(again.status).toBe(202);
@@ -335,7 +350,7 @@ describe("the built node target, end to end on loopback", () => {
     const { ids, bad } = readIds(sys.sinkFile(SINK));
     expect(bad).toBe(0);
     expectExactlyOnce(ids, new Set(Array.from({ length: 600 }, (_, n) => `i-${n}`)));
-    const metrics = await scrape(sourceUrl);
+    const metrics = await scrape(`http://127.0.0.1:${sys.ports.sources.input}`);
     expect(metricValue(metrics, "mbc_source_replays_total")).toBe(2);
     expect(metricValue(metrics, "mbc_records_in_total")).toBe(100);
     expect(second.restarts()).toEqual([]);

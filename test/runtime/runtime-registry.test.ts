@@ -105,8 +105,11 @@ describe("the registry over HTTP", () => {
   });
 
   it("expires an instance that stops heartbeating, and keeps one that does not", async () => {
+    // Exact timings are the unit tier's (a manual clock); here the bounds are the ttl × 2 + 1 s,
+    // with a ttl long enough that a loaded machine does not miss heartbeats for that long.
+    const ttlMs = 3000;
     const port = await freePorts(5);
-    const system = makeSystem(spec(port, "100ms", "300ms"));
+    const system = makeSystem(spec(port, "100ms", `${ttlMs}ms`));
     const registry = await startRegistry(system);
     const base = `http://127.0.0.1:${registry.port}`;
     const client = createHttpClient();
@@ -118,20 +121,17 @@ describe("the registry over HTTP", () => {
       instance: 0,
       body: { url: "http://127.0.0.1:1000", weight: 1, capacityPerSec: null },
       heartbeatMs: 100,
-      ttlMs: 300,
+      ttlMs,
       log: silentLogger,
     });
     try {
-      await httpJson("PUT", `${base}/v1/instances/a/1`, { url: "http://127.0.0.1:1001" });
       const listed = async () => ((await httpJson("GET", `${base}/v1/instances/a`)).json as { instances: InstanceEndpoint[] }).instances.map((i) => i.instance);
-      await waitUntil(async () => (await listed()).join() === "0,1", "both instances listed", 5000);
-      await waitUntil(async () => (await listed()).join() === "0", "instance 1 to expire", 5000);
-      // Instance 0 keeps heartbeating: still listed well after the ttl.
-      const until = Date.now() + 700;
-      while (Date.now() < until) {
-        expect(await listed()).toEqual([0]);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitUntil(async () => (await listed()).includes(0), "the heartbeat to register instance 0", 30_000);
+      const silentSince = Date.now();
+      await httpJson("PUT", `${base}/v1/instances/a/1`, { url: "http://127.0.0.1:1001" });
+      expect(await listed()).toEqual([0, 1]);
+      await waitUntil(async () => (await listed()).join() === "0", "instance 1 to expire", ttlMs * 2 + 1000);
+      expect(Date.now() - silentSince).toBeGreaterThan(ttlMs);
       expect(beating.registered()).toBe(true);
       await beating.stop();
       expect(await listed()).toEqual([]);
@@ -249,11 +249,14 @@ describe("discovery", () => {
       await waitUntil(() => !heartbeat.registered(), "the heartbeat to notice", 5000);
 
       registry = await startRegistry(system);
-      const restartedAt = Date.now();
-      await waitUntil(() => heartbeat.registered(), "the heartbeat to register again", 5000);
-      // The backoff is capped at one heartbeat: back within about one interval (plus slack for a busy machine).
-      expect(Date.now() - restartedAt).toBeLessThan(2000);
-      await waitUntil(() => discovery.connected && discovery.version !== before, "discovery to see the new registry", 5000);
+      // How soon it is back is the unit tier's to say (a manual clock); here: that it comes back.
+      await waitUntil(() => heartbeat.registered(), "the heartbeat to register again", 30_000);
+      // The restarted registry starts empty: wait for the poll that shows b registered again.
+      await waitUntil(
+        () => discovery.connected && discovery.version !== before && discovery.instances("b").length > 0,
+        "discovery to see b in the new registry",
+        30_000,
+      );
       expect(discovery.instances("b").map((i) => i.url)).toEqual(["http://127.0.0.1:1003"]);
     } finally {
       discovery.close();

@@ -430,7 +430,8 @@ describe("the service instance role", () => {
     await until(() => stuck.started === 1);
     const t0 = Date.now();
     await role2.drain(Date.now() + 150);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // The configured deadline × 2 + 1 s: late only if the machine stalls for a second.
+    expect(Date.now() - t0).toBeLessThan(150 * 2 + 1000);
     expect(role2.inFlight()).toBe(1);
     stuck.release();
     expect((await never).status).toBe(200);

@@ -5,11 +5,12 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Model, ServiceModel } from "../../src/model/types.js";
 import { createBuiltin } from "../../src/runtime/builtins/index.js";
-import { batchKey, JsonlStore, sinkPath } from "../../src/runtime/builtins/jsonl-sink.js";
+import { batchKey, JsonlStore, LEASE_YIELD_MS, sinkPath } from "../../src/runtime/builtins/jsonl-sink.js";
 import type { Logger } from "../../src/runtime/contracts.js";
 import { HandlerError, type HandlerSetup, loadHandler, resolveInside, type StageContext } from "../../src/runtime/handlers.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { validateText } from "../../src/validate/index.js";
+import { ManualClock } from "../helpers/clock.js";
 
 let dir: string;
 
@@ -420,4 +421,69 @@ describe("JsonlStore group commit", () => {
       await reopened.close();
     });
   }
+});
+
+describe("JsonlStore lock lease, on a manual clock", () => {
+  const IDLE = 10;
+  const MAX = 100;
+  /** The token of the lock file's holder, or null when nobody holds the lock. */
+  const holder = (path: string): string | null => {
+    try {
+      return (JSON.parse(readFileSync(`${path}.lock`, "utf8")) as { token: string }).token;
+    } catch {
+      return null;
+    }
+  };
+  const open = (path: string, clock: ManualClock) => JsonlStore.open(path, { fsync: true, log: silentLogger, lease: { idleMs: IDLE, maxMs: MAX }, clock });
+
+  it("keeps the lock from one group to the next while busy, lets it go once idle, and when closed", async () => {
+    const clock = new ManualClock();
+    const path = join(dir, "out.jsonl");
+    const store = await open(path, clock);
+    // Opening repaired the files and let the lock go at once.
+    expect(holder(path)).toBeNull();
+    expect(await store.store("k1", [1])).toBe(true);
+    const first = holder(path);
+    expect(first).not.toBeNull();
+    await clock.advance(IDLE - 1);
+    expect(await store.store("k2", [2])).toBe(true);
+    expect(holder(path)).toBe(first);
+    await clock.advance(IDLE - 1);
+    expect(holder(path)).toBe(first);
+    await clock.advance(1);
+    await store.settled();
+    expect(holder(path)).toBeNull();
+    expect(await store.store("k3", [3])).toBe(true);
+    expect(holder(path)).not.toBeNull();
+    expect(holder(path)).not.toBe(first);
+    await store.close();
+    expect(holder(path)).toBeNull();
+    expect(readFileSync(path, "utf8")).toBe("1\n2\n3\n");
+  });
+
+  it("takes the lock afresh once it has held it for the lease's longest, however busy", async () => {
+    const clock = new ManualClock();
+    const path = join(dir, "busy.jsonl");
+    const store = await open(path, clock);
+    expect(await store.store("k0", [0])).toBe(true);
+    const first = holder(path);
+    // Busy: a batch every IDLE - 1 ms keeps the lease until it is MAX old.
+    let k = 1;
+    for (; k * (IDLE - 1) < MAX; k++) {
+      await clock.advance(IDLE - 1);
+      expect(await store.store(`k${k}`, [k])).toBe(true);
+      expect(holder(path)).toBe(first);
+    }
+    await clock.advance(IDLE - 1);
+    // Past MAX: let go, a pause for a waiting instance, then taken again.
+    const paused = clock.nextTimer();
+    const storing = store.store(`k${k}`, [k]);
+    await paused;
+    expect(holder(path)).toBeNull();
+    await clock.advance(LEASE_YIELD_MS);
+    expect(await storing).toBe(true);
+    expect(holder(path)).not.toBeNull();
+    expect(holder(path)).not.toBe(first);
+    await store.close();
+  });
 });

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import {
   checkSystem,
+  configuredPort,
   drainBudgetMs,
   listenPort,
   loadSystem,
@@ -17,6 +18,7 @@ import {
 import { createLogger, formatLine } from "../../src/runtime/log.js";
 import { createMetrics } from "../../src/runtime/metrics.js";
 import { heartbeatDelayMs } from "../../src/runtime/process.js";
+import { isStartedMessage } from "../../src/runtime/supervisor.js";
 import { cleanupAll, makeSystem, repoRoot } from "../helpers/runtime.js";
 
 function spec(port: number, registry = "heartbeat: 100ms\n  ttl: 10s"): string {
@@ -145,7 +147,36 @@ services:
     const sink = role({ role: "service", name: "sink", instance: 0 });
     expect(() => listenPort(model, sink, 9300)).toThrow(/port 9100/);
     expect(listenPort(model, role({ role: null, name: null, instance: null }), 9300)).toBe(0);
+
+    // A system.json may give port 0 (any free one): then MBC_PORT, which the supervisor sets to
+    // take the same port again after a restart, else 0.
+    const anyPort = {
+      ...model,
+      registry: { ...model.registry, port: 0 },
+      services: model.services.map((s) => ({ ...s, port: 0, instances: s.instances.map((i) => ({ ...i, port: 0 })) })),
+    };
+    expect(listenPort(anyPort, { kind: "registry" })).toBe(0);
+    expect(listenPort(anyPort, { kind: "registry" }, 9400)).toBe(9400);
+    const anySink = resolveRole({ role: "service", name: "sink", instance: 0 }, anyPort);
+    expect(configuredPort(anyPort, anySink)).toBe(0);
+    expect(listenPort(anyPort, anySink, 9401)).toBe(9401);
+    expect(configuredPort(model, ticks)).toBeNull();
+    expect(configuredPort(model, http)).toBe(8080);
     system.cleanup();
+  });
+
+  it("checks the message a child sends its supervisor once it listens", () => {
+    expect(isStartedMessage({ type: "mbc:started", port: 9100, url: "http://127.0.0.1:9100" })).toBe(true);
+    for (const bad of [
+      null,
+      "x",
+      { type: "mbc:started", port: 0, url: "u" },
+      { type: "mbc:started", port: 70_000, url: "u" },
+      { type: "other", port: 1, url: "u" },
+      { type: "mbc:started", port: 1.5, url: "u" },
+    ]) {
+      expect(isStartedMessage(bad)).toBe(false);
+    }
   });
 
   it("resolves the environment with its defaults and overrides", () => {

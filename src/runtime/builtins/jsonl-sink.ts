@@ -50,9 +50,11 @@
  * `checkpoint.fsync: false` skips the fsyncs (faster, and a power loss may lose acknowledged
  * records; a process crash still cannot, as the page cache survives it).
  */
+
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.js";
 import type { Logger } from "../contracts.js";
 import { acquireFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 
@@ -63,6 +65,8 @@ export interface JsonlStoreOptions {
   lock?: FileLockOptions;
   /** How long the lock is kept between groups (default LEASE_IDLE_MS, LEASE_MAX_MS). */
   lease?: { idleMs?: number; maxMs?: number };
+  /** The clock of the lease (default the system's). */
+  clock?: Clock;
 }
 
 /** What the sink builtin needs from `config`. */
@@ -113,7 +117,7 @@ export const LEASE_MAX_MS = 100;
 /** …and then it is taken again no sooner than this, so that another instance waiting for it gets it. */
 export const LEASE_YIELD_MS = 2;
 
-/** The lock while this store holds it, and since when (Date.now()). */
+/** The lock while this store holds it, and since when (on the store's clock). */
 interface Lease {
   lock: FileLock;
   since: number;
@@ -134,14 +138,17 @@ export class JsonlStore {
   /** The lock, while held between groups. */
   private lease: Lease | null = null;
   /** Lets the lease go once the store has been idle for LEASE_IDLE_MS. */
-  private idleTimer: NodeJS.Timeout | null = null;
+  private idleTimer: TimerHandle | null = null;
+  private readonly clock: Clock;
 
   private constructor(
     readonly path: string,
     private readonly data: FileHandle,
     private readonly index: FileHandle,
     private readonly options: JsonlStoreOptions,
-  ) {}
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   /** Opens (creating) the files, loads the index and repairs what a crash left. */
   static async open(path: string, options: JsonlStoreOptions): Promise<JsonlStore> {
@@ -166,6 +173,11 @@ export class JsonlStore {
       throw err;
     }
     return store;
+  }
+
+  /** Resolves once no group is being written and no lease is being let go. */
+  async settled(): Promise<void> {
+    while (this.writing !== null) await this.writing;
   }
 
   /** Batches stored (as far as this process has read the index). */
@@ -239,7 +251,7 @@ export class JsonlStore {
     } finally {
       // Runs in the same step as the loop's last check, so no store() can slip in between.
       this.writing = null;
-      if (this.lease !== null && !this.closed) this.idleTimer = setTimeout(() => this.onIdle(), this.options.lease?.idleMs ?? LEASE_IDLE_MS);
+      if (this.lease !== null && !this.closed) this.idleTimer = this.clock.setTimer(() => this.onIdle(), this.options.lease?.idleMs ?? LEASE_IDLE_MS);
     }
   }
 
@@ -255,7 +267,7 @@ export class JsonlStore {
 
   private cancelIdleTimer(): void {
     if (this.idleTimer !== null) {
-      clearTimeout(this.idleTimer);
+      this.clock.clearTimer(this.idleTimer);
       this.idleTimer = null;
     }
   }
@@ -324,15 +336,15 @@ export class JsonlStore {
    */
   private async locked<T>(task: (verify: () => Promise<void>) => Promise<T>): Promise<T> {
     const lockPath = `${this.path}.lock`;
-    if (this.lease !== null && Date.now() - this.lease.since >= (this.options.lease?.maxMs ?? LEASE_MAX_MS)) {
+    if (this.lease !== null && this.clock.now() - this.lease.since >= (this.options.lease?.maxMs ?? LEASE_MAX_MS)) {
       await this.letGo();
       // A waiting instance sees the lock go (file-lock.ts watches it): give it the moment to take it.
-      await new Promise((resolve) => setTimeout(resolve, LEASE_YIELD_MS));
+      await sleep(this.clock, LEASE_YIELD_MS);
     }
     try {
       if (this.lease === null) {
         const lock = await acquireFileLock(lockPath, this.options.lock);
-        this.lease = { lock, since: Date.now() };
+        this.lease = { lock, since: this.clock.now() };
         await this.catchUp();
       }
       const { lock } = this.lease;
