@@ -252,6 +252,12 @@ export async function main(argv: string[]): Promise<number> {
       if (err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
+    // A chunk of the CLI's bundle missing from the install (bin/mbc names it).
+    const incomplete = err as { code?: unknown; message?: unknown; hint?: unknown };
+    if (incomplete.code === "MBC_PACKAGE_INCOMPLETE") {
+      process.stderr.write(`mbc: ${String(incomplete.message)}\n  hint: ${String(incomplete.hint)}\n`);
+      return EXIT_USAGE;
+    }
     process.stderr.write(
       `mbc: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nplease report this with the spec that caused it\n`,
     );

@@ -365,10 +365,15 @@ console.log(JSON.stringify({ clean: loaded.diagnostics.map(where), broken: broke
     });
 
     it("a file missing from the installed package is an error naming the package and the file", () => {
+      // The chunk of the CLI that simulate, build and run load when they start (scripts/build.mjs).
+      const chunk = readdirSync(join(installed, "dist")).find((n) => /^cli-commands-\w+\.cjs$/.test(n));
+      expect(chunk).toBeDefined();
       const cases: { file: string; args: string[] }[] = [
         { file: PACKAGE_FILES.template("systemd", "systemd-install.sh.hbs"), args: ["build", "microbatch.yaml", "-o", "out-2", "--target", "systemd"] },
         { file: PACKAGE_FILES.runtime, args: ["run", "microbatch.yaml"] },
         { file: PACKAGE_FILES.schema, args: ["schema"] },
+        { file: `dist/${chunk}`, args: ["simulate", "microbatch.yaml"] },
+        { file: "dist/cli.cjs", args: ["--version"] },
       ];
       for (const { file, args } of cases) {
         rmSync(join(realpathSync(installed), file));
