@@ -18,12 +18,15 @@
  *             loopback forwarder doing the same hops in the same run (target ≥ 40 %); 500-record
  *             bodies against 1-record bodies (target ≥ 20×); the peak RSS of every runtime
  *             process under 3× overload (target ≤ 256 MiB) (runtime.mjs).
+ *   package   The tarball `npm pack` makes of the build (lifecycle scripts off): its size against
+ *             the budget that test/tools/package.test.ts enforces, its unpacked size, and what
+ *             takes the room, by kind of file (package.mjs).
  *
  * Benchmarks report, they do not fail: the exit status is 0 whether or not a target is met,
  * and 1 only when a command under test does not run as expected (its numbers would be wrong)
  * — which includes a runtime run that loses an acknowledged record.
  *
- * Options: --only=PART[,PART] (validate, simulate, runtime; default all), --json (results as
+ * Options: --only=PART[,PART] (validate, simulate, runtime, package; default all), --json (results as
  * JSON on stdout; the tables go to stderr), --json=FILE (write them to FILE as well as printing
  * the tables), --runs=N (start-up runs each, default 15), --large-runs=N (runs of each
  * generated spec, default 5), --sizes=A,B (default 1000,10000), --sim-rounds=N (default 3),
@@ -32,12 +35,14 @@
  * --slow-rate=N (records/s of the overload run's processor, default 10000).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { writeSpec } from "./gen-spec.mjs";
 import { grouped, killChildren, makeTempDir, median, met, removeTempDir, table } from "./lib.mjs";
+import { fileKind, PACKAGE_BUDGET, packPackage } from "./package.mjs";
 import { RUNTIME_TARGETS, runRuntimeBench } from "./runtime.mjs";
 import { runSimulateBench, SIMULATE_TARGETS } from "./simulate.mjs";
 
@@ -47,9 +52,9 @@ const SCHEMA = "schema/mbc.schema.json";
 const MBC = join(root, "bin/mbc");
 const AJV_CLI = join(root, "node_modules/ajv-cli/dist/index.js");
 const TARGETS = { floorRatio: 1.5, ajvRatio: 1, linearGrowth: 13 };
-const PARTS = ["validate", "simulate", "runtime"];
+const PARTS = ["validate", "simulate", "runtime", "package"];
 
-const USAGE = `usage: node bench/run.mjs [--only=validate,simulate,runtime] [--json | --json=FILE]
+const USAGE = `usage: node bench/run.mjs [--only=validate,simulate,runtime,package] [--json | --json=FILE]
   validate: [--runs=N] [--large-runs=N] [--sizes=A,B]
   simulate: [--sim-rounds=N] [--sim-services=N]
   runtime:  [--rt-rounds=N] [--rt-seconds=N] [--rt-clients=N] [--overload-seconds=N] [--slow-rate=N]
@@ -159,6 +164,7 @@ const ratio = (x) => `${x.toFixed(2)}×`;
 const mib = (bytes) => `${grouped(bytes / (1024 * 1024))} MiB`;
 const perSec = (x) => `${grouped(x)}/s`;
 const mega = (x) => `${(x / 1e6).toFixed(2)} M/s`;
+const kB = (bytes) => `${grouped(bytes / 1000, 1)} kB`;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -378,6 +384,53 @@ async function runtimePart(opts, note) {
   return { title: "mbc runtime (node target, fsync on)", rows, results, failed, notes };
 }
 
+function packagePart(note) {
+  const dir = makeTempDir("mbc-bench-pack-");
+  let packed;
+  try {
+    note("package: npm pack --ignore-scripts\n");
+    packed = packPackage(dir);
+  } finally {
+    removeTempDir(dir);
+  }
+  // What takes the room, by kind: the bytes of each kind of file, and gzip's size of them one by
+  // one (the tarball compresses them together, so the sum only approximates its size).
+  const kinds = new Map();
+  for (const f of packed.files) {
+    const kind = fileKind(f.path);
+    const k = kinds.get(kind) ?? { kind, files: 0, bytes: 0, gzipBytes: 0 };
+    k.files++;
+    k.bytes += f.size;
+    k.gzipBytes += gzipSync(readFileSync(join(root, f.path)), { level: 9 }).length;
+    kinds.set(kind, k);
+  }
+  const byKind = [...kinds.values()].sort((a, b) => b.gzipBytes - a.gzipBytes);
+  const gzipTotal = byKind.reduce((n, k) => n + k.gzipBytes, 0);
+  const withinBudget = packed.size <= PACKAGE_BUDGET.tarballBytes;
+  const rows = [
+    ["measure", "size", "files", "target", "result"],
+    [`tarball (${packed.name}@${packed.version})`, kB(packed.size), String(packed.files.length), `≤ ${kB(PACKAGE_BUDGET.tarballBytes)}`, met(withinBudget)],
+    ["unpacked", kB(packed.unpackedSize), "", "", ""],
+    ...byKind.map((k) => [
+      `  ${k.kind}`,
+      `${kB(k.bytes)} (≈ ${kB(k.gzipBytes)} gzip)`,
+      String(k.files),
+      "",
+      `${((k.gzipBytes / gzipTotal) * 100).toFixed(0)} % of the tarball`,
+    ]),
+  ];
+  const results = {
+    budget: PACKAGE_BUDGET,
+    tarballBytes: packed.size,
+    unpackedBytes: packed.unpackedSize,
+    files: packed.files.length,
+    withinBudget,
+    byKind,
+  };
+  const notes = ["The budget is enforced by test/tools/package.test.ts; the bench only reports it (PACKAGE_BUDGET in bench/package.mjs)."];
+  return { title: "the npm package", rows, results, failed: false, notes };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -398,6 +451,7 @@ async function main() {
     let p;
     if (part === "validate") p = validatePart(opts, note, progress);
     else if (part === "simulate") p = simulatePart(opts, note);
+    else if (part === "package") p = packagePart(note);
     else p = await runtimePart(opts, note);
     p.seconds = (Date.now() - started) / 1000;
     results[part] = { seconds: p.seconds, ...p.results };

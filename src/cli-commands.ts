@@ -13,7 +13,7 @@ import { gatherBuildInputs } from "./build/inputs.js";
 import type { Artefact } from "./build/types.js";
 import { checkTarget, writeTarget } from "./build/write.js";
 import { childProcess, writeStdout } from "./builtins-lazy.js";
-import { EXIT_OK, EXIT_SPEC_ERRORS, fail, loadForCommand, packageRoot, useColor } from "./cli.js";
+import { EXIT_OK, EXIT_SPEC_ERRORS, fail, loadForCommand, useColor } from "./cli.js";
 import { hasErrors } from "./diagnostic.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
@@ -169,7 +169,6 @@ export async function runBuild(
       specName: specPath,
       model,
       targets,
-      packageRoot,
       version: VERSION,
       ...(opts.templates ? { templatesDir: opts.templates } : {}),
     });
@@ -234,7 +233,7 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
   const specDir = dirname(resolve(specPath));
   const runDir = join(specDir, ".mbc", "run", model.name);
   try {
-    const inputs = gatherBuildInputs({ specPath, specName: specPath, model, targets: ["node"], packageRoot, version: VERSION });
+    const inputs = gatherBuildInputs({ specPath, specName: specPath, model, targets: ["node"], version: VERSION });
     writeTarget(runDir, buildArtefacts(model, inputs, ["node"]).get("node") ?? []);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, err.hint);

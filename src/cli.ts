@@ -4,9 +4,8 @@
  * Exit codes: 0 success (warnings allowed; --strict makes them fail), 1 the spec has errors,
  * 2 usage or I/O trouble.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { TARGET_IDS } from "./build/targets.js";
 import { isTerminal, writeStdout } from "./builtins-lazy.js";
@@ -14,6 +13,7 @@ import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { starterHandler, starterSpec } from "./init/templates.js";
 import { loadSpec } from "./load.js";
+import { PACKAGE_FILES, PACKAGE_NAME, packageFilePath, readPackageText } from "./package-files.js";
 import { UsageError, type ValidationResult } from "./validate/index.js";
 import { blocksSimulation, simulationDiagnostics } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
@@ -22,10 +22,6 @@ export const EXIT_OK = 0;
 export const EXIT_SPEC_ERRORS = 1;
 const EXIT_USAGE = 2;
 const DEFAULT_SPEC = "microbatch.yaml";
-
-/** The package root: the bundle lives in dist/, the sources in src/. */
-export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const schemaFile = join(packageRoot, "schema", "mbc.schema.json");
 
 /**
  * simulate, build and run, with the simulator, the report and the generators: loaded when one of
@@ -90,9 +86,10 @@ async function runValidate(files: string[], opts: { env?: string; format: Format
 function runSchema(opts: { out?: string }): number {
   let text: string;
   try {
-    text = readFileSync(schemaFile, "utf8");
-  } catch {
-    fail(`cannot read the schema at ${schemaFile}; is the package complete?`);
+    text = readPackageText(PACKAGE_FILES.schema);
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.hint);
+    throw err;
   }
   if (opts.out) {
     try {
@@ -127,8 +124,8 @@ function runInit(dir: string, opts: { name?: string; force?: boolean }): number 
   }
   // The modeline names the schema by a path relative to the spec, so that it resolves in the
   // user's project: the project's own node_modules/mbc when mbc is installed there.
-  const local = join(target, "node_modules", "mbc", "schema", "mbc.schema.json");
-  const schemaRef = relative(target, existsSync(local) ? local : schemaFile)
+  const local = packageFilePath(PACKAGE_FILES.schema, join(target, "node_modules", PACKAGE_NAME));
+  const schemaRef = relative(target, existsSync(local) ? local : packageFilePath(PACKAGE_FILES.schema))
     .split("\\")
     .join("/");
   try {
@@ -253,6 +250,12 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // --help, --version and `help COMMAND` end with exit code 0; bare `mbc` (help on stderr) does not.
       if (err.exitCode === 0) return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    // A chunk of the CLI's bundle missing from the install (bin/mbc names it).
+    const incomplete = err as { code?: unknown; message?: unknown; hint?: unknown };
+    if (incomplete.code === "MBC_PACKAGE_INCOMPLETE") {
+      process.stderr.write(`mbc: ${String(incomplete.message)}\n  hint: ${String(incomplete.hint)}\n`);
       return EXIT_USAGE;
     }
     process.stderr.write(

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { crypto } from "../builtins-lazy.js";
 import type { Model } from "../model/types.js";
+import { PACKAGE_FILES, readPackageFile, readPackageText } from "../package-files.js";
 import { UsageError } from "../validate/index.js";
 import { generators, type TargetId } from "./generators.js";
 import type { BuildInputs } from "./types.js";
@@ -16,14 +17,10 @@ export interface GatherOptions {
   specName: string;
   model: Model;
   targets: readonly TargetId[];
-  /** mbc's package folder (holds dist/runtime and generators/). */
-  packageRoot: string;
+  /** mbc's package folder (holds dist/runtime and generators/); by default the one this code is in. */
+  packageRoot?: string;
   templatesDir?: string;
   version: string;
-}
-
-export function runtimeBundlePath(packageRoot: string): string {
-  return join(packageRoot, "dist", "runtime", "mbc-runtime.mjs");
 }
 
 export function gatherBuildInputs(o: GatherOptions): BuildInputs {
@@ -38,18 +35,13 @@ export function gatherBuildInputs(o: GatherOptions): BuildInputs {
       throw new UsageError(`cannot read handler ${s.handler.path} of service "${s.name}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
-  let runtime: Uint8Array;
-  try {
-    runtime = readFileSync(runtimeBundlePath(o.packageRoot));
-  } catch {
-    throw new UsageError(`the bundled runtime is missing (${runtimeBundlePath(o.packageRoot)})`, "run npm run build in mbc's folder");
-  }
+  const runtime: Uint8Array = readPackageFile(PACKAGE_FILES.runtime, o.packageRoot);
   const templates: Record<string, string> = {};
   const known = new Set<string>();
   for (const id of o.targets) {
     for (const name of generators[id].templates) {
       known.add(name);
-      templates[name] = readFileSync(join(o.packageRoot, "generators", id, "templates", name), "utf8");
+      templates[name] = readPackageText(PACKAGE_FILES.template(id, name), o.packageRoot);
     }
   }
   if (o.templatesDir !== undefined) {
