@@ -20,7 +20,7 @@ import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } 
 import { duration as showDuration } from "./report/numbers.js";
 import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
 import { simulate } from "./simulate/index.js";
-import { UsageError } from "./validate/index.js";
+import { UsageError } from "./usage-error.js";
 import { blocksSimulation, strictFailures } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 

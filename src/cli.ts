@@ -14,7 +14,8 @@ import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
 import { starterHandler, starterSpec } from "./init/templates.js";
 import { loadSpec } from "./load.js";
 import { PACKAGE_FILES, PACKAGE_NAME, packageFilePath, readPackageText } from "./package-files.js";
-import { UsageError, type ValidationResult } from "./validate/index.js";
+import { UsageError } from "./usage-error.js";
+import type { ValidationResult } from "./validate/index.js";
 import { blocksSimulation, simulationDiagnostics } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 

@@ -15,6 +15,7 @@ export type { Diagnostic, DiagnosticCode, Finding, Severity } from "./diagnostic
 export { compareDiagnostics, hasErrors, sortDiagnostics } from "./diagnostic.js";
 export { handlerExistsIn, type LoadOptions, loadSpec } from "./load.js";
 export { normalise } from "./model/normalise.js";
+export { expectedRetries, expectedShares, type InstanceLoad, retryFigure, type ServiceLoad, staticModel, weightedLoad } from "./model/static-load.js";
 export type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./model/types.js";
 export { BUILTIN_HANDLERS, LOAD_BALANCING } from "./model/types.js";
 export { parseDuration, parseRate, parseSize } from "./model/units.js";
@@ -35,8 +36,8 @@ export {
   type SourceResult,
   simulate,
 } from "./simulate/index.js";
-export { expectedRetries, expectedShares, type InstanceLoad, retryFigure, type ServiceLoad, staticModel, weightedLoad } from "./simulate/static-model.js";
-export { UsageError, type ValidateOptions, type ValidationResult, validateText } from "./validate/index.js";
+export { UsageError } from "./usage-error.js";
+export { type ValidateOptions, type ValidationResult, validateText } from "./validate/index.js";
 export type { Rule, RuleContext } from "./validate/rule.js";
 export { rules } from "./validate/rules/index.js";
 export {

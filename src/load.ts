@@ -6,7 +6,8 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MAX_SPEC_BYTES, parseSpec } from "./parse/index.js";
-import { UsageError, type ValidateOptions, type ValidationResult, validateParsed } from "./validate/index.js";
+import { UsageError } from "./usage-error.js";
+import { type ValidateOptions, type ValidationResult, validateParsed } from "./validate/index.js";
 
 /** A file-system check for handler modules, relative to a spec's folder. */
 export function handlerExistsIn(specDir: string): (relativePath: string) => boolean {

@@ -12,7 +12,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UsageError } from "./validate/index.js";
+import { UsageError } from "./usage-error.js";
 import { VERSION } from "./version.js";
 
 /** The package's name: where it is installed (`node_modules/mbc`) and what a user reinstalls. */

@@ -16,6 +16,7 @@
  *   caller decides the stream; nothing here uses Math.random.
  */
 import type { LoadBalancing } from "../model/types.js";
+import type { Random } from "../shared/random.js";
 
 export interface Balancer {
   readonly strategy: LoadBalancing;
@@ -35,7 +36,7 @@ export interface BalancedInstance {
   capacityPerSec: number | null;
 }
 
-export type Random = () => number;
+export type { Random };
 
 const NONE = -1;
 

@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { crypto } from "../builtins-lazy.js";
 import type { Model } from "../model/types.js";
 import { PACKAGE_FILES, readPackageFile, readPackageText } from "../package-files.js";
-import { UsageError } from "../validate/index.js";
+import { UsageError } from "../usage-error.js";
 import { generators, type TargetId } from "./generators.js";
 import type { BuildInputs } from "./types.js";
 

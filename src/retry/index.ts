@@ -16,8 +16,8 @@
  * passes its virtual time to each call.
  */
 import type { RetryModel } from "../model/types.js";
-import { TimeRing } from "../simulate/buffers.js";
-import type { Random } from "../simulate/rng.js";
+import type { Random } from "../shared/random.js";
+import { TimeRing } from "../shared/time-ring.js";
 
 export type { Random };
 

@@ -58,9 +58,11 @@
  */
 import { type Balancer, createBalancer } from "../balance/index.js";
 import { stageGraph } from "../model/graph.js";
+import { type ServiceLoad, staticModel } from "../model/static-load.js";
 import type { Model, RetryModel, ServiceModel } from "../model/types.js";
 import { RetryBudget, retryDelay } from "../retry/index.js";
-import { Histogram, TimeRing } from "./buffers.js";
+import { TimeRing } from "../shared/time-ring.js";
+import { Histogram } from "./buffers.js";
 import { EventHeap } from "./heap.js";
 import type {
   ArrivalProcess,
@@ -73,7 +75,6 @@ import type {
   SourceResult,
 } from "./result.js";
 import { createStream, exponential, type Random } from "./rng.js";
-import { type ServiceLoad, staticModel } from "./static-model.js";
 
 /** The record size each window's maxBytes limit assumes, unless the options give one. */
 export const ESTIMATED_RECORD_BYTES = 256;

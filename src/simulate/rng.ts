@@ -8,9 +8,11 @@
  */
 import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
 import { xoroshiro128plusFromState } from "pure-rand/generator/xoroshiro128plus";
+import type { Random } from "../shared/random.js";
+
+export type { Random };
 
 /** Uniform in [0, 1), 53 bits. */
-export type Random = () => number;
 
 /** MurmurHash3's 32-bit finaliser: a bijective mix in which every input bit affects every output bit. */
 function fmix32(h: number): number {

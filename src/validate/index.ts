@@ -2,16 +2,18 @@
  * The validation pipeline of one file: parse → schema → overlay → model → semantic rules.
  * Pure: file reads and existence checks come in through the arguments.
  */
+
 import type { Diagnostic, Finding } from "../diagnostic.js";
 import { hasErrors, sortDiagnostics } from "../diagnostic.js";
 import { stageGraph } from "../model/graph.js";
 import { identityProvenance, type Json, mergeOverlay, type Provenance } from "../model/merge.js";
 import { normalise } from "../model/normalise.js";
+import { staticModel } from "../model/static-load.js";
 import type { Model, RawSpec } from "../model/types.js";
 import { type ParsedSpec, parseSpec } from "../parse/index.js";
 import { joinPointer } from "../pointer.js";
-import { staticModel } from "../simulate/static-model.js";
 import { didYouMean } from "../suggest.js";
+import { UsageError } from "../usage-error.js";
 import type { RuleContext } from "./rule.js";
 import { rules } from "./rules/index.js";
 import { checkSchema } from "./schema.js";
@@ -31,17 +33,6 @@ export interface ValidationResult {
   /** The spec as plain data after the overlay (what the model was made from); null with the model. */
   effective: Json | null;
   parsed: ParsedSpec;
-}
-
-/** A problem with how mbc was called rather than with the spec (exit code 2). */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-    this.name = "UsageError";
-  }
 }
 
 function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance, blame = false): Diagnostic {

@@ -2,9 +2,9 @@
 import type { DiagnosticCode, Finding, Severity } from "../diagnostic.js";
 import type { StageGraph } from "../model/graph.js";
 import type { Json } from "../model/merge.js";
+import type { ServiceLoad } from "../model/static-load.js";
 import type { Model } from "../model/types.js";
 import { fromPointer } from "../pointer.js";
-import type { ServiceLoad } from "../simulate/static-model.js";
 
 export interface RuleContext {
   model: Model;

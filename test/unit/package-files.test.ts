@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { generators } from "../../src/build/generators.js";
 import { TARGET_IDS } from "../../src/build/targets.js";
 import { PACKAGE_FILES, PACKAGE_NAME, PackageFileError, packageFilePath, packageRoot, readPackageFile, readPackageText } from "../../src/package-files.js";
-import { UsageError } from "../../src/validate/index.js";
+import { UsageError } from "../../src/usage-error.js";
 
 const repo = join(import.meta.dirname, "..", "..");
 const temps: string[] = [];

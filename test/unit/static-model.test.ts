@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { stageGraph } from "../../src/model/graph.js";
 import { normalise } from "../../src/model/normalise.js";
+import { expectedRetries, expectedShares, offeredRates, retryFigure, serviceLoad, staticModel, weightedLoad } from "../../src/model/static-load.js";
 import { LOAD_BALANCING, type Model, type RawSpec } from "../../src/model/types.js";
-import { expectedRetries, expectedShares, offeredRates, retryFigure, serviceLoad, staticModel, weightedLoad } from "../../src/simulate/static-model.js";
 
 const exampleText = readFileSync(new URL("../../examples/01-design-document/microbatch.yaml", import.meta.url), "utf8");
 

@@ -1,6 +1,7 @@
 /** Shared by the three capacity rules: the most loaded instance of each service, from the static model. */
+
+import type { InstanceLoad, ServiceLoad } from "../../model/static-load.js";
 import type { ServiceModel } from "../../model/types.js";
-import type { InstanceLoad, ServiceLoad } from "../../simulate/static-model.js";
 import type { RuleContext } from "../rule.js";
 import { round } from "../rule.js";
 

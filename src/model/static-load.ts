@@ -2,8 +2,8 @@
  * The static (analytic) load model of the contract's "Load" section, shared by the capacity
  * rules of `mbc validate` and by the simulator, which prints it beside its measurements.
  */
-import { type StageGraph, stageGraph } from "../model/graph.js";
-import type { LoadBalancing, Model, ServiceModel } from "../model/types.js";
+import { type StageGraph, stageGraph } from "./graph.js";
+import type { LoadBalancing, Model, ServiceModel } from "./types.js";
 
 export interface InstanceLoad {
   index: number;
