@@ -14,11 +14,10 @@ import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
-import { drainBudgetMs } from "../../src/runtime/env.js";
-import { heapLimitMiB } from "../../src/runtime/supervisor.js";
-import { runtimePackage } from "../node/index.js";
+import { drainBudgetMs, heapLimitMiB } from "../../src/policy/index.js";
+import { runtimePackage } from "../shared/runtime-folder.js";
+import { commentText, escapeDollars, toYaml } from "../shared/yaml.js";
 import { composeFidelity } from "./fidelity.js";
-import { commentText, escapeDollars, toYaml } from "./yaml.js";
 
 /** Where runtime/ is mounted (read-only) in each container. */
 export const RUNTIME_MOUNT = "/opt/mbc";

@@ -14,8 +14,8 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import { CONTRACT_DEFAULTS } from "../../src/model/normalise.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
-import { DEFAULT_RESTART, heapLimitMiB } from "../../src/runtime/supervisor.js";
-import { runtimePackage } from "../node/index.js";
+import { DEFAULT_RESTART, heapLimitMiB } from "../../src/policy/index.js";
+import { runtimePackage } from "../shared/runtime-folder.js";
 import {
   comment,
   execLine,

@@ -5,16 +5,8 @@
  *
  * This file holds types only: implementations live beside it.
  */
+import type { SystemFile } from "../model/system-file.js";
 import type { Model, ServiceModel } from "../model/types.js";
-
-/** system.json: what the node target writes beside mbc-runtime.mjs. */
-export interface SystemFile {
-  mbc: 1;
-  /** The normalised model (checkpoint.dir, sink paths etc. still relative to the spec's folder). */
-  model: Model;
-  /** Handler module of each service with a module handler, relative to system.json's folder (e.g. "handlers/process.mjs"). */
-  handlers: Record<string, string>;
-}
 
 /** Where a process runs: resolved once at start from argv, the environment and system.json. */
 export interface RuntimeEnv {
@@ -128,4 +120,4 @@ export interface StartedMessage {
   url: string;
 }
 
-export type { Model, ServiceModel };
+export type { Model, ServiceModel, SystemFile };

@@ -8,7 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { BUILTIN_HANDLERS, LOAD_BALANCING, type Model, type ServiceModel, type SourceModel } from "../model/types.js";
+import { BUILTIN_HANDLERS, LOAD_BALANCING, type Model } from "../model/types.js";
+import { configuredPort, type ProcessRole } from "../policy/index.js";
 import type { RuntimeEnv, SystemFile } from "./contracts.js";
 
 /** A configuration problem that stops a process before it starts (exit status 2). */
@@ -31,11 +32,7 @@ export interface RuntimeArgs {
 }
 
 /** The process's identity once checked against the model. */
-export type RoleSpec =
-  | { kind: "supervisor" }
-  | { kind: "registry" }
-  | { kind: "source"; name: string; source: SourceModel }
-  | { kind: "service"; name: string; instance: number; service: ServiceModel };
+export type RoleSpec = { kind: "supervisor" } | ProcessRole;
 
 const USAGE = "usage: node mbc-runtime.mjs [--role registry|source|service --name NAME [--instance K]]";
 
@@ -362,59 +359,6 @@ export function loadRuntime(argv: readonly string[], vars: EnvVars, entry: strin
   const role = resolveRole(args, system.model);
   const env = resolveEnv(systemPath, system.model, vars);
   return { args, role, systemPath, system, env };
-}
-
-/** Longest a process waits for in-flight work on shutdown: past this, a restart re-sends it. */
-export const MAX_DRAIN_MS = 30_000;
-const MIN_DRAIN_MS = 1_000;
-
-/**
- * The longest a caller can spend on one send to `service`: every attempt's timeout plus the
- * largest wait before each retry (the same worst case as the timeout-inversion rule).
- */
-export function worstCaseMs(service: ServiceModel): number {
-  const { maxRetries, intervalMs, multiplier, maxIntervalMs, backoff } = service.retry;
-  let waits = 0;
-  for (let k = 0; k < maxRetries; k++) waits += Math.min(maxIntervalMs, backoff === "exponential" ? intervalMs * multiplier ** k : intervalMs);
-  return service.timeoutMs * (maxRetries + 1) + waits;
-}
-
-/**
- * How long a process may drain on shutdown: the worst case of a send to its downstream
- * services (an instance: plus its own timeout, as its handler runs first), between 1 s and 30 s.
- */
-export function drainBudgetMs(model: Model, role: RoleSpec): number {
-  const byName = new Map(model.services.map((s) => [s.name, s]));
-  const downstream = (names: readonly string[]) => Math.max(0, ...names.map((n) => (byName.has(n) ? worstCaseMs(byName.get(n) as ServiceModel) : 0)));
-  let budget = 0;
-  if (role.kind === "source") budget = downstream([role.source.to]);
-  else if (role.kind === "service") budget = role.service.timeoutMs + downstream(role.service.to);
-  return Math.min(MAX_DRAIN_MS, Math.max(MIN_DRAIN_MS, budget));
-}
-
-/** The services a process sends to: it is ready only when each has a live instance. */
-export function downstreamOf(role: RoleSpec): string[] {
-  if (role.kind === "source") return [role.source.to];
-  if (role.kind === "service") return [...role.service.to];
-  return [];
-}
-
-/**
- * The port the spec gives a process: the registry's, an http source's, an instance's (`port + K`
- * unless the instance has its own); null for a process it gives none (a file or generator
- * source). 0 means any free port: a system.json may say so (tests of the runtime run that way).
- */
-export function configuredPort(model: Model, role: RoleSpec): number | null {
-  switch (role.kind) {
-    case "registry":
-      return model.registry.port;
-    case "source":
-      return role.source.type === "http" ? role.source.port : null;
-    case "service":
-      return role.service.instances[role.instance]?.port ?? role.service.port + role.instance;
-    case "supervisor":
-      return null;
-  }
 }
 
 /**

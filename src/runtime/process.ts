@@ -40,29 +40,18 @@
  * `runRole` adds the signal and crash handlers; `runMain` is the entry of mbc-runtime.mjs.
  */
 import type { Model } from "../model/types.js";
+import { downstreamOf, drainBudgetMs, type ProcessRole } from "../policy/index.js";
 import { type Clock, systemClock, type TimerHandle } from "./clock.js";
 import type { Logger, RoleHandle, RuntimeEnv, StartedMessage, SystemFile } from "./contracts.js";
 import { createDiscovery, type DiscoveryClient } from "./discovery.js";
-import {
-  downstreamOf,
-  drainBudgetMs,
-  type EnvVars,
-  listenPort,
-  loadRuntime,
-  parseArgs,
-  type RoleSpec,
-  RuntimeConfigError,
-  type RuntimeSetup,
-  urlHost,
-} from "./env.js";
+import { type EnvVars, listenPort, loadRuntime, parseArgs, RuntimeConfigError, type RuntimeSetup, urlHost } from "./env.js";
 import { bearer, commonRoutes, createHttpClient, createRouter, type HttpClient, type ReadyState, type Route, type RunningServer, startServer } from "./http.js";
 import { createLogger, installCrashHandlers } from "./log.js";
 import { createMetrics, type MetricsIdentity, type RuntimeMetrics } from "./metrics.js";
 import { createRegistryRole } from "./registry.js";
 import { runSupervisor } from "./supervisor.js";
 
-/** A process role: everything but the supervisor. */
-export type ProcessRole = Exclude<RoleSpec, { kind: "supervisor" }>;
+export type { ProcessRole };
 
 export interface RoleContext {
   readonly env: RuntimeEnv;

@@ -30,8 +30,18 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { stageGraph } from "../model/graph.js";
 import type { Model, ServiceModel } from "../model/types.js";
+import {
+  configuredPort,
+  DEFAULT_RESTART,
+  drainBudgetMs,
+  heapLimitMiB,
+  type ProcessRole,
+  type RestartPolicy,
+  restartDelayMs,
+  restartPolicyOf,
+} from "../policy/index.js";
 import type { Logger, RuntimeEnv, StartedMessage } from "./contracts.js";
-import { configuredPort, drainBudgetMs, type EnvVars, type RoleSpec, type RuntimeSetup } from "./env.js";
+import type { EnvVars, RuntimeSetup } from "./env.js";
 import { createHttpClient } from "./http.js";
 import { createLogger, formatLine, installCrashHandlers } from "./log.js";
 
@@ -42,39 +52,10 @@ export function isStartedMessage(value: unknown): value is StartedMessage {
   return m.type === "mbc:started" && typeof m.port === "number" && Number.isInteger(m.port) && m.port > 0 && m.port < 65_536 && typeof m.url === "string";
 }
 
-export interface RestartPolicy {
-  intervalMs: number;
-  multiplier: number;
-  maxIntervalMs: number;
-}
-
-/** The spec's default retry, for the children that are not service instances. */
-export const DEFAULT_RESTART: RestartPolicy = { intervalMs: 100, multiplier: 2, maxIntervalMs: 5000 };
-const MIN_RESTART_MS = 50;
-
-/** Delay before the (k+1)-th restart in a row (k from 0). */
-export function restartDelayMs(policy: RestartPolicy, k: number): number {
-  const raw = policy.intervalMs * policy.multiplier ** Math.min(k, 60);
-  return Math.max(MIN_RESTART_MS, Math.min(policy.maxIntervalMs, Number.isFinite(raw) ? raw : policy.maxIntervalMs));
-}
-
-export function restartPolicyOf(service: ServiceModel): RestartPolicy {
-  const { intervalMs, multiplier, maxIntervalMs, backoff } = service.retry;
-  return { intervalMs, multiplier: backoff === "exponential" ? multiplier : 1, maxIntervalMs };
-}
-
-/**
- * V8's old-space limit for a memory limit: three quarters of it, leaving the rest for the new
- * space, code, buffers and the process itself (V8 counts only the old space against the flag).
- */
-export function heapLimitMiB(memoryBytes: number): number {
-  return Math.max(16, Math.floor((memoryBytes * 0.75) / (1024 * 1024)));
-}
-
 export interface ChildPlan {
   /** `registry`, `source:NAME` or `service:NAME/K`. */
   id: string;
-  spec: Exclude<RoleSpec, { kind: "supervisor" }>;
+  spec: ProcessRole;
   args: string[];
   execArgv: string[];
   /** Added to the supervisor's environment. */
@@ -96,7 +77,7 @@ export function planChildren(model: Model): ChildPlan[] {
   const maxDepth = Math.max(0, ...depth.values());
 
   const plans: ChildPlan[] = [];
-  const registry: RoleSpec = { kind: "registry" };
+  const registry: ProcessRole = { kind: "registry" };
   plans.push({
     id: "registry",
     spec: registry,
@@ -112,7 +93,7 @@ export function planChildren(model: Model): ChildPlan[] {
     // An image service runs in a container (Compose), not here.
     if (service.handler === null) continue;
     for (const inst of service.instances) {
-      const spec: RoleSpec = { kind: "service", name, instance: inst.index, service };
+      const spec: ProcessRole = { kind: "service", name, instance: inst.index, service };
       plans.push({
         id: `service:${name}/${inst.index}`,
         spec,
@@ -126,7 +107,7 @@ export function planChildren(model: Model): ChildPlan[] {
     }
   }
   for (const source of model.sources) {
-    const spec: RoleSpec = { kind: "source", name: source.name, source };
+    const spec: ProcessRole = { kind: "source", name: source.name, source };
     plans.push({
       id: `source:${source.name}`,
       spec,

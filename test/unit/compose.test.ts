@@ -6,7 +6,7 @@ import { Ajv2019 } from "ajv/dist/2019.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { composeBytes, composeGenerator, composeNames, DATA_DIR, STATE_ROOT, UNPUBLISHED_SOURCE_PORT } from "../../generators/compose/index.js";
-import { commentText, quoteYamlString } from "../../generators/compose/yaml.js";
+import { commentText, quoteYamlString } from "../../generators/shared/yaml.js";
 import { SPEC_FIELDS } from "../../src/build/fidelity.js";
 import type { Artefact, BuildInputs } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";

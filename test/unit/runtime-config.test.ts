@@ -2,19 +2,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
-import {
-  checkSystem,
-  configuredPort,
-  drainBudgetMs,
-  listenPort,
-  loadSystem,
-  parseArgs,
-  RuntimeConfigError,
-  resolveEnv,
-  resolveRole,
-  urlHost,
-  worstCaseMs,
-} from "../../src/runtime/env.js";
+import { configuredPort, drainBudgetMs, worstCaseMs } from "../../src/policy/index.js";
+import { checkSystem, listenPort, loadSystem, parseArgs, RuntimeConfigError, resolveEnv, resolveRole, urlHost } from "../../src/runtime/env.js";
 import { createLogger, formatLine } from "../../src/runtime/log.js";
 import { createMetrics } from "../../src/runtime/metrics.js";
 import { heartbeatDelayMs } from "../../src/runtime/process.js";
@@ -158,6 +147,7 @@ services:
     expect(listenPort(anyPort, { kind: "registry" })).toBe(0);
     expect(listenPort(anyPort, { kind: "registry" }, 9400)).toBe(9400);
     const anySink = resolveRole({ role: "service", name: "sink", instance: 0 }, anyPort);
+    if (anySink.kind !== "service" || ticks.kind !== "source" || http.kind !== "source") throw new Error("roles resolved wrongly");
     expect(configuredPort(anyPort, anySink)).toBe(0);
     expect(listenPort(anyPort, anySink, 9401)).toBe(9401);
     expect(configuredPort(model, ticks)).toBeNull();

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { heapLimitMiB, planChildren, restartDelayMs, restartPolicyOf } from "../../src/runtime/supervisor.js";
+import { heapLimitMiB, restartDelayMs, restartPolicyOf } from "../../src/policy/index.js";
+import { planChildren } from "../../src/runtime/supervisor.js";
 import { cleanupAll, makeSystem } from "../helpers/runtime.js";
 
 function spec(port: number): string {
