@@ -3,9 +3,9 @@
  * source|service --name NAME [--instance K]` runs one process. See docs/runtime.md.
  */
 import { fileURLToPath } from "node:url";
-import { runMain } from "./process.js";
-import { serviceRole } from "./service.js";
-import { createSourceRole } from "./source.js";
+import { runMain } from "./entry.js";
+import { serviceRole } from "./service/index.js";
+import { createSourceRole } from "./source/index.js";
 
 await runMain({
   argv: process.argv.slice(2),

@@ -4,7 +4,7 @@
  * the order they were set) and lets the promise callbacks each of them starts settle before the
  * next one runs.
  */
-import type { Clock, TimerHandle } from "../../src/runtime/clock.js";
+import type { Clock, TimerHandle } from "../../src/runtime/core/clock.js";
 
 interface Pending {
   at: number;

@@ -4,7 +4,7 @@
  * every request fail as a refused connection until `up()`.
  */
 import type { IncomingMessage } from "node:http";
-import { type ClientResponse, type HttpClient, HttpClientError, HttpError, matchPath, type RequestOptions, type Route } from "../../src/runtime/http.js";
+import { type ClientResponse, type HttpClient, HttpClientError, HttpError, matchPath, type RequestOptions, type Route } from "../../src/runtime/core/http.js";
 
 export interface InMemoryHttp extends HttpClient {
   /** Requests answered or refused so far, as "METHOD /path". */

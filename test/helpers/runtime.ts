@@ -4,7 +4,7 @@
  * - `bundleEntry({ contents })` (or `{ file }`) bundles a TypeScript entry with esbuild into one
  *   .mjs file in a temporary folder, as the node target bundles mbc-runtime.mjs, so a child
  *   process runs it with plain `node` (no loader). Imports in `contents` resolve from the
- *   repository root, e.g. `import { runMain } from "./src/runtime/process.ts"`.
+ *   repository root, e.g. `import { runMain } from "./src/runtime/entry.ts"`.
  * - `makeSystem(yaml)` validates a spec and writes its system.json (and handler files) into a
  *   temporary folder; `freePorts(n)` reserves n consecutive free ports on 127.0.0.1 for
  *   the spec's fixed ports (ports.ts).
@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import type { Model } from "../../src/model/types.js";
-import type { SystemFile } from "../../src/runtime/contracts.js";
+import type { SystemFile } from "../../src/runtime/core/contracts.js";
 import { validateText } from "../../src/validate/index.js";
 import { freePortBlock } from "./ports.js";
 
@@ -294,7 +294,7 @@ export async function httpJson(method: string, url: string, body?: unknown, head
 export const FAKE_ROLE_ENTRY = `
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runMain, type RoleFactory } from "./src/runtime/process.ts";
+import { runMain, type RoleFactory } from "./src/runtime/entry.ts";
 
 const fake: RoleFactory = (ctx) => {
   const id = ctx.spec.kind === "service" ? ctx.spec.name + "/" + ctx.spec.instance : ctx.spec.kind === "source" ? ctx.spec.name : "registry";

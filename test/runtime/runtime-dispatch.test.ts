@@ -2,9 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Model } from "../../src/model/types.js";
-import type { Discovery, InstanceEndpoint, WireBatch } from "../../src/runtime/contracts.js";
-import { createDispatcher, type DispatchError, type DispatchMetrics } from "../../src/runtime/dispatch.js";
-import { silentLogger } from "../../src/runtime/log.js";
+import type { Discovery, InstanceEndpoint, WireBatch } from "../../src/runtime/core/contracts.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { createDispatcher, type DispatchError, type DispatchMetrics } from "../../src/runtime/dispatch/index.js";
 import { validateText } from "../../src/validate/index.js";
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { acquireFileLock, waitForChange } from "../../src/runtime/builtins/file-lock.js";
-import { JsonlStore } from "../../src/runtime/builtins/jsonl-sink.js";
-import type { Logger } from "../../src/runtime/contracts.js";
+import type { Logger } from "../../src/runtime/core/contracts.js";
+import { acquireFileLock, waitForChange } from "../../src/runtime/service/builtins/file-lock.js";
+import { JsonlStore } from "../../src/runtime/service/builtins/jsonl-sink.js";
 
 let dir: string;
 

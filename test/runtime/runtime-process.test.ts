@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { resolveEnv } from "../../src/runtime/env.js";
+import { resolveEnv } from "../../src/runtime/config/index.js";
 import {
   createHttpClient,
   createRouter,
@@ -11,11 +11,11 @@ import {
   type Route,
   type RunningServer,
   startServer,
-} from "../../src/runtime/http.js";
-import { silentLogger } from "../../src/runtime/log.js";
-import { createMetrics } from "../../src/runtime/metrics.js";
-import { type RunningRole, startRole } from "../../src/runtime/process.js";
-import { createRegistryRole } from "../../src/runtime/registry.js";
+} from "../../src/runtime/core/http.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { createMetrics } from "../../src/runtime/core/metrics.js";
+import { type RunningRole, startRole } from "../../src/runtime/process/index.js";
+import { createRegistryRole } from "../../src/runtime/registry/embedded/server.js";
 import {
   type Bundle,
   bundleEntry,

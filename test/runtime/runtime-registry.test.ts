@@ -1,12 +1,13 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { InstanceEndpoint } from "../../src/runtime/contracts.js";
-import { createDiscovery } from "../../src/runtime/discovery.js";
-import { resolveEnv } from "../../src/runtime/env.js";
-import { createHttpClient } from "../../src/runtime/http.js";
-import { silentLogger } from "../../src/runtime/log.js";
-import { createMetrics } from "../../src/runtime/metrics.js";
-import { type RunningRole, startHeartbeat, startRole } from "../../src/runtime/process.js";
-import { createRegistryRole } from "../../src/runtime/registry.js";
+import { resolveEnv } from "../../src/runtime/config/index.js";
+import type { InstanceEndpoint } from "../../src/runtime/core/contracts.js";
+import { createHttpClient } from "../../src/runtime/core/http.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { createMetrics } from "../../src/runtime/core/metrics.js";
+import { type RunningRole, startRole } from "../../src/runtime/process/index.js";
+import { createDiscovery } from "../../src/runtime/registry/embedded/discovery.js";
+import { startHeartbeat } from "../../src/runtime/registry/embedded/registrar.js";
+import { createRegistryRole } from "../../src/runtime/registry/embedded/server.js";
 import { cleanupAll, freePorts, httpJson, makeSystem, type SystemDir, waitUntil } from "../helpers/runtime.js";
 
 function spec(registryPort: number, heartbeat = "100ms", ttl = "400ms"): string {

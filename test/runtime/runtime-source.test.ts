@@ -3,18 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { SourceModel } from "../../src/model/types.js";
-import type { Timer } from "../../src/runtime/batcher.js";
-import type { Dispatcher, Logger, RuntimeEnv, TextBatch, WireBatch } from "../../src/runtime/contracts.js";
-import { deadLetterDir, deadLetterName } from "../../src/runtime/dead-letter.js";
-import { DispatchError } from "../../src/runtime/dispatch.js";
-import { createRouter, type RunningServer, startServer } from "../../src/runtime/http.js";
-import { createMetrics } from "../../src/runtime/metrics.js";
-import { startRole } from "../../src/runtime/process.js";
-import { type SourceMetrics, SourcePipeline, type SourcePipelineOptions, sourceLogDir, sourceRoleFactory } from "../../src/runtime/source.js";
-import { COMMITS_FILE, segmentName } from "../../src/runtime/source-log.js";
-import { FileSource } from "../../src/runtime/sources/file.js";
-import { GeneratorSource } from "../../src/runtime/sources/generator.js";
-import { bodyFingerprint, httpSourceRoute, idempotencyKey, SOURCE_BODY_LIMIT } from "../../src/runtime/sources/http.js";
+import type { Dispatcher, Logger, RuntimeEnv, TextBatch, WireBatch } from "../../src/runtime/core/contracts.js";
+import { createRouter, type RunningServer, startServer } from "../../src/runtime/core/http.js";
+import { createMetrics } from "../../src/runtime/core/metrics.js";
+import { DispatchError } from "../../src/runtime/dispatch/index.js";
+import { startRole } from "../../src/runtime/process/index.js";
+import type { Timer } from "../../src/runtime/source/batcher.js";
+import { deadLetterDir, deadLetterName } from "../../src/runtime/source/dead-letter.js";
+import { sourceRoleFactory } from "../../src/runtime/source/index.js";
+import { FileSource } from "../../src/runtime/source/kinds/file.js";
+import { GeneratorSource } from "../../src/runtime/source/kinds/generator.js";
+import { bodyFingerprint, httpSourceRoute, idempotencyKey, SOURCE_BODY_LIMIT } from "../../src/runtime/source/kinds/http.js";
+import { COMMITS_FILE, segmentName } from "../../src/runtime/source/log.js";
+import { type SourceMetrics, SourcePipeline, type SourcePipelineOptions, sourceLogDir } from "../../src/runtime/source/pipeline.js";
 import { validateText } from "../../src/validate/index.js";
 import { bundleEntry, cleanupAll, freePorts, httpJson, killAll, makeSystem, spawnRuntime, waitUntil } from "../helpers/runtime.js";
 
@@ -530,10 +531,10 @@ describe("http source: a killed process", () => {
     const stateDir = freshDir();
     const entry = await bundleEntry({
       contents: `
-import { createRouter, startServer } from "./src/runtime/http.ts";
-import { silentLogger } from "./src/runtime/log.ts";
-import { SourcePipeline } from "./src/runtime/source.ts";
-import { httpSourceRoute } from "./src/runtime/sources/http.ts";
+import { createRouter, startServer } from "./src/runtime/core/http.ts";
+import { silentLogger } from "./src/runtime/core/log.ts";
+import { SourcePipeline } from "./src/runtime/source/pipeline.ts";
+import { httpSourceRoute } from "./src/runtime/source/kinds/http.ts";
 
 const source = JSON.parse(process.env.SOURCE_MODEL);
 // Never answers: every batch stays in flight; each send is reported on stdout.

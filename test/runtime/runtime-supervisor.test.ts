@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { resolveEnv } from "../../src/runtime/env.js";
-import { silentLogger } from "../../src/runtime/log.js";
-import { type SupervisorEvent, type SupervisorHandle, startSupervisor } from "../../src/runtime/supervisor.js";
+import { resolveEnv } from "../../src/runtime/config/index.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { type SupervisorEvent, type SupervisorHandle, startSupervisor } from "../../src/runtime/supervisor/index.js";
 import {
   alive,
   type Bundle,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { arrayBytes, Batcher, batchId, type ClosedBatch, type Timer } from "../../src/runtime/batcher.js";
+import { arrayBytes, Batcher, batchId, type ClosedBatch, type Timer } from "../../src/runtime/source/batcher.js";
 
 /** A manual clock: `advance(ms)` runs the timers that come due, in order. */
 function manualTimer() {

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Model, ServiceModel } from "../../src/model/types.js";
-import { createBuiltin } from "../../src/runtime/builtins/index.js";
-import { batchKey, JsonlStore, LEASE_YIELD_MS, sinkPath } from "../../src/runtime/builtins/jsonl-sink.js";
-import type { Logger } from "../../src/runtime/contracts.js";
-import { HandlerError, type HandlerSetup, loadHandler, resolveInside, type StageContext } from "../../src/runtime/handlers.js";
-import { silentLogger } from "../../src/runtime/log.js";
+import type { Logger } from "../../src/runtime/core/contracts.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { createBuiltin } from "../../src/runtime/service/builtins/index.js";
+import { batchKey, JsonlStore, LEASE_YIELD_MS, sinkPath } from "../../src/runtime/service/builtins/jsonl-sink.js";
+import { HandlerError, type HandlerSetup, loadHandler, resolveInside, type StageContext } from "../../src/runtime/service/handlers.js";
 import { validateText } from "../../src/validate/index.js";
 import { ManualClock } from "../helpers/clock.js";
 

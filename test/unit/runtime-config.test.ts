@@ -1,13 +1,13 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import { configuredPort, drainBudgetMs, worstCaseMs } from "../../src/policy/index.js";
-import { checkSystem, listenPort, loadSystem, parseArgs, RuntimeConfigError, resolveEnv, resolveRole, urlHost } from "../../src/runtime/env.js";
-import { createLogger, formatLine } from "../../src/runtime/log.js";
-import { createMetrics } from "../../src/runtime/metrics.js";
-import { heartbeatDelayMs } from "../../src/runtime/process.js";
-import { isStartedMessage } from "../../src/runtime/supervisor.js";
+import { checkSystem, listenPort, loadSystem, parseArgs, RuntimeConfigError, resolveEnv, resolveRole, urlHost } from "../../src/runtime/config/index.js";
+import { createLogger, formatLine } from "../../src/runtime/core/log.js";
+import { createMetrics } from "../../src/runtime/core/metrics.js";
+import { heartbeatDelayMs } from "../../src/runtime/registry/embedded/registrar.js";
+import { isStartedMessage } from "../../src/runtime/supervisor/index.js";
 import { cleanupAll, makeSystem, repoRoot } from "../helpers/runtime.js";
 
 function spec(port: number, registry = "heartbeat: 100ms\n  ttl: 10s"): string {
@@ -107,9 +107,10 @@ describe("arguments and environment", () => {
 
   it("the children of tests and benchmarks are started without any variable the runtime reads", () => {
     const read = new Set<string>();
-    for (const file of ["env.ts", "supervisor.ts", "process.ts"]) {
-      const text = readFileSync(join(repoRoot, "src", "runtime", file), "utf8");
-      for (const m of text.matchAll(/variable\(vars, "(MBC_[A-Z_]+)"\)/g)) read.add(m[1] as string);
+    const runtime = join(repoRoot, "src", "runtime");
+    for (const file of readdirSync(runtime, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"))) {
+      const text = readFileSync(join(runtime, file), "utf8");
+      for (const m of text.matchAll(/variable(?:Set)?\(vars, "(MBC_[A-Z_]+)"\)/g)) read.add(m[1] as string);
     }
     expect(read.size).toBeGreaterThanOrEqual(8);
     expect([...read].filter((v) => !RUNTIME_ENV_VARS.includes(v))).toEqual([]);

@@ -4,7 +4,7 @@
  * many random texts, valid ones and mutated ones.
  */
 import { describe, expect, it } from "vitest";
-import { encodeTextBatch, jsonLine, splitJsonArray, splitWireBatch, textBytes, valueEnd } from "../../src/runtime/json-text.js";
+import { encodeTextBatch, jsonLine, splitJsonArray, splitWireBatch, textBytes, valueEnd } from "../../src/runtime/core/json-text.js";
 
 function parses(text: string): boolean {
   try {

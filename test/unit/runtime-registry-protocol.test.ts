@@ -5,11 +5,11 @@
  * is tested in the runtime tier.
  */
 import { describe, expect, it } from "vitest";
-import type { InstanceEndpoint } from "../../src/runtime/contracts.js";
-import { createDiscovery } from "../../src/runtime/discovery.js";
-import { silentLogger } from "../../src/runtime/log.js";
-import { heartbeatDelayMs, startHeartbeat } from "../../src/runtime/process.js";
-import { InstanceTable, registryRoutes } from "../../src/runtime/registry.js";
+import type { InstanceEndpoint } from "../../src/runtime/core/contracts.js";
+import { silentLogger } from "../../src/runtime/core/log.js";
+import { createDiscovery } from "../../src/runtime/registry/embedded/discovery.js";
+import { heartbeatDelayMs, startHeartbeat } from "../../src/runtime/registry/embedded/registrar.js";
+import { InstanceTable, registryRoutes } from "../../src/runtime/registry/embedded/server.js";
 import { ManualClock } from "../helpers/clock.js";
 import { inMemoryHttp } from "../helpers/in-memory-http.js";
 

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { InstanceEndpoint } from "../../src/runtime/contracts.js";
-import { groupByService, parseListing } from "../../src/runtime/discovery.js";
-import { HttpError } from "../../src/runtime/http.js";
-import type { RunningRole } from "../../src/runtime/process.js";
-import { InstanceTable, parseRegistration, tokenMatches } from "../../src/runtime/registry.js";
+import type { InstanceEndpoint } from "../../src/runtime/core/contracts.js";
+import { HttpError } from "../../src/runtime/core/http.js";
+import type { RunningRole } from "../../src/runtime/process/index.js";
+import { groupByService, parseListing } from "../../src/runtime/registry/embedded/discovery.js";
+import { InstanceTable, parseRegistration, tokenMatches } from "../../src/runtime/registry/embedded/server.js";
 import { cleanupAll } from "../helpers/runtime.js";
 
 const roles: RunningRole[] = [];

@@ -2,8 +2,8 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RetryModel } from "../../src/model/types.js";
 import { RETRY_BUDGET_WINDOW_MS, RetryBudget, retryDelay } from "../../src/retry/index.js";
-import type { WireBatch } from "../../src/runtime/contracts.js";
-import { CircuitBreaker, isRetryable } from "../../src/runtime/dispatch.js";
+import type { WireBatch } from "../../src/runtime/core/contracts.js";
+import { CircuitBreaker, isRetryable } from "../../src/runtime/dispatch/index.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -2,10 +2,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { WireBatch } from "../../src/runtime/contracts.js";
-import { deadLetterName, writeDeadLetter } from "../../src/runtime/dead-letter.js";
-import { DispatchError } from "../../src/runtime/dispatch.js";
-import { parseWireBatch } from "../../src/runtime/service.js";
+import type { WireBatch } from "../../src/runtime/core/contracts.js";
+import { DispatchError } from "../../src/runtime/dispatch/index.js";
+import { parseWireBatch } from "../../src/runtime/service/index.js";
+import { deadLetterName, writeDeadLetter } from "../../src/runtime/source/dead-letter.js";
 import { cleanupAll } from "../helpers/runtime.js";
 
 let dir: string;

@@ -16,7 +16,7 @@ import {
   type SourceLogOptions,
   segmentBase,
   segmentName,
-} from "../../src/runtime/source-log.js";
+} from "../../src/runtime/source/log.js";
 
 const dirs: string[] = [];
 const logs: SourceLog[] = [];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { queueLimits } from "../../src/runtime/source.js";
-import { parseChunk } from "../../src/runtime/sources/file.js";
-import { expandTemplate, recordsDue } from "../../src/runtime/sources/generator.js";
-import { parseRecords } from "../../src/runtime/sources/http.js";
+import { parseChunk } from "../../src/runtime/source/kinds/file.js";
+import { expandTemplate, recordsDue } from "../../src/runtime/source/kinds/generator.js";
+import { parseRecords } from "../../src/runtime/source/kinds/http.js";
+import { queueLimits } from "../../src/runtime/source/pipeline.js";
 
 // ---------------------------------------------------------------------------------------------
 // Pure parts

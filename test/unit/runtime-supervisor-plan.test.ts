@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { heapLimitMiB, restartDelayMs, restartPolicyOf } from "../../src/policy/index.js";
-import { planChildren } from "../../src/runtime/supervisor.js";
+import { planChildren } from "../../src/runtime/supervisor/index.js";
 import { cleanupAll, makeSystem } from "../helpers/runtime.js";
 
 function spec(port: number): string {

@@ -11,9 +11,11 @@
  * - The rate is kept on average: each tick makes the records due since start. While the queue
  *   is full the generator waits, and the schedule moves with it (no burst to catch up).
  */
+
+import type { Logger } from "../../core/contracts.js";
 import { realTimer, type Timer } from "../batcher.js";
-import type { Logger } from "../contracts.js";
-import type { SourcePipeline } from "../source.js";
+import type { SourcePipeline } from "../pipeline.js";
+import type { SourceKind } from "./kind.js";
 
 /** How often the generator wakes to make the records due. */
 export const GENERATOR_TICK_MS = 20;
@@ -146,3 +148,15 @@ export class GeneratorSource {
     await this.pipeline.append({ lines, bytes });
   }
 }
+
+/** `type: generator`: records made from a template at the source's rate, up to `count`. */
+export const generatorKind: SourceKind = {
+  rereads: false,
+  check(source) {
+    if (!(source.ratePerSec !== null && source.ratePerSec > 0)) throw new Error(`generator source ${source.name} needs a rate`);
+  },
+  open({ source, pipeline, log }) {
+    const generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec as number, count: source.count, log });
+    return { start: () => generator.start(), stop: () => generator.stop() };
+  },
+};

@@ -2,7 +2,8 @@
  * The supervisor: `node mbc-runtime.mjs` with no role runs the whole system on one machine, one
  * child process per role, each running the same bundle with `--role …`.
  *
- * - Start order: the registry (waiting until it answers /healthz, up to 10 s), then the service
+ * - Start order: the registry, when the system's registry backend runs one (waiting until it
+ *   answers /healthz, up to 10 s), then the service
  *   instances, sinks first (so a stage's downstream is up before it), then the sources.
  * - Each child gets the supervisor's environment plus MBC_SYSTEM (so it reads the same
  *   system.json), its service's `env`, and `--max-old-space-size` from its `resources.memory`.
@@ -28,8 +29,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { stageGraph } from "../model/graph.js";
-import type { Model, ServiceModel } from "../model/types.js";
+import { stageGraph } from "../../model/graph.js";
+import type { Model, ServiceModel } from "../../model/types.js";
 import {
   configuredPort,
   DEFAULT_RESTART,
@@ -39,11 +40,12 @@ import {
   type RestartPolicy,
   restartDelayMs,
   restartPolicyOf,
-} from "../policy/index.js";
-import type { Logger, RuntimeEnv, StartedMessage } from "./contracts.js";
-import type { EnvVars, RuntimeSetup } from "./env.js";
-import { createHttpClient } from "./http.js";
-import { createLogger, formatLine, installCrashHandlers } from "./log.js";
+} from "../../policy/index.js";
+import type { EnvVars, RuntimeSetup } from "../config/index.js";
+import type { Logger, RuntimeEnv, StartedMessage } from "../core/contracts.js";
+import { createHttpClient } from "../core/http.js";
+import { createLogger, formatLine, installCrashHandlers } from "../core/log.js";
+import { registryBackend } from "../registry/index.js";
 
 /** A child's "mbc:started" message (process.ts), checked. */
 export function isStartedMessage(value: unknown): value is StartedMessage {
@@ -77,17 +79,20 @@ export function planChildren(model: Model): ChildPlan[] {
   const maxDepth = Math.max(0, ...depth.values());
 
   const plans: ChildPlan[] = [];
-  const registry: ProcessRole = { kind: "registry" };
-  plans.push({
-    id: "registry",
-    spec: registry,
-    args: ["--role", "registry"],
-    execArgv: [],
-    env: {},
-    restart: DEFAULT_RESTART,
-    drainBudgetMs: drainBudgetMs(model, registry),
-    stopStage: maxDepth + 2,
-  });
+  // The system's own registry process, when its registry backend has one (not when it is outside).
+  if (registryBackend(model).role !== null) {
+    const registry: ProcessRole = { kind: "registry" };
+    plans.push({
+      id: "registry",
+      spec: registry,
+      args: ["--role", "registry"],
+      execArgv: [],
+      env: {},
+      restart: DEFAULT_RESTART,
+      drainBudgetMs: drainBudgetMs(model, registry),
+      stopStage: maxDepth + 2,
+    });
+  }
   for (const name of [...order].reverse()) {
     const service = graph.services.get(name) as ServiceModel;
     // An image service runs in a container (Compose), not here.

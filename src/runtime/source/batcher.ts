@@ -13,7 +13,7 @@
  *
  * The timer is injected so that tests drive `maxWait` without real sleeps.
  */
-import type { BatchModel } from "../model/types.js";
+import type { BatchModel } from "../../model/types.js";
 
 /** Where a source's reading stands after a record: only the file source has one (byte offset and 1-based line of the next line to read). */
 export interface Cursor {

@@ -25,11 +25,13 @@
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { SourceModel } from "../../model/types.js";
-import { HttpError, type Reply, type Route, type RouteRequest } from "../http.js";
-import { jsonLine, splitJsonArray, textBytes } from "../json-text.js";
-import type { RecordsIn, SourcePipeline } from "../source.js";
-import { type KeyState, MAX_IDEMPOTENCY_KEY_LENGTH } from "../source-log.js";
+import { Counter } from "prom-client";
+import type { SourceModel } from "../../../model/types.js";
+import { HttpError, type Reply, type Route, type RouteRequest } from "../../core/http.js";
+import { jsonLine, splitJsonArray, textBytes } from "../../core/json-text.js";
+import { type KeyState, MAX_IDEMPOTENCY_KEY_LENGTH } from "../log.js";
+import type { RecordsIn, SourcePipeline } from "../pipeline.js";
+import type { SourceKind } from "./kind.js";
 
 /** Largest body a source takes: many batches' worth of records in one request is fine, a runaway upload is not. */
 export const SOURCE_BODY_LIMIT = 16 * 1024 * 1024;
@@ -222,3 +224,17 @@ export function httpSourceRoute(source: SourceModel, pipeline: SourcePipeline, h
     },
   };
 }
+
+/** `type: http`: `POST {path}` takes a JSON array or NDJSON, answered once the records are durable. */
+export const httpKind: SourceKind = {
+  rereads: false,
+  check() {},
+  open({ source, pipeline, metrics }) {
+    const replays = new Counter({
+      name: "mbc_source_replays_total",
+      help: "Requests an http source answered from its log, appending nothing: an Idempotency-Key it had logged, posted again.",
+      registers: [metrics.registry],
+    });
+    return { routes: [httpSourceRoute(source, pipeline, { onReplay: () => replays.inc() })] };
+  },
+};

@@ -5,8 +5,8 @@
  *
  * This file holds types only: implementations live beside it.
  */
-import type { SystemFile } from "../model/system-file.js";
-import type { Model, ServiceModel } from "../model/types.js";
+import type { SystemFile } from "../../model/system-file.js";
+import type { Model, ServiceModel } from "../../model/types.js";
 
 /** Where a process runs: resolved once at start from argv, the environment and system.json. */
 export interface RuntimeEnv {
@@ -45,6 +45,20 @@ export interface Discovery {
   /** Resolves once every named service has at least one live instance (or rejects after timeoutMs). */
   waitFor(services: readonly string[], timeoutMs: number): Promise<void>;
   close(): void;
+}
+
+export type DiscoveryView = ReadonlyMap<string, readonly InstanceEndpoint[]>;
+
+/** A registry backend's discovery: the cached view, and how it follows the registry. */
+export interface DiscoveryClient extends Discovery {
+  /** The registry's version of the cached view; null before the first answer. */
+  readonly version: number | null;
+  /** Whether the last look at the registry got an answer. */
+  readonly connected: boolean;
+  /** Looks now (joining a look in progress); true when the registry answered. */
+  refresh(): Promise<boolean>;
+  /** Calls `listener` after every change of the view; returns the unsubscribe function. */
+  onChange(listener: (view: DiscoveryView) => void): () => void;
 }
 
 /** One batch on the wire: `POST /batch` to a service instance. */

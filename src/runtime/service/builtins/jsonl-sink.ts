@@ -54,8 +54,8 @@
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.js";
-import type { Logger } from "../contracts.js";
+import { type Clock, sleep, systemClock, type TimerHandle } from "../../core/clock.js";
+import type { Logger } from "../../core/contracts.js";
 import { acquireFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 
 export interface JsonlStoreOptions {

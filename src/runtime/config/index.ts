@@ -8,9 +8,10 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { BUILTIN_HANDLERS, LOAD_BALANCING, type Model } from "../model/types.js";
-import { configuredPort, type ProcessRole } from "../policy/index.js";
-import type { RuntimeEnv, SystemFile } from "./contracts.js";
+import { parseArgs as parseCommandLine } from "node:util";
+import { BUILTIN_HANDLERS, LOAD_BALANCING, type Model } from "../../model/types.js";
+import { configuredPort, type ProcessRole } from "../../policy/index.js";
+import type { RuntimeEnv, SystemFile } from "../core/contracts.js";
 
 /** A configuration problem that stops a process before it starts (exit status 2). */
 export class RuntimeConfigError extends Error {
@@ -36,29 +37,41 @@ export type RoleSpec = { kind: "supervisor" } | ProcessRole;
 
 const USAGE = "usage: node mbc-runtime.mjs [--role registry|source|service --name NAME [--instance K]]";
 
+const OPTIONS = { role: { type: "string" }, name: { type: "string" }, instance: { type: "string" } } as const;
+
+/** node:util's parseArgs error codes, and what they mean for this command line. */
+const PARSE_ERRORS: Record<string, (arg: string) => string> = {
+  ERR_PARSE_ARGS_UNKNOWN_OPTION: (arg) => `unknown argument ${JSON.stringify(arg)}; ${USAGE}`,
+  ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL: (arg) => `unknown argument ${JSON.stringify(arg)}; ${USAGE}`,
+  ERR_PARSE_ARGS_INVALID_OPTION_VALUE: (arg) => `${arg} needs a value; ${USAGE}`,
+};
+
 /** Parses `--role R --name N --instance K` (also `--role=R`). Unknown flags are errors. */
 export function parseArgs(argv: readonly string[]): RuntimeArgs {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const match = /^--(role|name|instance)(?:=(.*))?$/.exec(arg);
-    if (!match) throw new RuntimeConfigError(`unknown argument ${JSON.stringify(arg)}; ${USAGE}`);
-    const key = match[1] as string;
-    let value = match[2];
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith("--")) throw new RuntimeConfigError(`--${key} needs a value; ${USAGE}`);
-      i++;
-    }
-    if (values.has(key)) throw new RuntimeConfigError(`--${key} is given twice`);
-    values.set(key, value);
+  let parsed: ReturnType<typeof parseCommandLine<{ options: typeof OPTIONS; args: string[]; strict: true; tokens: true }>>;
+  try {
+    parsed = parseCommandLine({ options: OPTIONS, args: [...argv], strict: true, tokens: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    const explain = PARSE_ERRORS[code];
+    if (explain === undefined) throw new RuntimeConfigError(`${(err as Error).message}; ${USAGE}`);
+    // The argument node names, as the user typed it.
+    const arg = /'([^']+)'/.exec((err as Error).message)?.[1]?.split(" ")[0] ?? argv.join(" ");
+    throw new RuntimeConfigError(explain(arg));
   }
-  const role = values.get("role") ?? null;
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) throw new RuntimeConfigError(`--${token.name} is given twice`);
+    seen.add(token.name);
+  }
+  const { values } = parsed;
+  const role = values.role ?? null;
   if (role !== null && !(ROLES as readonly string[]).includes(role)) {
     throw new RuntimeConfigError(`unknown role ${JSON.stringify(role)}: expected one of ${ROLES.join(", ")}`);
   }
-  const name = values.get("name") ?? null;
-  const instanceText = values.get("instance") ?? null;
+  const name = values.name ?? null;
+  const instanceText = values.instance ?? null;
   let instance: number | null = null;
   if (instanceText !== null) {
     if (!/^\d{1,6}$/.test(instanceText)) throw new RuntimeConfigError(`--instance must be a non-negative integer, not ${JSON.stringify(instanceText)}`);

@@ -19,9 +19,11 @@
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { resolve } from "node:path";
+import { Counter } from "prom-client";
+import type { Logger } from "../../core/contracts.js";
 import type { Cursor } from "../batcher.js";
-import type { Logger } from "../contracts.js";
-import type { RecordsIn, SourcePipeline } from "../source.js";
+import type { RecordsIn, SourcePipeline } from "../pipeline.js";
+import type { SourceKind } from "./kind.js";
 
 export const FILE_POLL_MS = 200;
 /** Bytes read at a time. */
@@ -268,3 +270,26 @@ export class FileSource {
     this.log.warn("skipped a line that is not JSON", { path: this.path, line, error });
   }
 }
+
+/** `type: file`: a JSONL file read from its checkpoint, and followed as it grows. */
+export const fileKind: SourceKind = {
+  rereads: true,
+  check(source) {
+    if (source.location === null) throw new Error(`file source ${source.name} needs a path`);
+  },
+  open({ source, pipeline, env, log, metrics, pollMs }) {
+    const badLines = new Counter({
+      name: "mbc_source_bad_lines_total",
+      help: "Lines of a file source that are not JSON (skipped).",
+      registers: [metrics.registry],
+    });
+    const file = new FileSource({
+      pipeline,
+      path: resolveSourceFile(env.dataDir, source.location as string),
+      log,
+      onBadLine: () => badLines.inc(),
+      pollMs,
+    });
+    return { start: () => file.start(), stop: () => file.stop() };
+  },
+};

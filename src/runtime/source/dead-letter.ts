@@ -20,7 +20,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { DispatchFailure, WireBatch } from "./contracts.js";
+import type { DispatchFailure, WireBatch } from "../core/contracts.js";
 
 export interface DeadLetterFailure {
   /** When it failed (ISO 8601). */

@@ -3,10 +3,10 @@
  * factory, run once when the instance starts, so that a builtin can check its config and open
  * its files before the first batch (a bad config fails the start, not every batch).
  */
-import type { BuiltinHandler as BuiltinName, ServiceModel } from "../../model/types.js";
-import { BUILTIN_HANDLERS } from "../../model/types.js";
-import type { Logger } from "../contracts.js";
-import type { StageContext } from "../handlers.js";
+import type { BuiltinHandler as BuiltinName, ServiceModel } from "../../../model/types.js";
+import { BUILTIN_HANDLERS } from "../../../model/types.js";
+import type { Logger } from "../../core/contracts.js";
+import type { StageContext } from "../stage.js";
 import { batchKey, JsonlStore, sinkPath } from "./jsonl-sink.js";
 
 export interface BuiltinSetup {

@@ -23,19 +23,12 @@
  * durable, and a restart's recovery is the safe way on.
  */
 import { join } from "node:path";
-import { Counter } from "prom-client";
-import type { BatchModel, SourceModel } from "../model/types.js";
+import type { BatchModel, SourceModel } from "../../model/types.js";
+import type { Dispatcher, Logger, TextBatch, WireBatch } from "../core/contracts.js";
+import type { RuntimeMetrics } from "../core/metrics.js";
 import { Batcher, type ClosedBatch, type Cursor, type Timer } from "./batcher.js";
-import type { Dispatcher, Logger, TextBatch, WireBatch } from "./contracts.js";
 import { writeDeadLetter } from "./dead-letter.js";
-import { createDispatcher } from "./dispatch.js";
-import type { Route } from "./http.js";
-import type { RuntimeMetrics } from "./metrics.js";
-import type { Role, RoleContext, RoleFactory } from "./process.js";
-import { type KeyState, type Recovery, SourceLog } from "./source-log.js";
-import { FileSource, resolveSourceFile } from "./sources/file.js";
-import { GeneratorSource } from "./sources/generator.js";
-import { httpSourceRoute } from "./sources/http.js";
+import { type KeyState, type Recovery, SourceLog } from "./log.js";
 
 /** What a source reports; RuntimeMetrics has all of it. */
 export type SourceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "deadLetter" | "queueDepth">;
@@ -470,112 +463,4 @@ export class SourcePipeline {
 function recordBytes(batch: ClosedBatch<string>): number {
   const n = batch.records.length;
   return n === 0 ? 0 : batch.bytes - n - 1;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The source role
-
-export interface SourceRoleOptions {
-  /** Replaces the HTTP dispatcher (tests). */
-  dispatcher?: Dispatcher;
-  /** What to do when the durable log fails; default: crash (exit 1) so that a restart recovers. */
-  onFatal?: (error: Error) => void;
-  /** File source poll interval. */
-  pollMs?: number;
-  maxInFlight?: number;
-  queue?: QueueLimits;
-}
-
-/**
- * The default reaction to a failed log: an uncaught exception, which the process scaffolding
- * logs before exiting 1. The records acknowledged so far are in the log; the supervisor (or
- * Compose, or systemd) restarts the process and recovery takes it from there.
- */
-function crash(error: Error): void {
-  setImmediate(() => {
-    throw new Error(`the durable log failed: ${error.message}`, { cause: error });
-  });
-}
-
-/** The source role for the process scaffolding: `--role source --name NAME`. */
-export function sourceRoleFactory(options: SourceRoleOptions = {}): RoleFactory {
-  return (ctx) => createSourceRole(ctx, options);
-}
-
-export async function createSourceRole(ctx: RoleContext, options: SourceRoleOptions = {}): Promise<Role> {
-  const { spec, model, log, metrics } = ctx;
-  if (spec.kind !== "source") throw new Error(`the source role cannot run as ${spec.kind}`);
-  const source = spec.source;
-  if (source.type === "generator" && !(source.ratePerSec !== null && source.ratePerSec > 0)) throw new Error(`generator source ${source.name} needs a rate`);
-  if (source.type === "file" && source.location === null) throw new Error(`file source ${source.name} needs a path`);
-
-  const dispatcher = options.dispatcher ?? createDispatcher({ services: model.services, discovery: ctx.discovery, log, metrics, client: ctx.client });
-  const discovery = options.dispatcher === undefined ? ctx.discovery : null;
-  const pipeline = await SourcePipeline.open({
-    source,
-    stateDir: ctx.env.stateDir,
-    fsync: model.checkpoint.fsync,
-    dispatcher,
-    log,
-    metrics,
-    discardUnbatched: source.type === "file",
-    maxInFlight: options.maxInFlight,
-    queue: options.queue,
-    canSend: discovery === null ? undefined : () => discovery.instances(source.to).length > 0,
-    onFatal: options.onFatal ?? crash,
-  });
-  const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
-
-  let file: FileSource | null = null;
-  let generator: GeneratorSource | null = null;
-  if (source.type === "file") {
-    const badLines = new Counter({
-      name: "mbc_source_bad_lines_total",
-      help: "Lines of a file source that are not JSON (skipped).",
-      registers: [metrics.registry],
-    });
-    file = new FileSource({
-      pipeline,
-      path: resolveSourceFile(ctx.env.dataDir, source.location as string),
-      log,
-      onBadLine: () => badLines.inc(),
-      pollMs: options.pollMs,
-    });
-  } else if (source.type === "generator") {
-    generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec as number, count: source.count, log });
-  }
-
-  let routes: Route[] = [];
-  if (source.type === "http") {
-    const replays = new Counter({
-      name: "mbc_source_replays_total",
-      help: "Requests an http source answered from its log, appending nothing: an Idempotency-Key it had logged, posted again.",
-      registers: [metrics.registry],
-    });
-    routes = [httpSourceRoute(source, pipeline, { onReplay: () => replays.inc() })];
-  }
-
-  return {
-    routes,
-    start() {
-      file?.start();
-      generator?.start();
-      pipeline.poke();
-    },
-    ready() {
-      const failure = pipeline.failure;
-      return failure === null ? { ready: true } : { ready: false, reasons: [`the durable log failed: ${failure.message}`] };
-    },
-    async drain(deadlineMs) {
-      try {
-        await Promise.all([file?.stop(), generator?.stop()]);
-        await pipeline.drain(deadlineMs);
-        const { committed, deadLetters } = pipeline.stats;
-        log.info("source drained", { committed, deadLetters, uncommitted: pipeline.depth, nextSeq: pipeline.nextSeq });
-      } finally {
-        unsubscribe();
-        dispatcher.close();
-      }
-    },
-  };
 }

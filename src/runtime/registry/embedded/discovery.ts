@@ -10,9 +10,9 @@
  * `instances(service)` returns the same (frozen) array until that service's view changes, so a
  * caller can tell a change by identity. `onChange` is told after each change of the view.
  */
-import { type Clock, systemClock, type TimerHandle } from "./clock.js";
-import type { Discovery, InstanceEndpoint, Logger } from "./contracts.js";
-import { bearer, createHttpClient, type HttpClient } from "./http.js";
+import { type Clock, systemClock, type TimerHandle } from "../../core/clock.js";
+import type { Discovery, InstanceEndpoint, Logger } from "../../core/contracts.js";
+import { bearer, createHttpClient, type HttpClient } from "../../core/http.js";
 
 export interface DiscoveryOptions {
   /** Base URL of the registry, e.g. http://127.0.0.1:7400 */

@@ -19,11 +19,11 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Gauge } from "prom-client";
-import type { Model } from "../model/types.js";
-import type { TimerHandle } from "./clock.js";
-import type { InstanceEndpoint, Logger } from "./contracts.js";
-import { HttpError, type Reply, type Route, type RouteRequest } from "./http.js";
-import type { Role, RoleContext } from "./process.js";
+import type { Model } from "../../../model/types.js";
+import type { TimerHandle } from "../../core/clock.js";
+import type { InstanceEndpoint, Logger } from "../../core/contracts.js";
+import { HttpError, type Reply, type Route, type RouteRequest } from "../../core/http.js";
+import type { Role, RoleContext } from "../../core/role.js";
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 

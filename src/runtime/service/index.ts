@@ -17,13 +17,13 @@
  * elsewhere), running ones finish up to the deadline; then the handler is closed (a sink's
  * files). The process scaffolding deregisters the instance and stops the server.
  */
-import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "./contracts.js";
-import { createDispatcher } from "./dispatch.js";
+import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "../core/contracts.js";
+import { DEFAULT_BODY_LIMIT, HttpError, parseJsonBody, type ReadyState, type Reply, type Route, type RouteRequest } from "../core/http.js";
+import { splitWireBatch } from "../core/json-text.js";
+import type { RuntimeMetrics } from "../core/metrics.js";
+import type { RoleFactory } from "../core/role.js";
+import { createDispatcher } from "../dispatch/index.js";
 import { loadHandler, type StageHandler } from "./handlers.js";
-import { DEFAULT_BODY_LIMIT, HttpError, parseJsonBody, type ReadyState, type Reply, type Route, type RouteRequest } from "./http.js";
-import { splitWireBatch } from "./json-text.js";
-import type { RuntimeMetrics } from "./metrics.js";
-import type { RoleFactory } from "./process.js";
 
 export type ServiceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "queueDepth">;
 

@@ -30,13 +30,13 @@
  *
  * Connections are kept alive (http.ts's client: one keep-alive Agent, closed by `close()`).
  */
-import { type Balancer, createBalancer } from "../balance/index.js";
-import type { ServiceModel } from "../model/types.js";
-import { type Random, RetryBudget, retryDelay } from "../retry/index.js";
-import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, TextBatch, WireBatch } from "./contracts.js";
-import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "./http.js";
-import { encodeTextBatch } from "./json-text.js";
-import type { RuntimeMetrics } from "./metrics.js";
+import { type Balancer, createBalancer } from "../../balance/index.js";
+import type { ServiceModel } from "../../model/types.js";
+import { type Random, RetryBudget, retryDelay } from "../../retry/index.js";
+import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, TextBatch, WireBatch } from "../core/contracts.js";
+import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "../core/http.js";
+import { encodeTextBatch } from "../core/json-text.js";
+import type { RuntimeMetrics } from "../core/metrics.js";
 
 export type AttemptKind = DispatchFailure["attempts"][number]["kind"];
 export type AttemptRecord = DispatchFailure["attempts"][number];

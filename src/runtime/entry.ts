@@ -1,0 +1,60 @@
+/**
+ * The entry of mbc-runtime.mjs as a function: the supervisor without --role, else the one role
+ * (src/runtime/main.ts calls it with the real roles; tests with fakes).
+ */
+
+import { type EnvVars, loadRuntime, parseArgs, RuntimeConfigError, type RuntimeSetup } from "./config/index.js";
+import { createLogger } from "./core/log.js";
+import type { RoleFactory } from "./core/role.js";
+
+export type { RoleFactory };
+
+import { identityOf, runRole } from "./process/index.js";
+import { registryBackend } from "./registry/index.js";
+import { runSupervisor } from "./supervisor/index.js";
+
+export interface MainOptions {
+  argv: readonly string[];
+  vars: EnvVars;
+  /** The bundle being run (process.argv[1]): the supervisor starts its children with it. */
+  entry: string;
+  roles: { source: RoleFactory; service: RoleFactory; registry?: RoleFactory };
+}
+
+/** The entry of mbc-runtime.mjs: the supervisor without --role, else the one role. */
+export async function runMain(options: MainOptions): Promise<void> {
+  let setup: RuntimeSetup;
+  try {
+    setup = loadRuntime(options.argv, options.vars, options.entry);
+  } catch (err) {
+    let fields: Record<string, unknown> = { role: "supervisor" };
+    try {
+      const args = parseArgs(options.argv);
+      if (args.role !== null) fields = { role: args.role, name: args.name ?? undefined, instance: args.instance ?? undefined };
+    } catch {
+      // The arguments themselves are what is wrong.
+    }
+    createLogger(fields).error(err instanceof Error ? err.message : String(err));
+    process.exit(err instanceof RuntimeConfigError ? err.exitCode : 1);
+  }
+  const { role } = setup;
+  try {
+    switch (role.kind) {
+      case "supervisor":
+        return await runSupervisor({ setup, entry: options.entry, vars: options.vars });
+      case "registry": {
+        const factory = options.roles.registry ?? registryBackend(setup.system.model).role;
+        if (factory === null) throw new Error("this system's registry backend runs no registry process");
+        return await runRole(setup, role, factory);
+      }
+      case "source":
+        return await runRole(setup, role, options.roles.source);
+      case "service":
+        return await runRole(setup, role, options.roles.service);
+    }
+  } catch (err) {
+    // Both runners handle their own failures; this is the last line of defence.
+    createLogger(role.kind === "supervisor" ? { role: "supervisor" } : identityOf(role).fields).error("failed", { error: err });
+    process.exit(1);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * A kind of source: how records come in (an http route, a file read from its checkpoint, a
+ * generator). The source role (../index.ts) opens the durable pipeline and hands it to the
+ * kind; the kind feeds it. A new kind is one file beside this one, its entry in index.ts, and
+ * its `type` in the spec's schema.
+ */
+import type { SourceModel } from "../../../model/types.js";
+import type { Logger, RuntimeEnv } from "../../core/contracts.js";
+import type { Route } from "../../core/http.js";
+import type { RuntimeMetrics } from "../../core/metrics.js";
+import type { SourcePipeline } from "../pipeline.js";
+
+export interface SourceKindContext {
+  source: SourceModel;
+  pipeline: SourcePipeline;
+  env: RuntimeEnv;
+  log: Logger;
+  metrics: RuntimeMetrics;
+  /** A file source's poll interval (tests shorten it). */
+  pollMs?: number;
+}
+
+/** What a kind feeds the pipeline through, for the role's lifetime. */
+export interface SourceIntake {
+  /** Routes of the source's server (an http source's `POST {path}`). */
+  routes?: Route[];
+  /** Starts taking records, once the server listens. */
+  start?(): void;
+  /** Stops taking records (the drain then closes and sends what is queued). */
+  stop?(): Promise<void>;
+}
+
+export interface SourceKind {
+  /**
+   * Whether the kind reads again, from its own checkpoint, the records it had handed over but
+   * that were not in a batch at a restart (a file); the others' are batched again from the log.
+   */
+  readonly rereads: boolean;
+  /** Throws when the source lacks what the runtime needs of this kind. */
+  check(source: SourceModel): void;
+  open(ctx: SourceKindContext): SourceIntake;
+}
