@@ -1,4 +1,4 @@
-import type { FidelityTable } from "../../src/build/fidelity.js";
+import { fidelityTable } from "../../src/build/fidelity-shared.js";
 
 const maps = (note: string) => ({ how: "maps", note }) as const;
 const na = (note: string) => ({ how: "n/a", note }) as const;
@@ -9,11 +9,10 @@ const restartNote = "; a crashed container is restarted by the engine (restart: 
  * The Compose target runs the same runtime, one container per process: what the runtime does
  * maps exactly, and the rest maps onto Compose keys. Relative paths land on named volumes.
  */
-export const composeFidelity: FidelityTable = {
+export const composeFidelity = fidelityTable({
   mbc: maps("runtime/system.json"),
   name: maps("the default project and network name; label dev.mbc.system"),
   description: maps("README.md"),
-  "defaults.timeout": maps("per-attempt timeout of every call"),
   "defaults.retry.maxRetries": retry("defaults"),
   "defaults.retry.interval": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
   "defaults.retry.backoff": maps(`defaults: the runtime's dispatch in each container${restartNote}`),
@@ -25,21 +24,10 @@ export const composeFidelity: FidelityTable = {
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
   "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
-  "defaults.batch.maxRecords": maps("the source's batcher"),
-  "defaults.batch.maxWait": maps("the source's batcher"),
-  "defaults.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container"),
-  "registry.heartbeat": maps("registration heartbeats and discovery refresh"),
-  "registry.ttl": maps("the registry's expiry"),
   "sources.*.type": maps("one container per source"),
   "sources.*.port": maps("the http source's listener, published on the host at the same port (only http sources publish one)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to the named volume `data` (MBC_DATA_DIR)"),
-  "sources.*.rate": maps("generator: its rate; http/file: not enforced (an expected peak)"),
-  "sources.*.count": maps("generator: stops after it, across restarts"),
-  "sources.*.record": maps("generator: the template"),
-  "sources.*.batch.maxRecords": maps("the source's batcher"),
-  "sources.*.batch.maxWait": maps("the source's batcher"),
-  "sources.*.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "sources.*.to": maps("the first stage; depends_on its instances (service_healthy)"),
   "services.*.handler": maps("copied to runtime/handlers/, mounted read-only at /opt/mbc; builtins run in the runtime; unused when the service has an image"),
   "services.*.image": maps(
@@ -50,7 +38,6 @@ export const composeFidelity: FidelityTable = {
   ),
   "services.*.instances": maps("one Compose service per instance, NAME-K, started with --instance K; weights and capacities in system.json"),
   "services.*.loadBalancing": maps("the runtime's balancer in each upstream container"),
-  "services.*.capacity": maps("registered with each instance; used by least-connections and power-of-two-choices"),
   "services.*.port": maps("instance k listens on port + k inside its container (not published)"),
   "services.*.timeout": maps("per-attempt timeout of calls to the service; also its stop_grace_period (drain budget + 5 s)"),
   "services.*.retry.maxRetries": maps(
@@ -69,12 +56,6 @@ export const composeFidelity: FidelityTable = {
   "services.*.env": maps("environment of each instance's container, $ written as $$; the MBC_* variables the target sets win"),
   "services.*.to": maps("next stages; depends_on each of their instances (service_healthy)"),
   "checkpoint.dir": maps("below the named volume `state` (MBC_STATE_DIR); an absolute path or one that leaves with .. stays inside the volume"),
-  "checkpoint.fsync": maps("fsync of the durable log before 202"),
-  "simulation.duration": na("mbc simulate"),
-  "simulation.arrival": na("mbc simulate"),
-  "simulation.failureRate": na("mbc simulate and the capacity checks"),
-  "simulation.faults": na("mbc simulate"),
-  "simulation.seed": na("mbc simulate"),
   "targets.compose.project": maps("COMPOSE_PROJECT_NAME in .env"),
   "targets.compose.image": maps("the image of every container that runs the runtime"),
   "targets.compose.network": maps("the project's one network"),
@@ -83,4 +64,4 @@ export const composeFidelity: FidelityTable = {
   "targets.systemd.installDir": na("the systemd target"),
   "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": na("the node target; containers bind 0.0.0.0 on their own network"),
-};
+});

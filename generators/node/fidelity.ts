@@ -1,15 +1,14 @@
-import type { FidelityTable } from "../../src/build/fidelity.js";
+import { fidelityTable } from "../../src/build/fidelity-shared.js";
 
 const maps = (note: string) => ({ how: "maps", note }) as const;
 const na = (note: string) => ({ how: "n/a", note }) as const;
 const retry = (scope: string) => maps(`${scope}: the runtime's dispatch (and the supervisor's restart backoff)`);
 
 /** The node target runs the runtime itself: nearly every field maps exactly. */
-export const nodeFidelity: FidelityTable = {
+export const nodeFidelity = fidelityTable({
   mbc: maps("system.json"),
   name: maps("system.json; the default state folder"),
   description: maps("README.md"),
-  "defaults.timeout": maps("per-attempt timeout of every call"),
   "defaults.retry.maxRetries": retry("defaults"),
   "defaults.retry.interval": retry("defaults"),
   "defaults.retry.backoff": retry("defaults"),
@@ -21,28 +20,16 @@ export const nodeFidelity: FidelityTable = {
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": { how: "ignores", note: "Node cannot cap CPU; use the Compose or systemd target for a limit" },
   "defaults.resources.memory": { how: "approximates", note: "--max-old-space-size of each process at 75 % of it: caps the heap, not the whole process" },
-  "defaults.batch.maxRecords": maps("the source's batcher"),
-  "defaults.batch.maxWait": maps("the source's batcher"),
-  "defaults.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "registry.port": maps("the registry process"),
-  "registry.heartbeat": maps("registration heartbeats and discovery refresh"),
-  "registry.ttl": maps("the registry's expiry"),
   "sources.*.type": maps("the source process"),
   "sources.*.port": maps("the http source's listener"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to MBC_DATA_DIR"),
-  "sources.*.rate": maps("generator: its rate; http/file: not enforced (an expected peak)"),
-  "sources.*.count": maps("generator: stops after it, across restarts"),
-  "sources.*.record": maps("generator: the template"),
-  "sources.*.batch.maxRecords": maps("the source's batcher"),
-  "sources.*.batch.maxWait": maps("the source's batcher"),
-  "sources.*.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "sources.*.to": maps("the first stage"),
   "services.*.handler": maps("copied to handlers/; builtins run in the runtime"),
   "services.*.image": { how: "ignores", note: "the node target runs no containers: a service with only an image is not started" },
   "services.*.config": maps("ctx.config of the handler"),
   "services.*.instances": maps("one process per instance, with its weight and capacity"),
   "services.*.loadBalancing": maps("the runtime's balancer, the simulator's algorithms"),
-  "services.*.capacity": maps("registered with each instance; used by least-connections and power-of-two-choices"),
   "services.*.port": maps("instance k listens on port + k"),
   "services.*.timeout": maps("per-attempt timeout of calls to the service"),
   "services.*.retry.maxRetries": retry("the service"),
@@ -59,12 +46,6 @@ export const nodeFidelity: FidelityTable = {
   "services.*.env": maps("the environment of each instance process"),
   "services.*.to": maps("next stages; a list fans out"),
   "checkpoint.dir": maps("the state folder, relative to MBC_DATA_DIR (MBC_STATE_DIR overrides)"),
-  "checkpoint.fsync": maps("fsync of the durable log before 202"),
-  "simulation.duration": na("mbc simulate"),
-  "simulation.arrival": na("mbc simulate"),
-  "simulation.failureRate": na("mbc simulate and the capacity checks"),
-  "simulation.faults": na("mbc simulate"),
-  "simulation.seed": na("mbc simulate"),
   "targets.compose.project": na("the compose target"),
   "targets.compose.image": na("the compose target"),
   "targets.compose.network": na("the compose target"),
@@ -73,4 +54,4 @@ export const nodeFidelity: FidelityTable = {
   "targets.systemd.installDir": na("the systemd target"),
   "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": maps("the address every listener binds to (MBC_BIND overrides)"),
-};
+});

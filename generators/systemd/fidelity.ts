@@ -1,4 +1,4 @@
-import type { FidelityTable } from "../../src/build/fidelity.js";
+import { fidelityTable } from "../../src/build/fidelity-shared.js";
 
 const maps = (note: string) => ({ how: "maps", note }) as const;
 const na = (note: string) => ({ how: "n/a", note }) as const;
@@ -8,11 +8,10 @@ const dispatch = (extra = "") => maps(`the runtime's dispatch${extra}`);
  * The systemd target runs the node target's runtime, one process a unit: what the runtime does
  * maps exactly; what systemd adds (restarts, limits, the sandbox) is said in the notes.
  */
-export const systemdFidelity: FidelityTable = {
+export const systemdFidelity = fidelityTable({
   mbc: maps("runtime/system.json"),
   name: maps("the default prefix (mbc-NAME) and installDir (/opt/mbc/NAME); unit descriptions"),
   description: maps("Description= of PREFIX.target (control characters become spaces) and README.md"),
-  "defaults.timeout": maps("per-attempt timeout of every call"),
   "defaults.retry.maxRetries": dispatch("; StartLimitBurst= = maxRetries + 1"),
   "defaults.retry.interval": dispatch("; RestartSec="),
   "defaults.retry.backoff": dispatch(" (systemd restarts after a constant RestartSec=)"),
@@ -24,28 +23,16 @@ export const systemdFidelity: FidelityTable = {
   "defaults.retry.budget.minPerSecond": dispatch(),
   "defaults.resources.cpus": maps("CPUQuota= of each instance (cpus × 100 %)"),
   "defaults.resources.memory": maps("MemoryMax= of each instance, and --max-old-space-size at 75 % of it"),
-  "defaults.batch.maxRecords": maps("the source's batcher"),
-  "defaults.batch.maxWait": maps("the source's batcher"),
-  "defaults.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env"),
-  "registry.heartbeat": maps("registration heartbeats and discovery refresh"),
-  "registry.ttl": maps("the registry's expiry"),
   "sources.*.type": maps("one unit a source: PREFIX-source-NAME.service"),
   "sources.*.port": maps("the http source's listener (below 1024 its unit keeps CAP_NET_BIND_SERVICE)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to INSTALLDIR/data (ProtectHome= hides /home, /root and /run/user)"),
-  "sources.*.rate": maps("generator: its rate; http/file: not enforced (an expected peak)"),
-  "sources.*.count": maps("generator: stops after it, across restarts"),
-  "sources.*.record": maps("generator: the template"),
-  "sources.*.batch.maxRecords": maps("the source's batcher"),
-  "sources.*.batch.maxWait": maps("the source's batcher"),
-  "sources.*.batch.maxBytes": maps("the source's batcher (JSON size of the records)"),
   "sources.*.to": maps("the first stage; the source's unit starts after its instances (After=)"),
   "services.*.handler": maps("copied to runtime/handlers/; builtins run in the runtime"),
   "services.*.image": { how: "ignores", note: "the systemd target runs no containers: a service with only an image gets no unit" },
   "services.*.config": maps("ctx.config (runtime/system.json); a sink's relative path resolves below INSTALLDIR/data, the only folder a unit may write"),
   "services.*.instances": maps("PREFIX-SERVICE@K.service for K = 0 … n−1, each wanted by PREFIX.target, with its weight and capacity"),
   "services.*.loadBalancing": maps("the runtime's balancer"),
-  "services.*.capacity": maps("registered with each instance; used by least-connections and power-of-two-choices"),
   "services.*.port": maps("instance K listens on port + K (below 1024 the unit keeps CAP_NET_BIND_SERVICE)"),
   "services.*.timeout": maps("per-attempt timeout of calls to the service"),
   "services.*.retry.maxRetries": dispatch("; StartLimitBurst= = maxRetries + 1"),
@@ -62,12 +49,6 @@ export const systemdFidelity: FidelityTable = {
   "services.*.env": maps("env/services/NAME.env (EnvironmentFile=, after env/common.env)"),
   "services.*.to": maps("next stages; a unit starts after the instances downstream of it (After=), and stops before them"),
   "checkpoint.dir": maps("MBC_STATE_DIR, below INSTALLDIR/data (a path that leaves it stops the build)"),
-  "checkpoint.fsync": maps("fsync of the durable log before 202"),
-  "simulation.duration": na("mbc simulate"),
-  "simulation.arrival": na("mbc simulate"),
-  "simulation.failureRate": na("mbc simulate and the capacity checks"),
-  "simulation.faults": na("mbc simulate"),
-  "simulation.seed": na("mbc simulate"),
   "targets.compose.project": na("the compose target"),
   "targets.compose.image": na("the compose target"),
   "targets.compose.network": na("the compose target"),
@@ -76,4 +57,4 @@ export const systemdFidelity: FidelityTable = {
   "targets.systemd.installDir": maps("runtime/, env/ and data/ (MBC_DATA_DIR, the only writable folder) below it"),
   "targets.systemd.node": maps("the binary of every ExecStart="),
   "targets.node.bind": maps("the address every listener binds to (runtime/system.json), as under the node target"),
-};
+});
