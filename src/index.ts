@@ -18,7 +18,7 @@ export { normalise } from "./model/normalise.js";
 export type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./model/types.js";
 export { BUILTIN_HANDLERS, LOAD_BALANCING } from "./model/types.js";
 export { parseDuration, parseRate, parseSize } from "./model/units.js";
-export { MAX_ALIAS_COUNT, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";
+export { MAX_ALIAS_COUNT, MAX_DEPTH, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";
 export { escapeHtml, type ReportOptions, renderReport, renderTable, type TableOptions } from "./report/index.js";
 export {
   type ArrivalProcess,
