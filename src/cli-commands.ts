@@ -11,7 +11,7 @@ import { generators } from "./build/generators.js";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
 import { gatherBuildInputs } from "./build/inputs.js";
 import type { Artefact } from "./build/types.js";
-import { BuildFailed, BuildRefused, checkTarget, planTarget, type Refusal, writeTarget, writeTargets } from "./build/write.js";
+import { BuildFailed, BuildRefused, buildRefusals, checkTarget, type Refusal, writeTarget, writeTargets } from "./build/write.js";
 import { childProcess, writeStdout } from "./builtins-lazy.js";
 import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, packageRoot, say, useColor } from "./cli.js";
 import { hasErrors } from "./diagnostic.js";
@@ -210,7 +210,7 @@ export async function runBuild(
       }
     }
     // What would stop the build stops --check too: it answers "would mbc build succeed and change nothing".
-    const refusals = outputs.flatMap(({ dir, artefacts }) => planTarget(dir, artefacts).refusals);
+    const refusals = buildRefusals(outputs);
     if (refusals.length > 0) refuse(refusals, "mbc build would write nothing");
     if (dirty > 0) {
       process.stderr.write(`mbc: ${dirty} file${dirty === 1 ? "" : "s"} out of date; run mbc build to update\n`);

@@ -234,24 +234,25 @@ export function checkTarget(dir: string, artefacts: readonly Artefact[]): CheckR
 
 const isRoot = () => process.getuid?.() === 0;
 
-/**
- * Whether the file system would let mbc remove or rename `path` (one of its own files or
- * folders): write permission where that is needed, and no immutable or append-only flag. The
- * flags have no call of their own in Node: setting a file's times to what they are fails with
- * EPERM on exactly those files (for their owner, or root) and changes nothing else.
- */
 const IMMUTABLE = "cannot be changed (EPERM): it is immutable or append-only (lsattr shows it; chattr -i or -a clears it)";
 
-function changeable(path: string, st: Stats, needWrite: boolean): string | null {
-  if (needWrite) {
-    try {
-      accessSync(path, constants.W_OK | constants.X_OK);
-    } catch (err) {
-      // access() answers EPERM for write access to an immutable file.
-      return errorCode(err) === "EPERM" ? IMMUTABLE : `cannot be changed (${errorCode(err)}): mbc must remove and add files in this folder`;
-    }
+/**
+ * Whether the file system would let mbc remove or rename `path` (one of its own files or
+ * folders): write permission where that is needed, and no immutable or append-only flag.
+ * access() answers EPERM for write access to an immutable entry and changes nothing. The
+ * append-only flag it does not see; with `probeFlags`, setting the entry's times to what they are
+ * finds both (EPERM, for its owner or root), and changes only its ctime: a build does that to the
+ * entries it is about to replace, `--check` does not.
+ */
+function changeable(path: string, st: Stats, needWrite: boolean, probeFlags: boolean): string | null {
+  try {
+    accessSync(path, needWrite ? constants.W_OK | constants.X_OK : constants.W_OK);
+  } catch (err) {
+    if (errorCode(err) === "EPERM") return IMMUTABLE;
+    // A file is removed by writing its folder: its own mode does not matter.
+    if (needWrite) return `cannot be changed (${errorCode(err)}): mbc must remove and add files in this folder`;
   }
-  if (isRoot() || st.uid === process.getuid?.()) {
+  if (probeFlags && (isRoot() || st.uid === process.getuid?.())) {
     try {
       utimesSync(path, st.atimeMs / 1000, st.mtimeMs / 1000);
     } catch (err) {
@@ -262,7 +263,7 @@ function changeable(path: string, st: Stats, needWrite: boolean): string | null 
 }
 
 /** Everything that stops the swap of the planned folders, found before anything is written. */
-function swapRefusals(plans: readonly TargetPlan[]): Refusal[] {
+function swapRefusals(plans: readonly TargetPlan[], probeFlags: boolean): Refusal[] {
   const out: Refusal[] = [];
   const locked = (path: string, reason: string) => out.push({ path, kind: "locked", reason });
   const parents = new Set(plans.map((p) => dirname(p.dir)));
@@ -298,7 +299,7 @@ function swapRefusals(plans: readonly TargetPlan[]): Refusal[] {
         locked(path, `cannot be read (${errorCode(err)})`);
         return;
       }
-      const why = changeable(path, st, needWrite);
+      const why = changeable(path, st, needWrite, probeFlags);
       if (why !== null) locked(path, why);
     };
     // The folder is renamed, its generated folders emptied and removed, its generated files removed.
@@ -326,6 +327,16 @@ function swapRefusals(plans: readonly TargetPlan[]): Refusal[] {
   return out;
 }
 
+/**
+ * Everything that would stop `writeTargets` from writing these outputs, found without changing
+ * anything (what `--check` reports). Only the append-only flag of mbc's own files goes unseen.
+ */
+export function buildRefusals(outputs: readonly TargetOutput[]): Refusal[] {
+  const plans = outputs.map((o) => planTarget(o.dir, o.artefacts));
+  const refusals = plans.flatMap((p) => p.refusals);
+  return refusals.length > 0 ? refusals : swapRefusals(plans, false);
+}
+
 export interface TargetOutput {
   dir: string;
   artefacts: readonly Artefact[];
@@ -343,7 +354,7 @@ type Move = readonly [from: string, to: string];
 export function writeTargets(outputs: readonly TargetOutput[]): string[] {
   const plans = outputs.map((o) => planTarget(o.dir, o.artefacts));
   const refusals = plans.flatMap((p) => p.refusals);
-  if (refusals.length === 0) refusals.push(...swapRefusals(plans));
+  if (refusals.length === 0) refusals.push(...swapRefusals(plans, true));
   if (refusals.length > 0) throw new BuildRefused(refusals);
 
   const tag = `${process.pid}-${crypto().randomBytes(4).toString("hex")}`;
