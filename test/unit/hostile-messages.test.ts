@@ -29,7 +29,7 @@ describe("hints for the worst messages", () => {
     expect(found[0]?.hint).toContain('description: "a: b"');
   });
 
-  describe("a key indented too little: one diagnostic at that key, saying where it should be", () => {
+  describe("a key indented too little (or too much): one diagnostic at that key, saying where it should be", () => {
     it.each([
       ["first key of its mapping", ["sources:", "  in:", "  type: http", "    port: 8080", "    to: work", "    rate: 100", "    path: /in"], "5:3", 5],
       ["between keys that line up", ["sources:", "  in:", "    type: http", "   port: 8080", "    to: work"], "6:4", 5],
@@ -39,12 +39,26 @@ describe("hints for the worst messages", () => {
         "7:3",
         5,
       ],
+      // And the other way: one key indented more than its siblings.
+      ["first key of its mapping, too far right", ["sources:", "  in:", "     type: http", "    port: 8080", "    to: work"], "5:6", 5],
+      ["between keys that line up, too far right", ["sources:", "  in:", "    type: http", "     port: 8080", "    to: work"], "6:6", 5],
+      ["last key of its mapping, too far right", ["sources:", "  in:", "    type: http", "    port: 8080", "      to: work"], "7:7", 5],
+      ["last key, one short of its siblings", ["sources:", "  in:", "    type: http", "    port: 8080", "   to: work"], "7:4", 5],
     ])("%s", (_, lines, where, column) => {
       const text = [...head, ...lines, ...tail].join("\n");
       const found = check(text);
       expect(found.map(at)).toEqual([`${where} error yaml-syntax`]);
       expect(found[0]?.hint).toContain(`column ${column}`);
     });
+  });
+
+  it("two keys out of line where either may be the slip: the hint gives both fixes", () => {
+    // "heartbeat" may belong to registry (indent it) or be a top-level key (then "ttl" is off).
+    const text = [...head, "registry:", "  port: 7400", "heartbeat: 1s", "  ttl: 3s", "sources:", "  in: {type: http, port: 8080, to: work}", ...tail].join("\n");
+    const found = check(text);
+    expect(found.map(at)).toEqual(["5:1 error yaml-syntax"]);
+    expect(found[0]?.hint).toContain("column 1");
+    expect(found[0]?.hint).toContain("column 3");
   });
 
   it("a key with no space after the colon: a space after the colon", () => {
