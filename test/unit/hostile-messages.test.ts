@@ -54,7 +54,9 @@ describe("hints for the worst messages", () => {
 
   it("two keys out of line where either may be the slip: the hint gives both fixes", () => {
     // "heartbeat" may belong to registry (indent it) or be a top-level key (then "ttl" is off).
-    const text = [...head, "registry:", "  port: 7400", "heartbeat: 1s", "  ttl: 3s", "sources:", "  in: {type: http, port: 8080, to: work}", ...tail].join("\n");
+    const text = [...head, "registry:", "  port: 7400", "heartbeat: 1s", "  ttl: 3s", "sources:", "  in: {type: http, port: 8080, to: work}", ...tail].join(
+      "\n",
+    );
     const found = check(text);
     expect(found.map(at)).toEqual(["5:1 error yaml-syntax"]);
     expect(found[0]?.hint).toContain("column 1");
