@@ -11,10 +11,11 @@ import { generators } from "./build/generators.js";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
 import { gatherBuildInputs } from "./build/inputs.js";
 import type { Artefact } from "./build/types.js";
-import { checkTarget, writeTarget } from "./build/write.js";
+import { BuildFailed, BuildRefused, buildRefusals, checkTarget, type Refusal, writeTarget, writeTargets } from "./build/write.js";
 import { childProcess, writeStdout } from "./builtins-lazy.js";
-import { EXIT_OK, EXIT_SPEC_ERRORS, fail, loadForCommand, useColor } from "./cli.js";
+import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, say, useColor } from "./cli.js";
 import { hasErrors } from "./diagnostic.js";
+import { escapeControls } from "./format/terminal.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
@@ -26,6 +27,22 @@ import { VERSION } from "./version.js";
 
 // `mbc validate --simulate` runs the simulation too.
 export { simulate };
+
+/** Names every path that stops a build, and what to do about it; then exits 2. */
+function refuse(refusals: readonly Refusal[], what: string): never {
+  const only = refusals.length === 1 ? refusals[0] : undefined;
+  if (only) say(`mbc: ${what}: ${only.path} ${only.reason}`);
+  else {
+    say(`mbc: ${what}: ${refusals.length} paths stop the build`);
+    for (const r of refusals) say(`  ${r.path} ${r.reason}`);
+  }
+  const hints: string[] = [];
+  if (refusals.some((r) => r.kind === "foreign"))
+    hints.push("a build replaces or deletes only the files it wrote (each target folder's .mbc-manifest.json lists them): move what is in the way elsewhere");
+  if (refusals.some((r) => r.kind === "locked")) hints.push("let this user change what is named");
+  say(`  hint: ${hints.join("; ")}; or build into another folder with --out`);
+  throw new Exit(EXIT_USAGE);
+}
 
 /** Writes through a temporary file in the same folder and a rename: a reader never sees half a file. */
 function writeAtomically(file: string, text: string): void {
@@ -107,11 +124,11 @@ export async function runSimulate(file: string | undefined, opts: SimulateFlags)
     // The series feeds the report only: the JSON is the same with or without --report.
     const { series: _series, ...plain } = result;
     writeStdout(`${JSON.stringify(plain, null, 2)}\n`);
-  } else writeStdout(renderTable(result, { color: useColor(1), file: loaded.file }));
+  } else writeStdout(renderTable(result, { color: useColor(1), file: escapeControls(loaded.file) }));
 
   if (opts.report !== undefined) {
     writeAtomically(opts.report, renderReport(result, { file: loaded.file, version: VERSION }));
-    process.stderr.write(`wrote ${opts.report}\n`);
+    say(`wrote ${opts.report}`);
   }
 
   if (opts.strict) {
@@ -157,7 +174,7 @@ export async function runBuild(
   }
   // What a target approximates or ignores of what the user set is said, never silently dropped.
   const lossy = targets.flatMap((t) => (loaded.effective === null ? [] : fidelityWarnings(loaded.effective, t, generators[t].fidelity)));
-  for (const w of lossy) process.stderr.write(`mbc: warning: the ${w.target} target ${w.how} ${w.at}: ${w.note}\n`);
+  for (const w of lossy) say(`mbc: warning: the ${w.target} target ${w.how} ${w.at}: ${w.note}`);
   if (opts.strict && (loaded.diagnostics.length > 0 || lossy.length > 0)) {
     process.stderr.write("mbc: nothing built: --strict and there are warnings\n");
     return EXIT_SPEC_ERRORS;
@@ -177,39 +194,44 @@ export async function runBuild(
     if (err instanceof UsageError) fail(err.message, err.hint);
     fail(err instanceof Error ? err.message : String(err));
   }
+  const outputs = [...byTarget].map(([id, artefacts]) => ({ dir: join(opts.out, id), artefacts }));
   if (opts.check) {
     let dirty = 0;
-    for (const [id, artefacts] of byTarget) {
-      const dir = join(opts.out, id);
+    for (const { dir, artefacts } of outputs) {
       const r = checkTarget(dir, artefacts);
       for (const [what, list] of [
         ["changed", r.changed],
         ["missing", r.missing],
         ["stale", r.stale],
       ] as const) {
-        for (const f of list) writeStdout(`${what.padEnd(8)}${join(dir, f)}\n`);
+        for (const f of list) writeStdout(`${what.padEnd(8)}${escapeControls(join(dir, f))}\n`);
         dirty += list.length;
       }
     }
+    // What would stop the build stops --check too: it answers "would mbc build succeed and change nothing".
+    const refusals = buildRefusals(outputs);
+    if (refusals.length > 0) refuse(refusals, "mbc build would write nothing");
     if (dirty > 0) {
       process.stderr.write(`mbc: ${dirty} file${dirty === 1 ? "" : "s"} out of date; run mbc build to update\n`);
       return EXIT_SPEC_ERRORS;
     }
-    process.stderr.write(`${opts.out}: up to date\n`);
+    say(`${opts.out}: up to date`);
     return EXIT_OK;
   }
-  for (const [id, artefacts] of byTarget) {
-    const dir = join(opts.out, id);
-    try {
-      writeTarget(dir, artefacts);
-    } catch (err) {
-      fail(
-        `cannot write ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
-        "the previous output, if any, is unchanged",
-      );
+  let leftovers: string[];
+  try {
+    leftovers = writeTargets(outputs);
+  } catch (err) {
+    if (err instanceof BuildRefused) refuse(err.refusals, "nothing written");
+    if (err instanceof BuildFailed) {
+      if (err.stuck.length === 0) fail(err.message, `nothing was changed: ${opts.out} is as it was before this build`);
+      fail(err.message, `the previous output could not be put back whole; not where they were: ${err.stuck.join(", ")}`);
     }
-    writeStdout(`wrote ${dir} (${artefacts.length} files)\n`);
+    throw err;
   }
+  for (const { dir, artefacts } of outputs) writeStdout(`wrote ${escapeControls(dir)} (${artefacts.length} files)\n`);
+  if (leftovers.length > 0)
+    fail(`the previous output could not be removed: ${leftovers.join(", ")}`, "the new output is in place; delete those folders by hand");
   return EXIT_OK;
 }
 
@@ -237,6 +259,7 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
     writeTarget(runDir, buildArtefacts(model, inputs, ["node"]).get("node") ?? []);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, err.hint);
+    if (err instanceof BuildRefused) refuse(err.refusals, `cannot prepare ${runDir}`);
     fail(`cannot prepare ${runDir}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const live = Boolean(process.stdout.isTTY) && process.env.TERM !== "dumb";
@@ -267,7 +290,9 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
     const tick = async () => {
       const texts = await Promise.all(endpoints.map((e) => scrape(e.url)));
       const now = snapshot(endpoints, texts, Date.now());
-      process.stdout.write(`\x1b[H\x1b[2J${renderLive(now, before, `mbc run ${specPath} — ${model.name} (logs: ${relative(process.cwd(), logFile)})`)}`);
+      process.stdout.write(
+        `\x1b[H\x1b[2J${renderLive(now, before, `mbc run ${escapeControls(specPath)} — ${model.name} (logs: ${relative(process.cwd(), logFile)})`)}`,
+      );
       before = now;
     };
     timer = setInterval(() => void tick(), 1000);

@@ -11,6 +11,7 @@ import { TARGET_IDS } from "./build/targets.js";
 import { isTerminal, writeStdout } from "./builtins-lazy.js";
 import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
+import { escapeControls, escapeControlsExceptLineBreaks } from "./format/terminal.js";
 import { starterHandler, starterSpec } from "./init/templates.js";
 import { loadSpec } from "./load.js";
 import { PACKAGE_FILES, PACKAGE_NAME, packageFilePath, readPackageText } from "./package-files.js";
@@ -21,7 +22,7 @@ import { VERSION } from "./version.js";
 
 export const EXIT_OK = 0;
 export const EXIT_SPEC_ERRORS = 1;
-const EXIT_USAGE = 2;
+export const EXIT_USAGE = 2;
 const DEFAULT_SPEC = "microbatch.yaml";
 
 /**
@@ -40,14 +41,21 @@ export function useColor(fd: 1 | 2): boolean {
   return isTerminal(fd) && process.env.TERM !== "dumb";
 }
 
-class Exit extends Error {
+/** Ends the command with an exit code once its messages are written; `main` returns the code. */
+export class Exit extends Error {
   constructor(readonly code: number) {
     super(`exit ${code}`);
   }
 }
 
+/** Writes a message to stderr, with the control characters of names and values in it escaped. */
+export function say(message: string): void {
+  process.stderr.write(`${escapeControls(message)}\n`);
+}
+
 export function fail(message: string, hint?: string): never {
-  process.stderr.write(`mbc: ${message}\n${hint ? `  hint: ${hint}\n` : ""}`);
+  say(`mbc: ${message}`);
+  if (hint) say(`  hint: ${hint}`);
   throw new Exit(EXIT_USAGE);
 }
 
@@ -99,7 +107,7 @@ function runSchema(opts: { out?: string }): number {
     } catch (err) {
       fail(`cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    process.stderr.write(`wrote ${opts.out}\n`);
+    say(`wrote ${opts.out}`);
   } else writeStdout(text);
   return EXIT_OK;
 }
@@ -139,7 +147,9 @@ function runInit(dir: string, opts: { name?: string; force?: boolean }): number 
   const rel = relative(process.cwd(), specPath) || specPath;
   // Quoted for the shell when it has to be, so that the suggested command can be pasted.
   const shown = /^[\w@%+=:,./-]+$/.test(rel) ? rel : `'${rel.replace(/'/g, "'\\''")}'`;
-  writeStdout(`wrote ${rel} and ${relative(process.cwd(), handlerPath) || handlerPath}\nnext: mbc validate ${shown}\n`);
+  writeStdout(
+    `wrote ${escapeControls(rel)} and ${escapeControls(relative(process.cwd(), handlerPath) || handlerPath)}\nnext: mbc validate ${escapeControls(shown)}\n`,
+  );
   return EXIT_OK;
 }
 
@@ -177,7 +187,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .helpOption("-h, --help", "show help")
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`mbc: ${str.replace(/^error: /, "")}`) });
+    .configureOutput({ outputError: (str, write) => write(`mbc: ${escapeControlsExceptLineBreaks(str.replace(/^error: /, ""))}`) });
 
   program
     .command("validate")
@@ -260,7 +270,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     process.stderr.write(
-      `mbc: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nplease report this with the spec that caused it\n`,
+      `mbc: internal error: ${escapeControlsExceptLineBreaks(err instanceof Error ? (err.stack ?? err.message) : String(err))}\nplease report this with the spec that caused it\n`,
     );
     return EXIT_USAGE;
   }

@@ -7,19 +7,19 @@
  *   if (result.model) console.log(simulate(result.model, { seed: 7 }).endToEndMs.p99);
  */
 
-import { handlerExistsIn } from "./load.js";
+import { handlerExistsIn, handlerLeavesFolder } from "./load.js";
 import { parseSpec } from "./parse/index.js";
 import { type ValidationResult, validateParsed } from "./validate/index.js";
 
 export type { Diagnostic, DiagnosticCode, Finding, Severity } from "./diagnostic.js";
 export { compareDiagnostics, hasErrors, sortDiagnostics } from "./diagnostic.js";
-export { handlerExistsIn, type LoadOptions, loadSpec } from "./load.js";
+export { handlerExistsIn, handlerLeavesFolder, type LoadOptions, loadSpec } from "./load.js";
 export { normalise } from "./model/normalise.js";
 export { expectedRetries, expectedShares, type InstanceLoad, retryFigure, type ServiceLoad, staticModel, weightedLoad } from "./model/static-load.js";
 export type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./model/types.js";
 export { BUILTIN_HANDLERS, LOAD_BALANCING } from "./model/types.js";
 export { parseDuration, parseRate, parseSize } from "./model/units.js";
-export { MAX_ALIAS_COUNT, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";
+export { MAX_ALIAS_COUNT, MAX_DEPTH, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";
 export { escapeHtml, type ReportOptions, renderReport, renderTable, type TableOptions } from "./report/index.js";
 export {
   type ArrivalProcess,
@@ -56,6 +56,6 @@ export {
 export function validate(text: string, options: { file?: string; env?: string | null; specDir?: string } = {}): ValidationResult {
   return validateParsed(parseSpec(options.file ?? "<input>", text), {
     env: options.env ?? null,
-    ...(options.specDir ? { fileExists: handlerExistsIn(options.specDir) } : {}),
+    ...(options.specDir ? { fileExists: handlerExistsIn(options.specDir), leavesFolder: handlerLeavesFolder(options.specDir) } : {}),
   });
 }

@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MAX_SPEC_BYTES, parseSpec } from "./parse/index.js";
+import { leavesFolder } from "./real-path.js";
 import { UsageError } from "./usage-error.js";
 import { type ValidateOptions, type ValidationResult, validateParsed } from "./validate/index.js";
 
@@ -18,6 +19,11 @@ export function handlerExistsIn(specDir: string): (relativePath: string) => bool
       return false;
     }
   };
+}
+
+/** Whether a handler path, with symbolic links followed, leads out of a spec's folder. */
+export function handlerLeavesFolder(specDir: string): (relativePath: string) => boolean {
+  return (relativePath) => leavesFolder(specDir, relativePath);
 }
 
 export interface LoadOptions {
@@ -48,6 +54,7 @@ export async function loadSpec(path: string, options: LoadOptions = {}): Promise
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(`${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : `cannot read (${code ?? String(err)})`}`);
   }
-  const validateOptions: ValidateOptions = { env: options.env ?? null, fileExists: handlerExistsIn(dirname(resolve(path))) };
+  const specDir = dirname(resolve(path));
+  const validateOptions: ValidateOptions = { env: options.env ?? null, fileExists: handlerExistsIn(specDir), leavesFolder: handlerLeavesFolder(specDir) };
   return validateParsed(parseSpec(options.displayName ?? path, bytes, { size }), validateOptions);
 }

@@ -7,6 +7,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { crypto } from "../builtins-lazy.js";
 import type { Model } from "../model/types.js";
 import { PACKAGE_FILES, readPackageFile, readPackageText } from "../package-files.js";
+import { isWithin, realPathOf } from "../real-path.js";
 import { UsageError } from "../usage-error.js";
 import { generators, type TargetId } from "./generators.js";
 import type { BuildInputs } from "./types.js";
@@ -27,10 +28,21 @@ export function gatherBuildInputs(o: GatherOptions): BuildInputs {
   const specBytes = readFileSync(o.specPath);
   const specDir = dirname(resolve(o.specPath));
   const handlerSources: Record<string, Uint8Array> = {};
+  const realSpecDir = realPathOf(specDir);
   for (const s of o.model.services) {
     if (s.handler?.kind !== "module") continue;
+    // Validation said so already; the file system may have changed since, and what is read here is copied into every target.
+    const real = realPathOf(join(specDir, s.handler.path));
+    if (s.handler.outside || !isWithin(realSpecDir, real)) {
+      throw new UsageError(
+        `handler ${s.handler.path} of service "${s.name}" leads out of the spec's folder; nothing is copied from there`,
+        "copy the module into the spec's folder instead of linking to it",
+      );
+    }
     try {
-      handlerSources[s.handler.path] = readFileSync(join(specDir, s.handler.path));
+      // Only a regular file: reading a FIFO or a device would block or never end.
+      if (!statSync(real).isFile()) throw Object.assign(new Error("not a file"), { code: "not a regular file" });
+      handlerSources[s.handler.path] = readFileSync(real);
     } catch (err) {
       throw new UsageError(`cannot read handler ${s.handler.path} of service "${s.name}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }

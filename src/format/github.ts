@@ -1,3 +1,4 @@
+import { escapeControlsExceptLineBreaks } from "./terminal.js";
 import type { Formatter } from "./types.js";
 
 // Workflow commands: data escapes %, CR and LF; property values also escape ':' and ','.
@@ -10,7 +11,8 @@ export const github: Formatter = (diagnostics) =>
   diagnostics
     .map((d) => {
       const props = `file=${escapeProperty(d.file)},line=${d.line},col=${d.column},title=${escapeProperty(`mbc ${d.code}`)}`;
-      const text = d.hint ? `${d.message}\n${d.hint}` : d.message;
+      // Line breaks are the annotation's own (encoded below); other controls would reach the log raw.
+      const text = escapeControlsExceptLineBreaks(d.hint ? `${d.message}\n${d.hint}` : d.message);
       return `::${command[d.severity]} ${props}::${escapeData(text)}\n`;
     })
     .join("");

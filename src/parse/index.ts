@@ -2,11 +2,14 @@
  * Parsing: bytes → YAML document with source ranges. Problems are collected, never thrown;
  * positions come from the document's ranges through a LineCounter, only when asked for.
  */
-import { type Document, isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseAllDocuments, visit } from "yaml";
+import { Composer, type Document, isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, visit } from "yaml";
 import type { Diagnostic, DiagnosticCode, Severity } from "../diagnostic.js";
 import { fromPointer } from "../pointer.js";
+import { MAX_DEPTH, measureTokens, tooDeepWithAliases } from "./depth.js";
+import { yamlErrorHints } from "./hints.js";
 import { decodeSpec, MAX_SPEC_BYTES } from "./text.js";
 
+export { MAX_DEPTH } from "./depth.js";
 export { MAX_SPEC_BYTES } from "./text.js";
 
 /** At most this many aliases are expanded; more indicates a "billion laughs" document. */
@@ -63,19 +66,39 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
   } else {
     // Duplicate keys are found by duplicateKeys below: yaml's own check (uniqueKeys: true) compares
     // each key with every earlier key of its map, which is quadratic in the size of `services`.
-    const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: false, merge: true, strict: true });
+    // parseAllDocuments, in its two steps: the nesting is measured between them, because composing
+    // recurses and a document nested thousands deep would exhaust the stack.
+    const tokens = Array.from(new Parser().parse(text));
+    const depth = measureTokens(tokens);
+    if (depth.tooDeepAt !== undefined) {
+      report(
+        "yaml-syntax",
+        "error",
+        depth.tooDeepAt,
+        `mappings and lists nest more than ${MAX_DEPTH} levels deep here`,
+        "a spec nests a few levels deep; check that this is the right file",
+      );
+    }
     // An empty file gives an empty stream: no document, no value; the schema check says what is missing.
-    const list: Document.Parsed[] = Array.from(docs);
+    const list: Document.Parsed[] =
+      depth.tooDeepAt === undefined ? Array.from(new Composer({ uniqueKeys: false, merge: true, strict: true }).compose(tokens)) : [];
     // One syntax error a line: the parser often reports a single slip several times over.
     const errorLines = new Set<number>();
+    const explain = yamlErrorHints(text);
     for (const d of list) {
       for (const e of withDuplicateKeys(d.errors, duplicateKeys(d))) {
         const line = lineCounter.linePos(e.pos[0]).line;
         if (e.code !== "DUPLICATE_KEY" && errorLines.has(line)) continue;
         errorLines.add(line);
-        const code: DiagnosticCode = e.code === "DUPLICATE_KEY" ? "duplicate-key" : "yaml-syntax";
-        const hint = code === "duplicate-key" ? "remove one of the two entries, or rename it" : undefined;
-        report(code, "error", e.pos[0], cleanYamlMessage(e.message), hint);
+        if (e.code === "DUPLICATE_KEY") {
+          report("duplicate-key", "error", e.pos[0], cleanYamlMessage(e.message), "remove one of the two entries, or rename it");
+          continue;
+        }
+        // A slip recognised from the text gets words that say how to fix it; its knock-on errors go.
+        const better = explain(e);
+        if (better === null) continue;
+        if (better) report("yaml-syntax", "error", better.offset, better.message, better.hint);
+        else report("yaml-syntax", "error", e.pos[0], cleanYamlMessage(e.message));
       }
       for (const w of d.warnings) report("yaml-syntax", "warning", w.pos[0], cleanYamlMessage(w.message));
     }
@@ -90,7 +113,21 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
       );
     }
     doc = list[0];
-    if (doc && !diagnostics.some((d) => d.severity === "error")) {
+    // Aliases can nest the value far deeper than the text, or make it contain itself.
+    const aliasProblem = doc && depth.aliases && !diagnostics.some((d) => d.severity === "error") ? tooDeepWithAliases(doc) : undefined;
+    if (aliasProblem) {
+      report(
+        "yaml-syntax",
+        "error",
+        aliasProblem.offset,
+        aliasProblem.kind === "circular"
+          ? "this alias is inside the node its anchor names: the value would contain itself"
+          : `with its aliases expanded, the document nests more than ${MAX_DEPTH} levels deep`,
+        aliasProblem.kind === "circular"
+          ? "a spec is plain data, like JSON: use an alias only for a node that does not contain it"
+          : "a spec nests a few levels deep; here aliases of aliases nest inside each other",
+      );
+    } else if (doc && !diagnostics.some((d) => d.severity === "error")) {
       try {
         value = doc.toJS({ maxAliasCount: options.maxAliasCount ?? MAX_ALIAS_COUNT });
       } catch (err) {

@@ -23,6 +23,8 @@ export interface ValidateOptions {
   env?: string | null;
   /** Whether a handler module exists, by its path relative to the spec's folder. */
   fileExists?: (relativePath: string) => boolean;
+  /** Whether a handler path, with symbolic links followed, leads out of the spec's folder. */
+  leavesFolder?: (relativePath: string) => boolean;
 }
 
 export interface ValidationResult {
@@ -90,7 +92,15 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
   const { model, findings } = normalise(spec as unknown as RawSpec, env);
   for (const f of findings) diagnostics.push(toDiagnostic(parsed, f, provenance));
   const graph = stageGraph(model);
-  const ctx: RuleContext = { model, graph, loads: staticModel(model, graph), spec, file, ...(options.fileExists ? { fileExists: options.fileExists } : {}) };
+  const ctx: RuleContext = {
+    model,
+    graph,
+    loads: staticModel(model, graph),
+    spec,
+    file,
+    ...(options.fileExists ? { fileExists: options.fileExists } : {}),
+    ...(options.leavesFolder ? { leavesFolder: options.leavesFolder } : {}),
+  };
   for (const rule of Object.values(rules)) {
     for (const f of rule.check(ctx)) diagnostics.push(toDiagnostic(parsed, { ...f, code: rule.code, severity: f.severity ?? rule.severity }, provenance));
   }

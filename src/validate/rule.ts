@@ -20,6 +20,11 @@ export interface RuleContext {
    * the caller has no file system (the handler-not-found rule is then skipped).
    */
   fileExists?: (relativePath: string) => boolean;
+  /**
+   * Whether a handler path, with symbolic links followed, leads out of the spec's folder;
+   * absent when the caller has no file system (then only the path's own `..` parts count).
+   */
+  leavesFolder?: (relativePath: string) => boolean;
 }
 
 export type RuleFinding = Omit<Finding, "code" | "severity"> & { severity?: Severity };

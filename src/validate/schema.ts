@@ -14,6 +14,9 @@ type SchemaNode = {
   examples?: unknown[];
   properties?: Record<string, SchemaNode>;
   type?: string | string[];
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
 };
 
 /** Runs the schema and returns its findings, with pointers into the checked value. */
@@ -30,7 +33,7 @@ export function checkSchema(value: unknown): Finding[] {
     ];
   }
   if (validateSchema(value)) return [];
-  return mapErrors(validateSchema.errors ?? []);
+  return mapErrors(validateSchema.errors ?? [], value);
 }
 
 function label(pointer: string): string {
@@ -79,8 +82,85 @@ function comparisonWord(op: string): string {
   return op === ">=" ? "≥" : op === "<=" ? "≤" : op;
 }
 
+/** The key a pointer ends in, for hints that quote the spec back. */
+function keyOf(pointer: string): string | undefined {
+  const last = fromPointer(pointer).at(-1);
+  return last === undefined || /^[0-9]+$/.test(last) ? undefined : last;
+}
+
+/** Whether a property's own schema (not a $ref) takes the value as it is. */
+function takes(schema: SchemaNode, value: unknown, exact: boolean): boolean {
+  const types = ([] as string[]).concat(schema.type ?? []);
+  const type = typeof value === "number" ? (Number.isInteger(value) ? "integer" : "number") : typeof value;
+  const typed = types.includes(type) || (!exact && type === "integer" && types.includes("number"));
+  if (!typed) return false;
+  if (schema.enum && !schema.enum.includes(value)) return false;
+  if (typeof value === "number" && ((schema.minimum !== undefined && value < schema.minimum) || (schema.maximum !== undefined && value > schema.maximum)))
+    return false;
+  return true;
+}
+
+/**
+ * A single value where a mapping of settings goes (`retry: 3`): the setting it most likely
+ * meant, found from the mapping's schema (the properties whose type and range take the value,
+ * exact types first), or else the settings there are.
+ */
+function settingsHint(key: string, schema: SchemaNode | undefined, value: unknown): string | undefined {
+  const properties = Object.entries(schema?.properties ?? {});
+  if (properties.length === 0) return undefined;
+  const shown = typeof value === "string" ? (/^[\w./-]+$/.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value);
+  for (const exact of [true, false]) {
+    // A text fits only a setting that lists it: any name or path would fit every text setting.
+    const fits = properties
+      .filter(([, p]) => takes(p, value, exact) && (typeof value !== "string" || p.enum !== undefined))
+      .map(([name]) => `${key}: {${name}: ${shown}}`);
+    if (fits.length > 0) return `"${key}" holds settings by name, not a single value: did you mean ${fits.slice(0, 3).join(" or ")}?`;
+  }
+  return `"${key}" holds settings by name, not a single value: ${properties.map(([name]) => name).join(", ")}`;
+}
+
+/**
+ * `work:` with nothing after it, then the lines meant for it, indented as its siblings: the
+ * sibling before the key at `at` is empty. Needs the checked value (`root`).
+ */
+function emptyAboveHint(root: unknown, at: string): string | undefined {
+  if (root === undefined) return undefined;
+  const segments = fromPointer(at);
+  const key = segments.pop();
+  let parent: unknown = root;
+  for (const seg of segments) parent = parent !== null && typeof parent === "object" ? (parent as Record<string, unknown>)[seg] : undefined;
+  if (key === undefined || parent === null || typeof parent !== "object" || Array.isArray(parent)) return undefined;
+  const keys = Object.keys(parent);
+  const before = keys[keys.indexOf(key) - 1];
+  if (before === undefined || (parent as Record<string, unknown>)[before] !== null) return undefined;
+  return `if it belongs to "${before}" above it, which is empty, indent it more than "${before}"`;
+}
+
+/** Hints that depend on where a value is, for shapes users reach for by analogy with a neighbour. */
+const PLACE_HINTS: readonly { at: RegExp; when: (value: unknown) => boolean; hint: string }[] = [
+  {
+    // A service's `to` takes a list; a source's does not.
+    at: /^(?:\/environments\/[^/]+)?\/sources\/[^/]+\/to$/,
+    when: Array.isArray,
+    hint: "a source feeds one service; to fan out, send the source to one service (builtin:passthrough does nothing else) and give that service the list: `to: [a, b]` sends each of them a copy of every batch",
+  },
+];
+
+function placeHint(at: string, value: unknown): string | undefined {
+  return PLACE_HINTS.find((h) => h.at.test(at) && h.when(value))?.hint;
+}
+
+/** `type: http port:8080` once YAML folds the lines: a key without a space after its colon, read as part of the value above. */
+function gluedKeyHint(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  const m = /\s([A-Za-z_][\w-]*):([^\s/:]\S*)/.exec(value);
+  return m
+    ? `"${m[1]}:${m[2]}" needs a space after the colon to be a key and a value (${m[1]}: ${m[2]}); without it, YAML reads it as more of the value above`
+    : undefined;
+}
+
 /** One error → one finding (or none for pure noise). */
-function describe(e: ErrorObject): Finding | undefined {
+function describe(e: ErrorObject, root?: unknown): Finding | undefined {
   const at = e.instancePath;
   const base = { code: "schema" as const, severity: "error" as const, path: at };
   const p = e.params as Record<string, unknown>;
@@ -89,7 +169,11 @@ function describe(e: ErrorObject): Finding | undefined {
     case "additionalProperties": {
       const key = String(p.additionalProperty);
       const allowed = Object.keys(parent?.properties ?? {});
-      const hint = didYouMean(key, allowed) ?? (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : undefined);
+      // Right after a key with nothing after its colon: most likely a line of it, indented too little.
+      const hint =
+        didYouMean(key, allowed) ??
+        emptyAboveHint(root, joinPointer(at, key)) ??
+        (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : undefined);
       return { ...base, code: "unknown-key", path: joinPointer(at, key), at: "key", message: `unknown key "${key}"`, ...(hint ? { hint } : {}) };
     }
     case "required": {
@@ -101,25 +185,40 @@ function describe(e: ErrorObject): Finding | undefined {
     }
     case "enum": {
       const allowed = ((e.schema as unknown[]) ?? []).map(String);
-      const hint = typeof e.data === "string" ? didYouMean(e.data, allowed) : undefined;
+      const hint = gluedKeyHint(e.data) ?? (typeof e.data === "string" ? didYouMean(e.data, allowed) : undefined);
       return { ...base, message: `${label(at)} must be one of ${allowed.join(", ")}, not ${JSON.stringify(e.data)}`, ...(hint ? { hint } : {}) };
     }
     case "const":
       return { ...base, message: `${label(at)} must be ${JSON.stringify(p.allowedValue)}, not ${JSON.stringify(e.data)}` };
     case "type": {
       const described = expectedFromSchema(parent);
-      if (described)
-        return { ...base, message: `${label(at)} must be ${described.expected}, not ${typeName(e.data)}`, ...(described.hint ? { hint: described.hint } : {}) };
-      const want = ([] as string[]).concat(p.type as string | string[]).map((t) => typeWords[t] ?? t);
-      return { ...base, message: `${label(at)} must be ${want.join(" or ")}, not ${typeName(e.data)}` };
+      const key = keyOf(at);
+      const special = placeHint(at, e.data);
+      if (described) {
+        const hint = special ?? described.hint;
+        return { ...base, message: `${label(at)} must be ${described.expected}, not ${typeName(e.data)}`, ...(hint ? { hint } : {}) };
+      }
+      const types = ([] as string[]).concat(p.type as string | string[]);
+      const want = types.map((t) => typeWords[t] ?? t);
+      let hint = special ?? emptyAboveHint(root, at);
+      if (hint === undefined && types.includes("object") && key !== undefined) {
+        hint =
+          e.data === null
+            ? `nothing follows "${key}:"; write its keys on the lines below it, indented more than "${key}"`
+            : typeof e.data !== "object"
+              ? settingsHint(key, parent, e.data)
+              : undefined;
+      }
+      return { ...base, message: `${label(at)} must be ${want.join(" or ")}, not ${typeName(e.data)}`, ...(hint ? { hint } : {}) };
     }
     case "pattern": {
       const described = expectedFromSchema(parent);
+      const glued = gluedKeyHint(e.data);
       if (described)
         return {
           ...base,
           message: `${label(at)} must be ${described.expected}, not ${JSON.stringify(e.data)}`,
-          ...(described.hint ? { hint: described.hint } : {}),
+          ...((glued ?? described.hint) ? { hint: glued ?? described.hint } : {}),
         };
       return { ...base, message: `${label(at)} must match ${String(p.pattern)}, not ${JSON.stringify(e.data)}` };
     }
@@ -156,7 +255,8 @@ function isUnder(pointer: string, ancestor: string): boolean {
   return pointer.startsWith(`${ancestor}/`);
 }
 
-export function mapErrors(errors: readonly ErrorObject[]): Finding[] {
+/** ajv's errors as findings; `root`, the checked value, lets hints look at a value's neighbours. */
+export function mapErrors(errors: readonly ErrorObject[], root?: unknown): Finding[] {
   const dropped = new Set<ErrorObject>();
   const replaced = new Map<ErrorObject, Finding>();
 
@@ -224,7 +324,7 @@ export function mapErrors(errors: readonly ErrorObject[]): Finding[] {
   const findings: Finding[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
-    const f = replaced.get(e) ?? (dropped.has(e) ? undefined : describe(e));
+    const f = replaced.get(e) ?? (dropped.has(e) ? undefined : describe(e, root));
     if (!f) continue;
     const key = `${f.code}\u0000${f.path}\u0000${f.message}`;
     if (seen.has(key)) continue;

@@ -205,11 +205,15 @@ const truncate = fc.nat().map(
 
 type Path = (string | number)[];
 
-function paths(value: unknown, at: Path = [], out: Path[] = []): Path[] {
+/** Every path in a value; a value that contains itself (an alias inside its anchor) is walked once. */
+function paths(value: unknown, at: Path = [], out: Path[] = [], open = new Set<unknown>()): Path[] {
   if (at.length > 0) out.push(at);
+  if (open.has(value)) return out;
+  if (value && typeof value === "object") open.add(value);
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) paths(value[i], [...at, i], out);
-  } else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) paths(v, [...at, k], out);
+    for (let i = 0; i < value.length; i++) paths(value[i], [...at, i], out, open);
+  } else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) paths(v, [...at, k], out, open);
+  open.delete(value);
   return out;
 }
 

@@ -4,10 +4,11 @@ export const handlerNotFound: Rule = {
   code: "handler-not-found",
   severity: "error",
   description: "a handler file does not exist",
-  check({ model, fileExists }) {
+  check({ model, fileExists, leavesFolder }) {
     if (!fileExists) return [];
+    // A path that leads out of the folder is handler-outside's, whether or not it exists.
     return model.services.flatMap((s) =>
-      s.handler?.kind === "module" && !s.handler.outside && !fileExists(s.handler.path)
+      s.handler?.kind === "module" && !s.handler.outside && !leavesFolder?.(s.handler.path) && !fileExists(s.handler.path)
         ? [
             {
               path: `${s.path}/handler`,
