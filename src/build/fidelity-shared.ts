@@ -9,6 +9,8 @@ const maps = (note: string) => ({ how: "maps", note }) as const;
 const na = (note: string) => ({ how: "n/a", note }) as const;
 
 export const RUNTIME_FIDELITY = {
+  "defaults.retry.deadLetterAfter": maps("the sources: how long a batch may wait on an unavailable stage before it is dead-lettered"),
+  "services.*.retry.deadLetterAfter": maps("the sources whose batches pass the service: the smallest value on a batch's path applies"),
   "defaults.timeout": maps("per-attempt timeout of every call"),
   "defaults.batch.maxRecords": maps("the source's batcher"),
   "defaults.batch.maxWait": maps("the source's batcher"),

@@ -64,6 +64,7 @@ function retryOf(own: Retry | undefined, defaults: Retry | undefined): RetryMode
     maxIntervalMs: parseDuration(pick("maxInterval") ?? d.maxInterval),
     jitter: pick("jitter") ?? d.jitter,
     on: [...(pick("on") ?? d.on)],
+    deadLetterAfterMs: ((v) => (v === undefined ? null : parseDuration(v)))(pick("deadLetterAfter")),
     budget: {
       ratio: own?.budget?.ratio ?? defaults?.budget?.ratio ?? d.budget.ratio,
       minPerSecond: own?.budget?.minPerSecond ?? defaults?.budget?.minPerSecond ?? d.budget.minPerSecond,

@@ -29,6 +29,8 @@ export interface RetryModel {
   maxIntervalMs: number;
   jitter: "none" | "full" | "equal";
   on: ("timeout" | "5xx" | "connect")[];
+  /** How long a batch may wait on an unavailable stage of this service before its source dead-letters it; null: never. */
+  deadLetterAfterMs: number | null;
   budget: { ratio: number; minPerSecond: number };
 }
 

@@ -22,12 +22,14 @@ function modelOf(services: Record<string, Record<string, unknown>>): Model {
 /** A fast retry policy: no waiting to speak of, so tests do not sleep. */
 const fastRetry = { interval: "1ms", maxInterval: "5ms", jitter: "none" };
 
-type Behaviour = (batch: WireBatch) => { status: number; body?: unknown } | "hang";
+type Behaviour = (batch: WireBatch) => { status: number; body?: unknown; headers?: Record<string, string> } | "hang";
 
 interface FakeInstance {
   url: string;
   port: number;
   received: WireBatch[];
+  /** The mbc-time-left header of each request, as sent. */
+  timeLeft: (string | undefined)[];
   connections: number;
   behave: Behaviour;
   /** Answers held by "hang", released with 200 by release(). */
@@ -47,6 +49,7 @@ async function startInstance(behave: Behaviour = () => ({ status: 200, body: { o
     url: "",
     port: 0,
     received: [],
+    timeLeft: [],
     connections: 0,
     behave,
     release() {
@@ -60,12 +63,13 @@ async function startInstance(behave: Behaviour = () => ({ status: 200, body: { o
     req.on("end", () => {
       const batch = JSON.parse(Buffer.concat(chunks).toString("utf8")) as WireBatch;
       fake.received.push(batch);
+      fake.timeLeft.push(req.headers["mbc-time-left"] as string | undefined);
       const answer = fake.behave(batch);
       if (answer === "hang") {
         held.push(res);
         return;
       }
-      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body ?? {}));
+      res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers }).end(JSON.stringify(answer.body ?? {}));
     });
   });
   server.on("connection", () => fake.connections++);
@@ -278,11 +282,14 @@ describe("dispatch", () => {
     const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
     try {
       const once = await rejection(d.send(["only"], batch("in-0")));
-      expect(once.attempts.map((x) => x.kind)).toEqual(["5xx"]);
+      // A 503 is the stage saying it is unavailable, retried as 5xx: not in this retry.on.
+      expect(once.attempts.map((x) => x.kind)).toEqual(["unavailable"]);
+      expect(once.failure).toBe("unavailable");
 
       const all = await rejection(d.send(["many"], batch("in-1")));
-      expect(all.attempts.map((x) => `${x.kind}@${x.instance}`)).toEqual(["5xx@0", "5xx@1", "5xx@0", "5xx@1"]);
-      expect(all.message).toContain("failed after 4 attempts");
+      expect(all.attempts.map((x) => `${x.kind}@${x.instance}`)).toEqual(["unavailable@0", "5xx@1", "unavailable@0", "5xx@1"]);
+      expect(all.message).toContain("unavailable after 4 attempts");
+      expect(all.failure).toBe("unavailable");
     } finally {
       d.close();
     }
@@ -430,5 +437,122 @@ describe("dispatch", () => {
     expect(err.message).toContain("closed");
     const after = await rejection(d.send(["work"], batch("in-1")));
     expect(after.message).toContain("closed");
+  });
+});
+
+describe("delivery classes", () => {
+  const poison = { status: 500, body: { error: "record 1 is not valid" }, headers: { "mbc-failure": "poison" } };
+  const ok = { status: 200, body: { ok: true } };
+
+  it("proves poison when the batch fails so on two instances while other batches get through, and stops retrying then", async () => {
+    const model = modelOf({ two: { handler: "builtin:passthrough", instances: 2, retry: { ...fastRetry, maxRetries: 5 } } });
+    const behave: Behaviour = (b) => (b.id === "in-bad" ? poison : ok);
+    const [a, b] = [await startInstance(behave), await startInstance(behave)];
+    const discovery = new FakeDiscovery();
+    discovery.live.set("two", [endpoint("two", 0, a.url), endpoint("two", 1, b.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      await d.send(["two"], batch("in-good"));
+      const failed = await rejection(d.send(["two"], batch("in-bad")));
+      expect(failed.failure).toBe("poison");
+      // Round-robin: whichever instance comes first, the retry goes to the other one, and then it is proven.
+      expect(failed.attempts.map((x) => x.kind)).toEqual(["poison", "poison"]);
+      expect(new Set(failed.attempts.map((x) => x.instance))).toEqual(new Set([0, 1]));
+    } finally {
+      d.close();
+    }
+  });
+
+  it("calls it unavailable, not poison, when no batch gets through the service", async () => {
+    const model = modelOf({ two: { handler: "builtin:passthrough", instances: 2, retry: { ...fastRetry, maxRetries: 3 } } });
+    const [a, b] = [await startInstance(() => poison), await startInstance(() => poison)];
+    const discovery = new FakeDiscovery();
+    discovery.live.set("two", [endpoint("two", 0, a.url), endpoint("two", 1, b.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      const failed = await rejection(d.send(["two"], batch("in-1")));
+      expect(failed.failure).toBe("unavailable");
+      expect(failed.attempts).toHaveLength(4);
+    } finally {
+      d.close();
+    }
+  });
+
+  it("remembers a batch's failures across sends: with no quick retries, the second send to another instance proves it", async () => {
+    const model = modelOf({ two: { handler: "builtin:passthrough", instances: 2, retry: { ...fastRetry, maxRetries: 0 } } });
+    const behave: Behaviour = (b) => (b.id === "in-bad" ? poison : ok);
+    const [a, b] = [await startInstance(behave), await startInstance(behave)];
+    const discovery = new FakeDiscovery();
+    discovery.live.set("two", [endpoint("two", 0, a.url), endpoint("two", 1, b.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      await d.send(["two"], batch("in-good"));
+      const classes: string[] = [];
+      for (let k = 0; k < 3 && !classes.includes("poison"); k++) classes.push((await rejection(d.send(["two"], batch("in-bad")))).failure);
+      expect(classes[0]).toBe("unavailable");
+      expect(classes).toContain("poison");
+    } finally {
+      d.close();
+    }
+  });
+
+  it("takes a 4xx as poison at once: the stage refuses the batch as it is", async () => {
+    const model = modelOf({ two: { handler: "builtin:passthrough", instances: 2, retry: fastRetry } });
+    const a = await startInstance(() => ({ status: 413, body: { error: "too large" } }));
+    const discovery = new FakeDiscovery();
+    discovery.live.set("two", [endpoint("two", 0, a.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      const failed = await rejection(d.send(["two"], batch("in-1")));
+      expect(failed.failure).toBe("poison");
+      expect(failed.attempts.map((x) => x.kind)).toEqual(["4xx"]);
+    } finally {
+      d.close();
+    }
+  });
+
+  it("tells each attempt its time left, bounded by the target's timeout and the send's own, and gives up as timeout with none left", async () => {
+    const model = modelOf({ one: { handler: "builtin:passthrough", timeout: "3s", retry: fastRetry } });
+    const a = await startInstance(() => ok);
+    const discovery = new FakeDiscovery();
+    discovery.live.set("one", [endpoint("one", 0, a.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      await d.send(["one"], batch("in-1"));
+      expect(Number(a.timeLeft[0])).toBe(3000);
+      await d.send(["one"], batch("in-2"), { timeLeftMs: 60_000 });
+      expect(Number(a.timeLeft[1])).toBe(3000);
+      await d.send(["one"], batch("in-3"), { timeLeftMs: 1500 });
+      expect(Number(a.timeLeft[2])).toBeLessThanOrEqual(1500);
+      expect(Number(a.timeLeft[2])).toBeGreaterThan(0);
+      const late = await rejection(d.send(["one"], batch("in-4"), { timeLeftMs: 0 }));
+      expect(late.failure).toBe("timeout");
+      expect(late.attempts.map((x) => x.kind)).toEqual(["deadline"]);
+      expect(a.received).toHaveLength(3);
+    } finally {
+      d.close();
+    }
+  });
+
+  it("a fan-out is poison when one branch refuses the batch, though the other stored it", async () => {
+    const model = modelOf({
+      a: { handler: "builtin:passthrough", retry: { ...fastRetry, maxRetries: 1 } },
+      b: { handler: "builtin:passthrough", retry: { ...fastRetry, maxRetries: 1 } },
+    });
+    const sa = await startInstance(() => ok);
+    const sb = await startInstance((x) => (x.id === "in-bad" ? poison : ok));
+    const discovery = new FakeDiscovery();
+    discovery.live.set("a", [endpoint("a", 0, sa.url)]);
+    discovery.live.set("b", [endpoint("b", 0, sb.url)]);
+    const d = createDispatcher({ services: model.services, discovery, log: silentLogger });
+    try {
+      await d.send(["a", "b"], batch("in-good"));
+      const failed = await rejection(d.send(["a", "b"], batch("in-bad")));
+      expect(failed.failure).toBe("poison");
+      expect(failed.service).toBe("b");
+      expect(sa.received.map((x) => x.id)).toEqual(["in-good", "in-bad"]);
+    } finally {
+      d.close();
+    }
   });
 });

@@ -7,12 +7,14 @@
  *
  * What a test proves is what docs/runtime.md promises ("Delivery", "Dispatch", "Shutdown"):
  * an acknowledged (202) record is stored exactly once, through crashes of an instance or of
- * the whole system; a failing batch lands in the dead-letter folder and is counted; a full
+ * the whole system; a poison record alone lands in the dead-letter folder and is counted, a
+ * stage that is unavailable holds batches back without dead-lettering any; a full
  * queue answers 503 with Retry-After and memory stays bounded.
  *
  * MBC_TEST_ECHO=1 echoes every process's log lines; MBC_E2E_TIMINGS=1 prints what each test
  * measured (durations, 503s, retries, memory).
  */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { binPath } from "../helpers/cli.js";
@@ -359,68 +361,117 @@ describe("the built node target, end to end on loopback", () => {
     await stopCleanly(second);
   });
 
-  it("writes the batches of a handler that always throws to the dead-letter folder, counts them, and keeps going", { timeout: 120_000 }, async () => {
+  it("isolates 1 poison record in 1,000: dead-letters exactly those records, stores every other record once, and keeps going", {
+    timeout: 180_000,
+  }, async () => {
     const spec = {
       mbc: 1,
-      name: "e2e-dead-letters",
+      name: "e2e-poison",
       registry: { port: 7400, heartbeat: "200ms", ttl: "1s" },
-      sources: { input: { type: "http", port: 8080, batch: { maxRecords: 100, maxWait: "50ms" }, to: "faulty" } },
+      sources: { input: { type: "http", port: 8080, batch: { maxRecords: 200, maxWait: "50ms" }, to: "faulty" } },
       services: {
-        faulty: { handler: "./handlers/throws.mjs", timeout: "2s", retry: { maxRetries: 1, interval: "20ms" }, to: "store" },
+        faulty: { handler: "./handlers/poison.mjs", instances: 2, timeout: "5s", retry: { maxRetries: 2, interval: "20ms" }, to: "store" },
         store: { handler: "builtin:jsonl-sink", config: { path: "./out/store.jsonl" }, timeout: "2s" },
       },
     };
     const sys = await buildSystem(spec, {
-      "handlers/throws.mjs": [
-        "export default async function alwaysThrows(records, ctx) {",
+      "handlers/poison.mjs": [
+        "export default async function refuseEveryThousandth(records) {",
+        "  for (const r of records) {",
+        "    const n = Number(String(r.id).split('-')[1]);",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: the handler's own template string.
-        "  throw new Error(`always fails: ${records.length} records of ${ctx.batchId}`);",
+        "    if (n % 1000 === 999) throw new Error(`record ${r.id} is not valid`);",
+        "  }",
+        "  return records;",
         "}",
         "",
       ].join("\n"),
     });
     const run = startSystem(sys);
     await waitReady(sys, run.child);
-    const sourceUrl = `http://127.0.0.1:${sys.ports.sources.input}`;
+    const sourceUrl = () => `http://127.0.0.1:${sys.ports.sources.input}`;
 
-    const first = new Loader({ url: sys.sourceUrl("input"), prefix: "d", total: 1000, chunkSizes: [100], clients: 2, timeoutMs: 60_000 });
-    await first.done;
-    await waitSettled(sys);
-    const afterFirst = metricValue(await scrape(sourceUrl), "mbc_dead_letters_total");
-    expect(afterFirst).toBeGreaterThan(0);
+    const load = new Loader({ url: () => sys.sourceUrl("input"), prefix: "p", total: 5000, chunkSizes: [250, 500], clients: 2, timeoutMs: 120_000 });
+    await load.done;
+    await waitSettled(sys, "input", 120_000);
+    expect((await httpJson("GET", `${sourceUrl()}/readyz`)).status).toBe(200);
 
-    // The source keeps going: more records are taken, and dead-lettered in turn.
-    const second = new Loader({ url: sys.sourceUrl("input"), prefix: "e", total: 500, chunkSizes: [50, 100], clients: 2, timeoutMs: 60_000 });
-    await second.done;
-    await waitSettled(sys);
-    expect((await httpJson("GET", `${sourceUrl}/healthz`)).status).toBe(200);
-    expect((await httpJson("GET", `${sourceUrl}/readyz`)).status).toBe(200);
-
+    const poison = new Set([...load.ackedIds()].filter((id) => Number(id.split("-")[1]) % 1000 === 999));
+    expect(poison.size).toBe(5);
     const letters = readDeadLetters(sys.stateDir);
-    const source = await scrape(sourceUrl);
-    expect(metricValue(source, "mbc_dead_letters_total")).toBe(letters.length);
-    expect(metricValue(source, "mbc_batches_total", { outcome: "dead-letter" })).toBe(letters.length);
-    expect(metricValue(source, "mbc_batches_total", { outcome: "ok" })).toBe(0);
-    expect(letters.length).toBeGreaterThan(afterFirst);
+    // Exactly the poison records, each alone, as a piece of its batch, with the stage and its error.
+    expect(letters.map((l) => l.records.map((r) => r.id)).sort()).toEqual([...poison].sort().map((id) => [id]));
     for (const letter of letters) {
-      expect(letter.file).toBe(`${letter.id}.json`);
+      expect(letter.id).toMatch(/^input-\d+@\d+-\d+$/);
       expect(letter.via).toEqual(["input"]);
-      expect(letter.failures).toHaveLength(1);
-      const failure = letter.failures[0];
-      expect(failure?.service).toBe("faulty");
-      expect(failure?.error).toContain(`always fails: ${letter.records.length} records of ${letter.id}`);
-      // maxRetries 1: the first attempt and one retry, both answered 500 with the handler's error.
-      expect(failure?.attempts.map((a) => a.kind)).toEqual(["5xx", "5xx"]);
+      expect(letter.failures[0]?.service).toBe("faulty");
+      expect(letter.failures[0]?.error).toContain("is not valid");
     }
-    // Every record posted is in exactly one dead letter, and nothing reached the sink.
-    const inLetters = new Map<string, number>();
-    for (const letter of letters) for (const r of letter.records) inLetters.set(r.id, (inLetters.get(r.id) ?? 0) + 1);
-    expectExactlyOnce(inLetters, new Set([...first.ackedIds(), ...second.ackedIds()]));
-    expect(readIds(sys.sinkFile("store")).lines).toBe(0);
-    const faulty = await scrape(`http://127.0.0.1:${sys.ports.services.faulty?.[0]}`);
-    expect(metricValue(faulty, "mbc_batches_total", { outcome: "error" })).toBe(2 * letters.length);
+    const { ids, bad } = readIds(sys.sinkFile("store"));
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, new Set([...load.ackedIds()].filter((id) => !poison.has(id))));
+    const source = await scrape(sourceUrl());
+    expect(metricValue(source, "mbc_dead_letters_total")).toBe(5);
+    expect(metricValue(source, "mbc_batches_total", { outcome: "split" })).toBeGreaterThan(0);
+    expect(metricValue(source, "mbc_pieces_bisecting")).toBe(0);
     expect(run.restarts()).toEqual([]);
-    log("dead letters", { letters: letters.length });
+    log("poison", { letters: letters.length, splits: metricValue(source, "mbc_batches_total", { outcome: "split" }) });
+
+    await stopCleanly(run);
+  });
+
+  it("holds batches while the handler's database is down (ECONNREFUSED): back-pressure, nothing dead-lettered, all stored once after", {
+    timeout: 180_000,
+  }, async () => {
+    const spec = {
+      mbc: 1,
+      name: "e2e-db-down",
+      registry: { port: 7400, heartbeat: "200ms", ttl: "1s" },
+      sources: { input: { type: "http", port: 8080, batch: { maxRecords: 100, maxWait: "50ms" }, to: "writer" } },
+      services: {
+        writer: { handler: "./handlers/db.mjs", instances: 2, timeout: "5s", retry: { maxRetries: 1, interval: "20ms" }, to: "store" },
+        store: { handler: "builtin:jsonl-sink", config: { path: "./out/store.jsonl" }, timeout: "2s" },
+      },
+    };
+    const sys = await buildSystem(spec, {
+      // The "database" is down while a marker file exists in the data folder.
+      "handlers/db.mjs": [
+        'import { existsSync } from "node:fs";',
+        'import { join } from "node:path";',
+        "export default async function write(records) {",
+        '  if (existsSync(join(process.env.MBC_DATA_DIR ?? ".", "db-down"))) {',
+        '    throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });',
+        "  }",
+        "  return records;",
+        "}",
+        "",
+      ].join("\n"),
+    });
+    mkdirSync(sys.dataDir, { recursive: true });
+    writeFileSync(join(sys.dataDir, "db-down"), "");
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+    const sourceUrl = () => `http://127.0.0.1:${sys.ports.sources.input}`;
+
+    const load = new Loader({ url: () => sys.sourceUrl("input"), prefix: "q", total: 3000, chunkSizes: [100, 300], clients: 2, timeoutMs: 120_000 });
+    await waitUntil(async () => metricValue(await scrape(sourceUrl()), "mbc_batches_waiting") > 0, "batches waiting on the database", 60_000);
+    const waitingAt = load.ackedRecords;
+    expect(readDeadLetters(sys.stateDir)).toEqual([]);
+    expect(readIds(sys.sinkFile("store")).lines).toBe(0);
+    rmSync(join(sys.dataDir, "db-down"));
+    await load.done;
+    await waitSettled(sys, "input", 120_000);
+
+    expect(readDeadLetters(sys.stateDir)).toEqual([]);
+    const { ids, bad } = readIds(sys.sinkFile("store"));
+    expect(bad).toBe(0);
+    expectExactlyOnce(ids, load.ackedIds());
+    expect(load.ackedRecords).toBe(3000);
+    const source = await scrape(sourceUrl());
+    expect(metricValue(source, "mbc_dead_letters_total")).toBe(0);
+    expect(metricValue(source, "mbc_batches_total", { outcome: "unavailable" })).toBeGreaterThan(0);
+    expect(metricValue(source, "mbc_batches_waiting")).toBe(0);
+    log("database down", { ackedWhileDown: waitingAt, refused503: load.chunks.reduce((n, c) => n + c.refused503, 0) });
 
     await stopCleanly(run);
   });

@@ -96,8 +96,17 @@ function client(): HttpClient {
   return c;
 }
 
-async function post(c: HttpClient, url: string, body: unknown): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
-  const res = await c.request("POST", `${url}/batch`, typeof body === "string" ? { body, headers: { "content-type": "application/json" } } : { json: body });
+async function post(
+  c: HttpClient,
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
+  const res = await c.request(
+    "POST",
+    `${url}/batch`,
+    typeof body === "string" ? { body, headers: { "content-type": "application/json", ...headers } } : { json: body, headers },
+  );
   return { status: res.status, json: JSON.parse(res.body.toString("utf8")) as unknown, headers: res.headers };
 }
 
@@ -279,9 +288,14 @@ describe("the service instance role", () => {
     const noRecords = await post(c, first.url, { id: "x", via: ["in"] });
     expect(noRecords).toMatchObject({ status: 400, json: { error: "`records` must be an array" } });
 
+    // The downstream handler fails every batch: as no batch gets through, that is not poison but
+    // a stage that cannot work now, and the caller is told so.
     const failed = await post(c, first.url, { id: "in-5", via: ["in"], records: [1] });
-    expect(failed.status).toBe(500);
-    expect((failed.json as { error: string }).error).toMatch(/^second: failed after 2 attempts; last: 5xx on instance 0: HTTP 500: cannot store in-5$/);
+    expect(failed.status).toBe(503);
+    expect(failed.headers["mbc-failure"]).toBe("unavailable");
+    expect((failed.json as { error: string }).error).toMatch(
+      /^second: unavailable after 2 attempts; last: poison on instance 0: HTTP 500: .*cannot store in-5$/,
+    );
     expect(metrics.batches).toEqual(["error"]);
 
     // An empty result goes nowhere: nothing to store downstream.
@@ -298,6 +312,46 @@ describe("the service instance role", () => {
     );
     await empty.role.start();
     expect((await post(c, empty.url, { id: "in-6", via: ["in"], records: [1] })).status).toBe(200);
+  });
+
+  it("answers each failure with its class: a system error is unavailable, anything else poison, no time left a timeout", async () => {
+    const model = modelOf({ only: { handler: "builtin:passthrough" } });
+    const onlyModel = model.services[0];
+    if (onlyModel === undefined) throw new Error("model");
+    const env = { systemDir: dir, dataDir: dir };
+    let seenTimeLeft: number | null = null;
+    const handler: StageHandler = {
+      description: "picky",
+      run: async (b) => {
+        const first = b.records[0] as string;
+        if (first === "disk") throw Object.assign(new Error("write failed"), { code: "ENOSPC" });
+        if (first === "db") throw new Error("query failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+        if (first === "flaky") throw Object.assign(new Error("try later"), { retryable: true });
+        if (first === "bad") throw new Error("record 7 has no id");
+        seenTimeLeft = 1;
+        return b.records;
+      },
+      close: async () => {},
+    };
+    const only = await serve(
+      createServiceRole({ system: system(model), env, service: onlyModel, instance: 0, dispatcher: noDispatch, log: silentLogger, handler }),
+    );
+    await only.role.start();
+    const c = client();
+    const answer = async (record: string, headers: Record<string, string> = {}) => {
+      const r = await post(c, only.url, { id: `in-${record}`, via: ["in"], records: [record] }, headers);
+      return [r.status, r.headers["mbc-failure"] ?? null];
+    };
+    expect(await answer("disk")).toEqual([503, "unavailable"]);
+    expect(await answer("db")).toEqual([503, "unavailable"]);
+    expect(await answer("flaky")).toEqual([503, "unavailable"]);
+    expect(await answer("bad")).toEqual([500, "poison"]);
+    expect(await answer("fine")).toEqual([200, null]);
+    expect(await answer("fine", { "mbc-time-left": "5000" })).toEqual([200, null]);
+    seenTimeLeft = null;
+    // No time left: answered at once, the handler not run.
+    expect(await answer("fine", { "mbc-time-left": "0" })).toEqual([504, "timeout"]);
+    expect(seenTimeLeft).toBeNull();
   });
 
   it("loads a module handler from the system folder and passes its output on", async () => {

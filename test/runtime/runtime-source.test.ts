@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { SourceModel } from "../../src/model/types.js";
-import type { Dispatcher, Logger, RuntimeEnv, TextBatch, WireBatch } from "../../src/runtime/core/contracts.js";
+import type { RuntimeEnv, WireBatch } from "../../src/runtime/core/contracts.js";
 import { createRouter, type RunningServer, startServer } from "../../src/runtime/core/http.js";
 import { createMetrics } from "../../src/runtime/core/metrics.js";
-import { DispatchError } from "../../src/runtime/dispatch/index.js";
 import { startRole } from "../../src/runtime/process/index.js";
 import type { Timer } from "../../src/runtime/source/batcher.js";
 import { deadLetterDir, deadLetterName } from "../../src/runtime/source/dead-letter.js";
@@ -15,8 +14,8 @@ import { FileSource } from "../../src/runtime/source/kinds/file.js";
 import { GeneratorSource } from "../../src/runtime/source/kinds/generator.js";
 import { bodyFingerprint, httpSourceRoute, idempotencyKey, SOURCE_BODY_LIMIT } from "../../src/runtime/source/kinds/http.js";
 import { COMMITS_FILE, segmentName } from "../../src/runtime/source/log.js";
-import { type SourceMetrics, SourcePipeline, type SourcePipelineOptions, sourceLogDir } from "../../src/runtime/source/pipeline.js";
-import { validateText } from "../../src/validate/index.js";
+import { SourcePipeline, type SourcePipelineOptions, sourceLogDir } from "../../src/runtime/source/pipeline.js";
+import { FakeDispatcher, failedAs, fakeMetrics, memoryLogger, type Sent, sourceModel } from "../helpers/pipeline.js";
 import { bundleEntry, cleanupAll, freePorts, httpJson, killAll, makeSystem, spawnRuntime, waitUntil } from "../helpers/runtime.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -42,81 +41,6 @@ afterAll(async () => {
   await killAll();
   cleanupAll();
 });
-
-/** The one source of a small spec: `source` is its YAML mapping (flow style). */
-function sourceModel(source: string): SourceModel {
-  const yaml = `mbc: 1\nname: t\nsources:\n  orders: ${source}\nservices:\n  sink:\n    handler: builtin:passthrough\n`;
-  const { diagnostics, model } = validateText("spec.yaml", yaml);
-  const errors = diagnostics.filter((d) => d.severity === "error");
-  if (errors.length > 0 || model === null) throw new Error(errors.map((d) => d.message).join("; "));
-  return model.sources[0] as SourceModel;
-}
-
-interface Sent {
-  to: readonly string[];
-  batch: WireBatch;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-/** A batch as the next stage receives it: a source sends its records' texts. */
-function asWire(batch: WireBatch | TextBatch): WireBatch {
-  return "texts" in batch ? { id: batch.id, via: batch.via, records: batch.texts.map((t) => JSON.parse(t) as unknown) } : batch;
-}
-
-/** A dispatcher that records each send and answers as told: at once (ok), never (stuck) or when the test says. */
-class FakeDispatcher implements Dispatcher {
-  readonly sent: Sent[] = [];
-  constructor(public mode: "ok" | "manual" = "ok") {}
-  send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.sent.push({ to, batch: asWire(batch), resolve, reject });
-      if (this.mode === "ok") resolve();
-    });
-  }
-  close(): void {}
-  ids(): string[] {
-    return this.sent.map((s) => s.batch.id);
-  }
-}
-
-function fakeMetrics() {
-  const calls = { recordsIn: 0, recordsOut: 0, deadLetters: 0, batches: [] as string[], depth: 0 };
-  const metrics: SourceMetrics = {
-    recordsIn: (n) => {
-      calls.recordsIn += n;
-    },
-    recordsOut: (n) => {
-      calls.recordsOut += n;
-    },
-    batch: (outcome) => {
-      calls.batches.push(outcome);
-    },
-    deadLetter: () => {
-      calls.deadLetters += 1;
-    },
-    queueDepth: (n) => {
-      calls.depth = n;
-    },
-  };
-  return { metrics, calls };
-}
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown> | undefined;
-}
-
-function memoryLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const make = (): Logger => ({
-    info: (msg, fields) => lines.push({ level: "info", msg, fields }),
-    warn: (msg, fields) => lines.push({ level: "warn", msg, fields }),
-    error: (msg, fields) => lines.push({ level: "error", msg, fields }),
-    child: () => make(),
-  });
-  return Object.assign(make(), { lines });
-}
 
 async function openPipeline(source: SourceModel, stateDir: string, options: Partial<SourcePipelineOptions> = {}) {
   const dispatcher = (options.dispatcher as FakeDispatcher | undefined) ?? new FakeDispatcher();
@@ -286,24 +210,24 @@ describe("http source", () => {
     expect(committedIds(stateDir)).toEqual(["orders-0", "orders-2", "orders-4"]);
   });
 
-  it("writes a batch that failed after its retries to the dead letters, then commits and counts it", async () => {
+  it("dead-letters a record that is poison on its own, commits the batch and counts it", async () => {
     const stateDir = freshDir();
-    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 2 } }");
+    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 1 } }");
     const dispatcher = new FakeDispatcher("manual");
     const { pipeline, calls, log } = await openPipeline(source, stateDir, { dispatcher });
     const url = await serveHttp(source, pipeline);
-    await httpJson("POST", url, [{ a: 1 }, { a: 2 }, { a: 3 }, { a: 4 }]);
+    await httpJson("POST", url, [{ a: 1 }, { a: 2 }]);
     await waitUntil(() => dispatcher.sent.length === 2, "two batches sent");
-    (dispatcher.sent[0] as Sent).reject(new DispatchError("sink: failed after 3 attempts", "sink", [{ instance: 0, error: "HTTP 500", kind: "5xx" }]));
+    (dispatcher.sent[0] as Sent).reject(failedAs("poison", "orders-0"));
     (dispatcher.sent[1] as Sent).resolve();
     await waitUntil(() => pipeline.depth === 0, "both committed");
     expect(calls.deadLetters).toBe(1);
     expect(calls.batches.sort()).toEqual(["dead-letter", "ok"]);
     const letter = JSON.parse(readFileSync(join(deadLetterDir(stateDir), deadLetterName("orders-0")), "utf8"));
-    expect(letter).toMatchObject({ id: "orders-0", via: ["orders"], records: [{ a: 1 }, { a: 2 }], failures: [{ service: "sink" }] });
+    expect(letter).toMatchObject({ id: "orders-0", via: ["orders"], records: [{ a: 1 }], failures: [{ service: "sink" }] });
     expect(log.lines.some((l) => l.level === "error" && l.fields?.batch === "orders-0")).toBe(true);
     await pipeline.drain(Date.now() + 1000);
-    expect(committedIds(stateDir)).toEqual(["orders-0", "orders-2"]);
+    expect(committedIds(stateDir)).toEqual(["orders-0", "orders-1"]);
   });
 
   it("stops, leaving the batch uncommitted, when its dead letter cannot be written", async () => {
@@ -318,7 +242,7 @@ describe("http source", () => {
     });
     await pipeline.append({ lines: ["1"], bytes: [1] });
     await waitUntil(() => dispatcher.sent.length === 1, "the batch sent");
-    dispatcher.sent[0]?.reject(new Error("sink: failed after 3 attempts"));
+    dispatcher.sent[0]?.reject(failedAs("poison", "orders-0"));
     await waitUntil(() => fatal.length === 1, "the failure reported");
     expect(pipeline.failure?.message).toBe("disk full");
     expect(pipeline.hasRoom()).toBe(false);

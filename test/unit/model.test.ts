@@ -73,7 +73,7 @@ describe("contract defaults", () => {
     expect(service?.instances).toEqual([{ index: 0, weight: 1, capacityPerSec: null, port: 9100 }]);
   });
 
-  it("retry: 2 retries, 100ms, exponential ×2 capped at 5s, full jitter, on all failures, budget 0.2 + 10/s", () => {
+  it("retry: 2 retries, 100ms, exponential ×2 capped at 5s, full jitter, on all failures, never dead-lettered while unavailable, budget 0.2 + 10/s", () => {
     expect(service?.retry).toEqual({
       maxRetries: 2,
       intervalMs: 100,
@@ -82,6 +82,7 @@ describe("contract defaults", () => {
       maxIntervalMs: 5000,
       jitter: "full",
       on: ["timeout", "5xx", "connect"],
+      deadLetterAfterMs: null,
       budget: { ratio: 0.2, minPerSecond: 10 },
     });
   });

@@ -39,6 +39,7 @@ describe("retryDelay", () => {
     maxIntervalMs: 1000,
     jitter: "none",
     on: ["timeout", "5xx", "connect"],
+    deadLetterAfterMs: null,
     budget: { ratio: 0.2, minPerSecond: 10 },
   };
 

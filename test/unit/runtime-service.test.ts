@@ -38,7 +38,7 @@ describe("dead letters", () => {
   const batch: WireBatch = { id: "orders-1200", via: ["orders"], records: [{ n: 1 }, { n: 2 }] };
 
   it("writes the batch, its error and its attempts to STATE_DIR/dead-letter/{id}.json, and adds later failures", async () => {
-    const failure = new DispatchError("enrich: failed after 3 attempts", "enrich", [
+    const failure = new DispatchError("enrich: failed after 3 attempts", "enrich", "unavailable", [
       { instance: 0, kind: "timeout", error: "no answer within 2000 ms" },
       { instance: 1, kind: "5xx", error: "HTTP 500" },
       { instance: null, kind: "budget", error: "the retry budget refused a retry" },
@@ -84,9 +84,9 @@ describe("dead letters", () => {
   });
 
   it("records each failed target of a fan-out", async () => {
-    const b = new DispatchError("b: failed", "b", [{ instance: 0, kind: "4xx", error: "HTTP 400" }]);
-    const c = new DispatchError("c: failed", "c", [{ instance: 0, kind: "5xx", error: "HTTP 500" }]);
-    const both = new DispatchError("fan-out of orders-1200: 2 of 3 targets failed (b, c)", "b", b.attempts, [b, c]);
+    const b = new DispatchError("b: failed", "b", "poison", [{ instance: 0, kind: "4xx", error: "HTTP 400" }]);
+    const c = new DispatchError("c: failed", "c", "unavailable", [{ instance: 0, kind: "5xx", error: "HTTP 500" }]);
+    const both = new DispatchError("fan-out of orders-1200: 2 of 3 targets failed (b, c)", "b", "poison", b.attempts, [b, c]);
     const path = await writeDeadLetter(dir, batch, both);
     const entry = JSON.parse(readFileSync(path, "utf8")) as { failures: { targets: { service: string }[] }[] };
     expect(entry.failures[0]?.targets.map((t) => t.service)).toEqual(["b", "c"]);

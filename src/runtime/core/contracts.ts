@@ -7,6 +7,7 @@
  */
 import type { SystemFile } from "../../model/system-file.js";
 import type { Model, ServiceModel } from "../../model/types.js";
+import type { FailureClass } from "./failure.js";
 
 /** Where a process runs: resolved once at start from argv, the environment and system.json. */
 export interface RuntimeEnv {
@@ -80,21 +81,42 @@ export interface TextBatch {
   texts: readonly string[];
 }
 
+/** What a send may say about the batch beyond its content. */
+export interface SendOptions {
+  /**
+   * The time the caller has left for this batch (its deadline, as time left): every attempt and
+   * retry ends by then, and each attempt tells its stage the time left. Without it, each attempt
+   * is bounded by its stage's own timeout alone (a source's sends).
+   */
+  timeLeftMs?: number;
+}
+
 /** Sends batches to the next stages; shared by sources and service instances. */
 export interface Dispatcher {
   /**
    * Sends the batch to every service in `to` (a fan-out sends each a copy). Resolves once every
    * one answered 2xx — which, as every stage answers only after its own `to` did, means every
-   * sink downstream has stored it. Rejects with a DispatchFailure after retries or the budget
-   * ran out.
+   * sink downstream has stored it. Rejects with a DispatchFailure, whose `failure` says the
+   * delivery class, once the quick retries, the budget or the deadline ran out.
    */
-  send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void>;
+  send(to: readonly string[], batch: WireBatch | TextBatch, options?: SendOptions): Promise<void>;
   close(): void;
 }
 
+/**
+ * How one attempt ended: `timeout` (no answer in time, or the stage said it ran out of time),
+ * `poison` (the stage failed this batch with an error that is not a system error), `unavailable`
+ * (the stage said so: 503, or a system error), `5xx` (another server error, unmarked), `4xx` (the
+ * stage refuses the batch as it is), `connect` (refused, reset, unreachable), `no-instance`,
+ * `budget` (the retry budget refused a retry), `deadline` (no time left to try).
+ */
+export type AttemptKind = "timeout" | "poison" | "unavailable" | "5xx" | "4xx" | "connect" | "no-instance" | "budget" | "deadline";
+
 export interface DispatchFailure extends Error {
   service: string;
-  attempts: { instance: number | null; error: string; kind: "timeout" | "5xx" | "connect" | "4xx" | "budget" | "no-instance" }[];
+  /** The delivery class of the whole send (core/failure.ts). */
+  failure: FailureClass;
+  attempts: { instance: number | null; error: string; kind: AttemptKind }[];
 }
 
 /** What a handler module's default export receives. */

@@ -25,8 +25,8 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
-export type BatchOutcome = "ok" | "error" | "dead-letter" | "rejected";
-export type AttemptOutcome = "ok" | "timeout" | "5xx" | "4xx" | "connect";
+export type BatchOutcome = "ok" | "error" | "dead-letter" | "rejected" | "unavailable" | "split";
+export type AttemptOutcome = "ok" | "timeout" | "poison" | "unavailable" | "5xx" | "4xx" | "connect";
 
 /** Who is measured: the labels every series of the process carries. */
 export type MetricsIdentity = { role: "registry" } | { role: "source"; source: string } | { role: "service"; service: string; instance: number };
@@ -44,6 +44,10 @@ export interface RuntimeMetrics {
   budgetRefusal(to: string): void;
   deadLetter(): void;
   queueDepth(n: number): void;
+  /** A source: batches (or pieces) waiting to be sent again because a stage was unavailable. */
+  waiting(n: number): void;
+  /** A source: pieces of poison batches being isolated (split and sent again). */
+  bisecting(n: number): void;
   /** The exposition text of every metric. */
   render(): Promise<string>;
 }
@@ -83,7 +87,12 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
     registers,
   });
   const recordsOut = new Counter({ name: "mbc_records_out_total", help: "Records passed on and answered 2xx downstream (a sink: stored).", registers });
-  const batches = new Counter({ name: "mbc_batches_total", help: "Batches by outcome: ok, error, dead-letter, rejected.", labelNames: ["outcome"], registers });
+  const batches = new Counter({
+    name: "mbc_batches_total",
+    help: "Batches (and pieces) by outcome: ok, error, dead-letter, rejected; a source also counts sends that found a stage unavailable, and splits.",
+    labelNames: ["outcome"],
+    registers,
+  });
   const batchDuration = new Histogram({
     name: "mbc_batch_duration_seconds",
     help: "Time from taking a batch to knowing its outcome, including every stage downstream.",
@@ -93,7 +102,7 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
   });
   const attempts = new Counter({
     name: "mbc_attempts_total",
-    help: "HTTP attempts to downstream instances by outcome: ok, timeout, 5xx, 4xx, connect.",
+    help: "HTTP attempts to downstream instances by outcome: ok, timeout, poison, unavailable, 5xx, 4xx, connect.",
     labelNames: ["to", "to_instance", "outcome"],
     registers,
   });
@@ -118,6 +127,13 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
     registers,
   });
 
+  const waiting = new Gauge({
+    name: "mbc_batches_waiting",
+    help: "A source's batches (or pieces) waiting to be sent again because a stage on their path was unavailable.",
+    registers,
+  });
+  const bisecting = new Gauge({ name: "mbc_pieces_bisecting", help: "A source's pieces of poison batches still being isolated.", registers });
+
   // prom-client throws on a negative increment or a non-finite value: a caller's arithmetic
   // slip must cost a sample, not the batch that was being counted.
   const count = (n: number) => (Number.isFinite(n) && n > 0 ? n : 0);
@@ -141,6 +157,8 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
     budgetRefusal: (to) => refusals.inc({ to }),
     deadLetter: () => deadLetters.inc(),
     queueDepth: (n) => queueDepth.set(Number.isFinite(n) ? n : 0),
+    waiting: (n) => waiting.set(Number.isFinite(n) ? n : 0),
+    bisecting: (n) => bisecting.set(Number.isFinite(n) ? n : 0),
     render: () => registry.metrics(),
   };
 }

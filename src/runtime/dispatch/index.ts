@@ -1,45 +1,62 @@
 /**
  * The dispatcher: sends a batch to the next stages over HTTP (`POST {instance}/batch`), with
- * the same balancing algorithms as the simulator (src/balance), a per-attempt timeout, retries
- * with backoff, jitter and a retry budget, and a circuit breaker per instance.
+ * the same balancing algorithms as the simulator (src/balance), a per-attempt timeout, quick
+ * retries with backoff, jitter and a retry budget, a circuit breaker per instance, a deadline,
+ * and the delivery class of a failure (core/failure.ts).
  *
  * Per target service (its own ServiceModel gives `timeout`, `retry` and `loadBalancing`):
  * - The live instances come from discovery's cache. One balancer per service is kept while
  *   the live set stays the same and rebuilt when it changes (in-flight counts carry over, so
  *   least-connections and power-of-two-choices keep seeing the attempts still open).
- * - An attempt fails as `timeout` (no complete answer within the service's `timeout`), `5xx`,
- *   `connect` (refused, reset, unreachable: anything below HTTP) or `4xx` (any other non-2xx
- *   answer: the request itself is wrong, so it is never retried). With no live instance an
- *   attempt waits for discovery to list one, up to the service's `timeout` (the cached view
- *   may just be behind: at a cold start a stage can poll the registry before its downstream
- *   registered), then fails as `no-instance`, which is retried when `connect` is in
- *   `retry.on`: both mean "nothing reachable right now", and an instance that restarts comes
- *   back soon.
- * - A failure of a kind in `retry.on` is retried, up to `maxRetries` times, after
- *   `retryDelay` (backoff, cap, jitter), to a different instance whenever another live one
- *   exists, while the service's retry budget allows (the budget is asked first, so a refused
- *   retry does not wait). Otherwise the send rejects with a DispatchFailure listing every
- *   attempt.
+ * - Deadline: a send may be given the time its caller has left (a service instance passes on
+ *   what it was given). An attempt is bounded by min(the target's `timeout`, time left) and tells
+ *   the stage that much in `mbc-time-left`; with no time left, no attempt is made and the send
+ *   fails as `timeout`. A source's sends have no deadline of their own.
+ * - An attempt ends as (core/contracts.ts, AttemptKind): `timeout`, `poison`, `unavailable` (the
+ *   stage's `mbc-failure` header, or a 503), `5xx` (unmarked), `4xx`, `connect` (anything below
+ *   HTTP), `no-instance` (none listed; it first waits for discovery to list one, up to the
+ *   attempt's limit: at a cold start the cached view may only be behind).
+ * - Quick retries: a failure whose kind `retry.on` names is retried — `timeout` as `timeout`;
+ *   `poison`, `unavailable` and `5xx` as `5xx`; `connect` and `no-instance` as `connect` — up to
+ *   `maxRetries` times, after `retryDelay`, on a different instance whenever another live one
+ *   exists, while the retry budget allows and time is left. A `4xx` is never retried.
+ * - The class of a failed send: `poison` when a `4xx` came back (the stage refuses this batch as
+ *   it is), or when the poison test holds: the batch failed as `poison` or `timeout` on two
+ *   different instances (twice, when the service has one instance) while other batches got
+ *   through the same service (a success since its first such failure, or in the
+ *   SUCCESS_WINDOW_MS before). The test counts failures across sends of the same batch id (a
+ *   source sends it again after a back-off). `timeout` when the deadline ran out. Otherwise
+ *   `unavailable`: back-pressure, never a reason to give up on the batch.
  * - Circuit breaker per instance: after `failureThreshold` consecutive connect failures an
  *   instance is skipped while another one is available; after `halfOpenAfterMs` one probe
  *   may go through, and the breaker closes when an answer arrives (any HTTP status proves the
  *   instance reachable). When every live instance's breaker is open, the balancer picks among
  *   all of them: the attempt is then a probe, rather than failing without trying.
  * - Fan-out: a copy goes to every target concurrently; the send resolves when all succeeded
- *   and rejects, once all have settled, naming every target that failed.
+ *   and rejects, once all have settled, naming every target that failed, as `poison` when one
+ *   of them is (the source splits the batch; a branch that stored it skips the pieces), else as
+ *   `timeout` when one ran out of time, else `unavailable`.
  *
  * Connections are kept alive (http.ts's client: one keep-alive Agent, closed by `close()`).
  */
 import { type Balancer, createBalancer } from "../../balance/index.js";
 import type { ServiceModel } from "../../model/types.js";
 import { type Random, RetryBudget, retryDelay } from "../../retry/index.js";
-import type { Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, TextBatch, WireBatch } from "../core/contracts.js";
+import type { AttemptKind, Discovery, Dispatcher, DispatchFailure, InstanceEndpoint, Logger, SendOptions, TextBatch, WireBatch } from "../core/contracts.js";
+import { FAILURE_HEADER, type FailureClass, parseFailureClass, TIME_LEFT_HEADER } from "../core/failure.js";
 import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "../core/http.js";
 import { encodeTextBatch } from "../core/json-text.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
 
-export type AttemptKind = DispatchFailure["attempts"][number]["kind"];
+export type { AttemptKind };
 export type AttemptRecord = DispatchFailure["attempts"][number];
+
+/** How long a success of a service counts, before a batch's first failure there, for the poison test. */
+export const SUCCESS_WINDOW_MS = 10_000;
+/** Batches whose failures the poison test remembers across sends (the oldest are forgotten first). */
+const SUSPECT_MEMORY = 10_000;
+/** …and for how long after their last failure. */
+const SUSPECT_TTL_MS = 10 * 60_000;
 
 /**
  * What the dispatcher reports (the process's RuntimeMetrics): every HTTP attempt, every retry
@@ -79,6 +96,7 @@ export class DispatchError extends Error implements DispatchFailure {
   constructor(
     message: string,
     readonly service: string,
+    readonly failure: FailureClass,
     readonly attempts: AttemptRecord[],
     /** For a fan-out with several failed targets: each target's own failure. */
     readonly failures: readonly DispatchError[] = [],
@@ -95,9 +113,49 @@ export function isDispatchFailure(error: unknown): error is DispatchFailure {
 
 /** Whether a failure of `kind` is retried under `on`. */
 export function isRetryable(kind: AttemptKind, on: readonly string[]): boolean {
-  if (kind === "no-instance") return on.includes("connect");
-  if (kind === "4xx" || kind === "budget") return false;
-  return on.includes(kind);
+  switch (kind) {
+    case "timeout":
+      return on.includes("timeout");
+    case "poison":
+    case "unavailable":
+    case "5xx":
+      return on.includes("5xx");
+    case "connect":
+    case "no-instance":
+      return on.includes("connect");
+    case "4xx":
+    case "budget":
+    case "deadline":
+      return false;
+  }
+}
+
+/** The failures of one batch at one service that count for the poison test. */
+export interface Suspicion {
+  /** Instances where it failed as poison or timed out, one entry a failure. */
+  instances: number[];
+  /** When it first failed so (the dispatcher's clock). */
+  firstAt: number;
+  lastAt: number;
+}
+
+/**
+ * The poison test: the batch failed as `poison` or `timeout` on two different instances (twice,
+ * when the service has one instance), and some other batch got through the service since its
+ * first such failure or within SUCCESS_WINDOW_MS before it.
+ */
+export function poisonProven(suspicion: Suspicion | undefined, instanceCount: number, lastSuccessAt: number): boolean {
+  if (suspicion === undefined) return false;
+  const distinct = new Set(suspicion.instances).size;
+  const repeated = instanceCount <= 1 ? suspicion.instances.length >= 2 : distinct >= 2;
+  return repeated && lastSuccessAt >= suspicion.firstAt - SUCCESS_WINDOW_MS;
+}
+
+/** The class of a fan-out: poison wins (split, and the branches that stored it skip the pieces), then timeout, then unavailable. */
+export function mergeFailureClasses(classes: readonly FailureClass[]): FailureClass {
+  if (classes.includes("poison")) return "poison";
+  if (classes.includes("timeout")) return "timeout";
+  return "unavailable";
 }
 
 type BreakerState = "closed" | "open" | "half-open";
@@ -159,7 +217,7 @@ export class CircuitBreaker {
   }
 }
 
-type Outcome = { ok: true } | { ok: false; kind: Exclude<AttemptKind, "budget" | "no-instance">; error: string };
+type Outcome = { ok: true } | { ok: false; kind: Exclude<AttemptKind, "budget" | "no-instance" | "deadline">; error: string };
 
 interface TargetState {
   model: ServiceModel;
@@ -168,6 +226,8 @@ interface TargetState {
   /** The live set the balancer was built for. */
   signature: string;
   inFlight: Map<number, number>;
+  /** When a batch last got through this service (the dispatcher's clock). */
+  lastSuccessAt: number;
 }
 
 /**
@@ -191,6 +251,8 @@ class HttpDispatcher implements Dispatcher {
   private readonly random: Random;
   private readonly now: () => number;
   private readonly breakerOptions: BreakerOptions;
+  /** Poison-test failures by `service#batch id`, oldest first (a Map keeps insertion order). */
+  private readonly suspects = new Map<string, Suspicion>();
 
   constructor(private readonly options: DispatcherOptions) {
     for (const s of options.services) this.services.set(s.name, s);
@@ -201,12 +263,13 @@ class HttpDispatcher implements Dispatcher {
     this.client = options.client ?? createHttpClient();
   }
 
-  async send(to: readonly string[], batch: WireBatch | TextBatch): Promise<void> {
+  async send(to: readonly string[], batch: WireBatch | TextBatch, options: SendOptions = {}): Promise<void> {
     if (to.length === 0) return;
+    const deadline = options.timeLeftMs === undefined ? null : this.now() + Math.max(0, options.timeLeftMs);
     // One body for every target and attempt: the batch is the same copy everywhere.
     const body = "texts" in batch ? encodeTextBatch(batch.id, batch.via, batch.texts) : Buffer.from(JSON.stringify(batch));
-    if (to.length === 1) return this.sendTo(to[0] as string, body, batch.id);
-    const results = await Promise.allSettled(to.map((service) => this.sendTo(service, body, batch.id)));
+    if (to.length === 1) return this.sendTo(to[0] as string, body, batch.id, deadline);
+    const results = await Promise.allSettled(to.map((service) => this.sendTo(service, body, batch.id, deadline)));
     const failed: DispatchError[] = [];
     results.forEach((r, k) => {
       if (r.status === "rejected") failed.push(asDispatchError(r.reason, to[k] as string));
@@ -218,6 +281,7 @@ class HttpDispatcher implements Dispatcher {
     throw new DispatchError(
       `fan-out of ${batch.id}: ${failed.length} of ${to.length} targets failed (${names}): ${failed.map((f) => f.message).join("; ")}`,
       first.service,
+      mergeFailureClasses(failed.map((f) => f.failure)),
       first.attempts,
       failed,
     );
@@ -229,22 +293,39 @@ class HttpDispatcher implements Dispatcher {
     if (this.ownsClient) this.client.close();
   }
 
-  /** Sends to one service with its retry policy; rejects with a DispatchError. */
-  private async sendTo(service: string, body: Buffer, batchId: string): Promise<void> {
+  /** Sends to one service with its retry policy, until `deadline` (null: none); rejects with a DispatchError. */
+  private async sendTo(service: string, body: Buffer, batchId: string, deadline: number | null): Promise<void> {
     const state = this.target(service);
     const attempts: AttemptRecord[] = [];
     if (state === null) {
       attempts.push({ instance: null, kind: "no-instance", error: `no service named "${service}" in the model` });
-      throw new DispatchError(`${service}: unknown service`, service, attempts);
+      throw new DispatchError(`${service}: unknown service`, service, "unavailable", attempts);
     }
     const { retry } = state.model;
+    const suspectKey = `${service}#${batchId}`;
+    const conclude = (kind: AttemptKind): DispatchError => {
+      const poison = kind === "4xx" || poisonProven(this.suspects.get(suspectKey), this.instanceCount(state), state.lastSuccessAt);
+      const failure: FailureClass = poison ? "poison" : kind === "deadline" ? "timeout" : "unavailable";
+      if (poison) this.suspects.delete(suspectKey);
+      return new DispatchError(describeAttempts(service, attempts, failure), service, failure, attempts);
+    };
     let exclude: number | undefined;
     for (let attempt = 0; ; attempt++) {
       if (this.closing.signal.aborted) throw this.closedError(service, attempts);
+      const left = deadline === null ? Number.POSITIVE_INFINITY : deadline - this.now();
+      if (left <= 0) {
+        attempts.push({ instance: null, kind: "deadline", error: "no time left before the deadline" });
+        throw conclude("deadline");
+      }
       if (attempt === 0) state.budget.deposit();
-      const failure = await this.attempt(state, body, batchId, exclude);
-      if (failure === null) return;
+      const failure = await this.attempt(state, body, batchId, exclude, Math.min(state.model.timeoutMs, left));
+      if (failure === null) {
+        state.lastSuccessAt = this.now();
+        this.suspects.delete(suspectKey);
+        return;
+      }
       attempts.push(failure);
+      if (failure.kind === "poison" || failure.kind === "timeout") this.suspect(suspectKey, failure.instance ?? -1);
       // `to` and `toInstance`, as the metrics' labels: in a service instance the log's own
       // `instance` field names that instance, and must not be overwritten by the target's.
       this.options.log.warn("attempt failed", {
@@ -256,29 +337,58 @@ class HttpDispatcher implements Dispatcher {
         error: failure.error,
       });
       if (this.closing.signal.aborted) throw this.closedError(service, attempts);
-      if (!isRetryable(failure.kind, retry.on) || attempt >= retry.maxRetries) throw new DispatchError(describeAttempts(service, attempts), service, attempts);
+      if (failure.kind === "4xx") throw conclude("4xx");
+      if (poisonProven(this.suspects.get(suspectKey), this.instanceCount(state), state.lastSuccessAt)) throw conclude(failure.kind);
+      if (!isRetryable(failure.kind, retry.on) || attempt >= retry.maxRetries) throw conclude(failure.kind);
       if (!state.budget.tryWithdraw()) {
         this.options.metrics?.budgetRefusal(service);
         attempts.push({ instance: null, kind: "budget", error: "the retry budget refused a retry" });
-        throw new DispatchError(describeAttempts(service, attempts), service, attempts);
+        throw conclude("budget");
       }
       this.options.metrics?.retry(service);
-      const waited = await sleep(retryDelay(retry, attempt + 1, this.random), this.closing.signal);
+      const leftNow = deadline === null ? Number.POSITIVE_INFINITY : deadline - this.now();
+      const waited = await sleep(Math.min(retryDelay(retry, attempt + 1, this.random), Math.max(0, leftNow)), this.closing.signal);
       if (!waited) throw this.closedError(service, attempts);
       if (failure.instance !== null) exclude = failure.instance;
     }
   }
 
-  /** One attempt: null on success, else what went wrong. */
-  private async attempt(state: TargetState, body: Buffer, batchId: string, exclude: number | undefined): Promise<AttemptRecord | null> {
+  /** Instances of a service as the poison test counts them: the live ones, at least the model's. */
+  private instanceCount(state: TargetState): number {
+    return Math.max(state.model.instances.length, this.options.discovery.instances(state.model.name).length);
+  }
+
+  /** Remembers a poison-test failure of a batch at an instance. */
+  private suspect(key: string, instance: number): void {
+    const now = this.now();
+    const known = this.suspects.get(key);
+    const entry: Suspicion = known !== undefined && now - known.lastAt <= SUSPECT_TTL_MS ? known : { instances: [], firstAt: now, lastAt: now };
+    entry.instances.push(instance);
+    entry.lastAt = now;
+    // Most recently failed last: the oldest go first when the memory is full.
+    this.suspects.delete(key);
+    this.suspects.set(key, entry);
+    for (const oldest of this.suspects.keys()) {
+      if (this.suspects.size <= SUSPECT_MEMORY) break;
+      this.suspects.delete(oldest);
+    }
+  }
+
+  /** One attempt, bounded by `limitMs`: null on success, else what went wrong. */
+  private async attempt(state: TargetState, body: Buffer, batchId: string, exclude: number | undefined, limitMs: number): Promise<AttemptRecord | null> {
     const service = state.model.name;
     let endpoint = this.pick(state, exclude);
+    let limit = limitMs;
     if (endpoint === null) {
       // The cached view may only be behind (a cold start: this process polled the registry
       // before the instances registered, and polls again a heartbeat later): like a connect,
-      // the attempt waits for an instance up to its timeout before it fails.
-      if (await this.waitForInstance(service, state.model.timeoutMs)) endpoint = this.pick(state, exclude);
+      // the attempt waits for an instance up to its limit before it fails.
+      const waitStarted = this.now();
+      if (await this.waitForInstance(service, limit)) endpoint = this.pick(state, exclude);
       if (endpoint === null) return { instance: null, kind: "no-instance", error: `no live instance of ${service}` };
+      limit -= this.now() - waitStarted;
+      if (limit <= 0)
+        return { instance: endpoint.instance, kind: "timeout", error: `an instance of ${service} came only at the end of the attempt's ${limitMs} ms` };
     }
     const i = endpoint.instance;
     const breaker = this.breaker(endpoint);
@@ -288,7 +398,7 @@ class HttpDispatcher implements Dispatcher {
     const started = this.now();
     let outcome: Outcome;
     try {
-      outcome = await postBatch(this.client, endpoint.url, body, batchId, state.model.timeoutMs, this.closing.signal);
+      outcome = await postBatch(this.client, endpoint.url, body, batchId, Math.max(1, Math.floor(limit)), this.closing.signal);
     } finally {
       const n = (state.inFlight.get(i) ?? 1) - 1;
       if (n > 0) state.inFlight.set(i, n);
@@ -379,13 +489,20 @@ class HttpDispatcher implements Dispatcher {
     if (existing !== undefined) return existing;
     const model = this.services.get(service);
     if (model === undefined) return null;
-    const state: TargetState = { model, budget: new RetryBudget(model.retry.budget, this.now), balancer: null, signature: "", inFlight: new Map() };
+    const state: TargetState = {
+      model,
+      budget: new RetryBudget(model.retry.budget, this.now),
+      balancer: null,
+      signature: "",
+      inFlight: new Map(),
+      lastSuccessAt: Number.NEGATIVE_INFINITY,
+    };
     this.targets.set(service, state);
     return state;
   }
 
   private closedError(service: string, attempts: AttemptRecord[]): DispatchError {
-    return new DispatchError(`${service}: the dispatcher was closed before the batch was delivered`, service, attempts);
+    return new DispatchError(`${service}: the dispatcher was closed before the batch was delivered`, service, "unavailable", attempts);
   }
 }
 
@@ -401,18 +518,19 @@ function liveInstances(list: readonly InstanceEndpoint[]): InstanceEndpoint[] {
   return out;
 }
 
-function describeAttempts(service: string, attempts: readonly AttemptRecord[]): string {
-  const tried = attempts.filter((a) => a.kind !== "budget").length;
-  const last = [...attempts].reverse().find((a) => a.kind !== "budget");
+function describeAttempts(service: string, attempts: readonly AttemptRecord[], failure: FailureClass): string {
+  const tried = attempts.filter((a) => a.kind !== "budget" && a.kind !== "deadline").length;
+  const last = [...attempts].reverse().find((a) => a.kind !== "budget" && a.kind !== "deadline");
   const refused = attempts.some((a) => a.kind === "budget") ? ", then the retry budget refused a retry" : "";
+  const expired = attempts.some((a) => a.kind === "deadline") ? ", then the deadline passed" : "";
   const where = last?.instance === null || last === undefined ? "" : ` on instance ${last.instance}`;
-  return `${service}: failed after ${tried} attempt${tried === 1 ? "" : "s"}${refused}; last: ${last?.kind ?? "none"}${where}: ${last?.error ?? ""}`;
+  return `${service}: ${failure} after ${tried} attempt${tried === 1 ? "" : "s"}${refused}${expired}; last: ${last?.kind ?? "none"}${where}: ${last?.error ?? ""}`;
 }
 
 function asDispatchError(reason: unknown, service: string): DispatchError {
   if (reason instanceof DispatchError) return reason;
   const message = reason instanceof Error ? reason.message : String(reason);
-  return new DispatchError(`${service}: ${message}`, service, []);
+  return new DispatchError(`${service}: ${message}`, service, "unavailable", []);
 }
 
 /** Waits `ms`; false when `signal` aborted first. */
@@ -431,14 +549,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-/** `POST {base}/batch`, the whole attempt (connect, send, answer) bounded by `timeoutMs`. Never rejects. */
+/**
+ * `POST {base}/batch`, the whole attempt (connect, send, answer) bounded by `timeoutMs`, which
+ * the stage is told as its time left. Never rejects.
+ */
 async function postBatch(client: HttpClient, base: string, body: Buffer, batchId: string, timeoutMs: number, closing: AbortSignal): Promise<Outcome> {
   const url = `${base.replace(/\/+$/, "")}/batch`;
   let answer: ClientResponse;
   try {
     answer = await client.request("POST", url, {
       body,
-      headers: { "content-type": "application/json", "x-mbc-batch": encodeURIComponent(batchId) },
+      headers: { "content-type": "application/json", "x-mbc-batch": encodeURIComponent(batchId), [TIME_LEFT_HEADER]: String(timeoutMs) },
       timeoutMs,
       signal: closing,
       maxResponseBytes: MAX_ANSWER_BYTES,
@@ -454,7 +575,11 @@ async function postBatch(client: HttpClient, base: string, body: Buffer, batchId
   const status = answer.status;
   if (status >= 200 && status < 300) return { ok: true };
   const detail = answerError(answer.body.toString("utf8"));
-  return { ok: false, kind: status >= 500 ? "5xx" : "4xx", error: `HTTP ${status}${detail === "" ? "" : `: ${detail}`}` };
+  const error = `HTTP ${status}${detail === "" ? "" : `: ${detail}`}`;
+  const marked = parseFailureClass(answer.headers[FAILURE_HEADER]);
+  if (marked !== null) return { ok: false, kind: marked, error };
+  if (status === 503) return { ok: false, kind: "unavailable", error };
+  return { ok: false, kind: status >= 500 ? "5xx" : "4xx", error };
 }
 
 /** The `error` of a JSON answer, else the answer's text, shortened. */

@@ -2,27 +2,35 @@
  * The service-instance role: `POST /batch` runs the service's handler on the batch, sends the
  * result to the service's `to` stages, and answers 200 only once they all answered 200 — so,
  * down the pipeline, a 200 means every sink has stored the batch (a sink answers once its
- * handler resolved). It answers 500 with the error when the handler failed or a downstream
- * service failed after its retries: the caller decides about retries and dead letters (an
- * instance never dead-letters).
+ * handler resolved). A failure is answered with its delivery class in `mbc-failure`
+ * (core/failure.ts), and the caller decides what to do (an instance never dead-letters):
+ * - the handler threw an error with a system code (ENOSPC, ECONNREFUSED, …) or marked
+ *   `retryable: true`: 503, `unavailable`;
+ * - the handler threw anything else, or returned something other than records: 500, `poison`;
+ * - a downstream stage failed: its class (503 `unavailable`, 500 `poison`, 504 `timeout`);
+ * - the batch came with no time left (`mbc-time-left: 0`), or the time ran out before the
+ *   batch could be passed on: 504, `timeout`.
+ * The time left the caller gave (`mbc-time-left`) bounds what this instance passes on: the
+ * downstream sends get what remains of it.
  *
  * The batch passed on keeps its id and gets this service appended to `via`. A handler that
  * returns no records sends nothing downstream (there is nothing to store).
  *
  * Admission: at most `concurrency` batches run at once and `queue` more wait (FIFO); beyond
  * that, and before `start()` finished or once draining began, the answer is 503 with
- * Retry-After, so the caller's retry goes to another instance.
+ * Retry-After and `mbc-failure: unavailable`, so the caller's retry goes to another instance.
  *
  * Drain: new batches get 503, waiting ones too (they have not started: the caller sends them
  * elsewhere), running ones finish up to the deadline; then the handler is closed (a sink's
  * files). The process scaffolding deregisters the instance and stops the server.
  */
 import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "../core/contracts.js";
+import { classifyError, FAILURE_HEADER, type FailureClass, parseTimeLeft, TIME_LEFT_HEADER } from "../core/failure.js";
 import { DEFAULT_BODY_LIMIT, HttpError, parseJsonBody, type ReadyState, type Reply, type Route, type RouteRequest } from "../core/http.js";
 import { splitWireBatch } from "../core/json-text.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
 import type { RoleFactory } from "../core/role.js";
-import { createDispatcher } from "../dispatch/index.js";
+import { createDispatcher, isDispatchFailure } from "../dispatch/index.js";
 import { loadHandler, type StageHandler } from "./handlers.js";
 
 export type ServiceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "queueDepth">;
@@ -60,8 +68,11 @@ export interface ServiceRole extends RoleHandle {
   isDraining(): boolean;
   /** Batches running or waiting. */
   inFlight(): number;
-  /** The whole of `POST /batch` on a parsed body (the route reads and parses it). */
-  handleBatch(body: unknown): Promise<Reply>;
+  /**
+   * The whole of `POST /batch` on a parsed body (the route reads and parses it); `timeLeftMs`
+   * is the time the caller gave (null: none), counted from `receivedAt` (performance.now()).
+   */
+  handleBatch(body: unknown, timeLeftMs?: number | null, receivedAt?: number): Promise<Reply>;
 }
 
 interface Waiter {
@@ -97,7 +108,15 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
 
   const depth = () => metrics?.queueDepth(running + waiting.length);
 
-  const unavailable = (why: string): HttpError => new HttpError(503, why, { "retry-after": "1" });
+  const unavailable = (why: string): HttpError => new HttpError(503, why, { "retry-after": "1", [FAILURE_HEADER]: "unavailable" });
+
+  /** The answer to a batch that failed with `failure`. */
+  const failed = (failure: FailureClass, message: string): Reply => {
+    const status = failure === "poison" ? 500 : failure === "timeout" ? 504 : 503;
+    const headers: Record<string, string> = { [FAILURE_HEADER]: failure };
+    if (failure === "unavailable") headers["retry-after"] = "1";
+    return { status, json: { error: message, failure }, headers };
+  };
 
   /** Takes a slot, waiting in line if needed; rejects with 503 when the line is full or the instance drains. */
   const acquire = (): Promise<void> => {
@@ -129,8 +148,24 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     if (running === 0 && waiting.length === 0 && idle !== null) idle();
   };
 
-  /** Runs a checked batch of `count` records through `run` (the stage, then `to`), within the admission limits. */
-  const runBatch = async (batch: { id: string; via: string[] }, count: number, run: (stage: StageHandler) => Promise<unknown[]>): Promise<Reply> => {
+  /**
+   * Runs a checked batch of `count` records through `run` (the stage, then `to`), within the
+   * admission limits and the time the caller gave (`timeLeftMs` from `receivedAt`, null: none).
+   */
+  const runBatch = async (
+    batch: { id: string; via: string[] },
+    count: number,
+    timeLeftMs: number | null,
+    receivedAt: number,
+    run: (stage: StageHandler) => Promise<unknown[]>,
+  ): Promise<Reply> => {
+    const left = () => (timeLeftMs === null ? null : timeLeftMs - (performance.now() - receivedAt));
+    const outOfTime = (what: string): Reply => {
+      metrics?.batch("error", 0);
+      log.warn("batch out of time", { batch: batch.id, timeLeftMs, what });
+      return failed("timeout", `no time left for batch ${batch.id} ${what} (the caller gave ${timeLeftMs} ms)`);
+    };
+    if ((left() ?? 1) <= 0) return outOfTime("on arrival");
     try {
       await acquire();
     } catch (err) {
@@ -142,28 +177,35 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     try {
       metrics?.recordsIn(count);
       const stage = handler;
-      if (stage === null) throw new Error("the handler is not loaded");
+      if (stage === null) throw Object.assign(new Error("the handler is not loaded"), { retryable: true });
       const out = await run(stage);
       if (service.to.length > 0 && out.length > 0) {
-        await dispatcher.send(service.to, { id: batch.id, via: [...batch.via, service.name], records: out });
+        const remaining = left();
+        if (remaining !== null && remaining <= 0) return outOfTime("after the handler");
+        await dispatcher.send(
+          service.to,
+          { id: batch.id, via: [...batch.via, service.name], records: out },
+          remaining === null ? {} : { timeLeftMs: remaining },
+        );
       }
       metrics?.recordsOut(service.to.length > 0 ? out.length : count);
       metrics?.batch("ok", seconds());
       return { status: 200, json: { ok: true } };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      log.error("batch failed", { batch: batch.id, via: batch.via, records: count, error: err });
+      const failure: FailureClass = isDispatchFailure(err) ? err.failure : classifyError(err);
+      log.error("batch failed", { batch: batch.id, via: batch.via, records: count, failure, error: err });
       metrics?.batch("error", seconds());
-      return { status: 500, json: { error: message } };
+      return failed(failure, message);
     } finally {
       release();
     }
   };
 
-  const handleBatch = async (body: unknown): Promise<Reply> => {
+  const handleBatch = async (body: unknown, timeLeftMs: number | null = null, receivedAt = performance.now()): Promise<Reply> => {
     const parsed = parseWireBatch(body);
     if (typeof parsed === "string") throw new HttpError(400, parsed);
-    return runBatch(parsed, parsed.records.length, (stage) => stage.run(parsed));
+    return runBatch(parsed, parsed.records.length, timeLeftMs, receivedAt, (stage) => stage.run(parsed));
   };
 
   /**
@@ -171,13 +213,13 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
    * from the body: checked as JSON, not parsed into values. A body the cut does not take (not
    * JSON, or not a batch) is parsed as usual, for the reason it is refused.
    */
-  const handleBody = (text: string, runTexts: NonNullable<StageHandler["runTexts"]>): Promise<Reply> => {
+  const handleBody = (text: string, runTexts: NonNullable<StageHandler["runTexts"]>, timeLeftMs: number | null, receivedAt: number): Promise<Reply> => {
     const cut = splitWireBatch(text);
-    if (cut === null) return handleBatch(parseJsonBody(text));
+    if (cut === null) return handleBatch(parseJsonBody(text), timeLeftMs, receivedAt);
     const checked = parseWireBatch({ id: cut.id, via: cut.via, records: cut.texts });
     if (typeof checked === "string") throw new HttpError(400, checked);
     const batch = { id: checked.id, via: checked.via, texts: cut.texts };
-    return runBatch(batch, batch.texts.length, async () => {
+    return runBatch(batch, batch.texts.length, timeLeftMs, receivedAt, async () => {
       await runTexts(batch);
       return [];
     });
@@ -189,14 +231,16 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
       path: "/batch",
       bodyLimit,
       async handle(req: RouteRequest) {
+        const receivedAt = performance.now();
+        const timeLeftMs = parseTimeLeft(req.headers[TIME_LEFT_HEADER]);
         // Refuse before reading the body when the answer is 503 anyway: the caller moves on sooner.
         if (!started || draining) {
           metrics?.batch("rejected", 0);
           throw unavailable(draining ? "draining: shutting down" : "starting");
         }
         const runTexts = handler?.runTexts;
-        if (runTexts !== undefined) return handleBody((await req.body()).toString("utf8"), runTexts);
-        return handleBatch(await req.json());
+        if (runTexts !== undefined) return handleBody((await req.body()).toString("utf8"), runTexts, timeLeftMs, receivedAt);
+        return handleBatch(await req.json(), timeLeftMs, receivedAt);
       },
     },
   ];

@@ -47,7 +47,7 @@ export function deadLetterDir(stateDir: string): string {
 
 /** A file name for batch `id`: the id itself when it is a safe name, else a cleaned id and a hash of it. */
 export function deadLetterName(id: string): string {
-  if (/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,149}$/.test(id)) return `${id}.json`;
+  if (/^[A-Za-z0-9_-][A-Za-z0-9._@-]{0,149}$/.test(id)) return `${id}.json`;
   const clean = id
     .replace(/[^A-Za-z0-9._-]/g, "_")
     .replace(/^\.+/, "_")

@@ -2,6 +2,7 @@
  * The source role: `--role source --name NAME`. It opens the source's durable pipeline
  * (pipeline.ts) and feeds it through the source's kind (kinds/: http, file, generator).
  */
+import type { ServiceModel } from "../../model/types.js";
 import type { Dispatcher } from "../core/contracts.js";
 import type { Route } from "../core/http.js";
 import type { Role, RoleContext, RoleFactory } from "../core/role.js";
@@ -31,6 +32,28 @@ function crash(error: Error): void {
   });
 }
 
+/**
+ * The smallest `retry.deadLetterAfter` on the paths from `first` (the services a batch from this
+ * source may pass); null when none sets one.
+ */
+export function deadLetterAfter(services: readonly ServiceModel[], first: string): number | null {
+  const byName = new Map(services.map((s) => [s.name, s]));
+  const seen = new Set<string>();
+  const queue = [first];
+  let smallest: number | null = null;
+  while (queue.length > 0) {
+    const name = queue.shift() as string;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const service = byName.get(name);
+    if (service === undefined) continue;
+    const after = service.retry.deadLetterAfterMs;
+    if (after !== null) smallest = smallest === null ? after : Math.min(smallest, after);
+    queue.push(...service.to);
+  }
+  return smallest;
+}
+
 /** The source role for the process scaffolding: `--role source --name NAME`. */
 export function sourceRoleFactory(options: SourceRoleOptions = {}): RoleFactory {
   return (ctx) => createSourceRole(ctx, options);
@@ -57,6 +80,9 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
     queue: options.queue,
     canSend: discovery === null ? undefined : () => discovery.instances(source.to).length > 0,
     onFatal: options.onFatal ?? crash,
+    backoff: model.services.find((s) => s.name === source.to)?.retry,
+    deadLetterAfterMs: deadLetterAfter(model.services, source.to),
+    clock: ctx.clock,
   });
   const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
   const intake = kind.open({ source, pipeline, env: ctx.env, log, metrics, pollMs: options.pollMs });

@@ -9,6 +9,10 @@
  *   its id across restarts.
  * - `commits.jsonl`: `{"id","last"}` of every batch the pipeline answered for, in order: the
  *   committed batches are always a prefix of the logged ones.
+ * - `splits.jsonl`: `{"id","from","to","at"}` for every split of a poison batch (or piece): the
+ *   records `from`..`to - 1` of batch `id` went on as two pieces, split at `at`. Durable before
+ *   the pieces are sent, so that a restart sends the same pieces under the same ids
+ *   (core/pieces.ts); only the splits of uncommitted batches are kept.
  * - `keys.jsonl`: `{"key","hash","first","count"}` for every append made under an idempotency
  *   key (the http source's `Idempotency-Key`): the key, a fingerprint of the request's body and
  *   the sequence numbers its records got. It is written and made durable before those records
@@ -34,6 +38,7 @@ import { arrayBytes, type ClosedBatch, type Cursor } from "./batcher.js";
 export const BATCHES_FILE = "batches.jsonl";
 export const COMMITS_FILE = "commits.jsonl";
 export const KEYS_FILE = "keys.jsonl";
+export const SPLITS_FILE = "splits.jsonl";
 /**
  * Idempotency keys a source remembers: a key re-posted after this many newer keyed requests is
  * taken as new. A window in requests rather than time or segments: its memory is bounded (about
@@ -62,6 +67,14 @@ export interface BatchEntry {
 export interface CommitEntry {
   id: string;
   last: number;
+}
+
+/** A batch (or a piece of it, records `from` to `to - 1`) that went on as two pieces, split at `at`. */
+export interface SplitEntry {
+  id: string;
+  from: number;
+  to: number;
+  at: number;
 }
 
 /** An append made under an idempotency key: which records it got, and a fingerprint of what was sent. */
@@ -140,6 +153,14 @@ export function isKeyEntry(value: unknown): value is KeyEntry {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return typeof v.key === "string" && typeof v.hash === "string" && isSeq(v.first) && isSeq(v.count) && (v.count as number) > 0;
+}
+
+export function isSplitEntry(value: unknown): value is SplitEntry {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.id === "string" && isSeq(v.from) && isSeq(v.to) && isSeq(v.at) && (v.from as number) < (v.at as number) && (v.at as number) < (v.to as number)
+  );
 }
 
 export function isCommitEntry(value: unknown): value is CommitEntry {
@@ -246,6 +267,8 @@ export interface Recovery {
   lastBatch: BatchEntry | null;
   /** Their records are the logged JSON texts. */
   pending: ClosedBatch<string>[];
+  /** The splits of pending batches, in the order they were logged. */
+  splits: SplitEntry[];
   /** The records (JSON texts) after the last logged batch (empty when `discardUnbatched`). */
   unbatched: { first: number; lines: string[]; bytes: number[] };
   /** What recovery repaired or dropped, for the logs. */
@@ -310,12 +333,13 @@ interface Group {
   firstSeq: number;
   keys: KeyEntry[];
   batches: BatchEntry[];
+  splits: SplitEntry[];
   commits: CommitEntry[];
   done: Deferred;
 }
 
 function emptyGroup(firstSeq: number): Group {
-  return { records: [], recordCount: 0, firstSeq, keys: [], batches: [], commits: [], done: deferred() };
+  return { records: [], recordCount: 0, firstSeq, keys: [], batches: [], splits: [], commits: [], done: deferred() };
 }
 
 /** What the log knows of an idempotency key: its append, and whether that is durable yet. */
@@ -384,6 +408,7 @@ export class SourceLog {
   private records: FileHandle;
   private recordsBytes: number;
   private batchesHandle: FileHandle;
+  private splitsHandle: FileHandle;
   private commitsHandle: FileHandle;
   private keysHandle: FileHandle;
   private readonly keyWindow: number;
@@ -401,6 +426,8 @@ export class SourceLog {
   private failure: Error | null = null;
   /** Durable batch entries not committed yet, and the last committed one: what a rewrite of the batch log keeps. */
   private uncommitted: BatchEntry[];
+  /** Durable splits of the batches not committed yet: what a rewrite of the split log keeps. */
+  private splits: SplitEntry[];
   private lastCommittedEntry: BatchEntry | null;
   private lastCommit: CommitEntry | null;
   private durableCommittedThrough: number;
@@ -414,6 +441,8 @@ export class SourceLog {
       records: FileHandle;
       recordsBytes: number;
       batches: FileHandle;
+      splitsHandle: FileHandle;
+      splits: SplitEntry[];
       commits: FileHandle;
       keysHandle: FileHandle;
       keys: Map<string, KeyEntry>;
@@ -432,6 +461,8 @@ export class SourceLog {
     this.records = state.records;
     this.recordsBytes = state.recordsBytes;
     this.batchesHandle = state.batches;
+    this.splitsHandle = state.splitsHandle;
+    this.splits = state.splits;
     this.commitsHandle = state.commits;
     this.keysHandle = state.keysHandle;
     this.keys = state.keys;
@@ -465,6 +496,9 @@ export class SourceLog {
       notes.push(`${BATCHES_FILE}:${batches.problem.line}: ${batches.problem.reason}; truncated`);
       await truncate(batchesPath, batches.validBytes);
     }
+    const splitsPath = join(dir, SPLITS_FILE);
+    const splitLog = parseEntries(await readIfExists(splitsPath), isSplitEntry);
+    if (splitLog.problem !== null) notes.push(`${SPLITS_FILE}:${splitLog.problem.line}: ${splitLog.problem.reason}; truncated`);
     const keysPath = join(dir, KEYS_FILE);
     const keysBuffer = await readIfExists(keysPath);
     const keyLog = parseEntries(keysBuffer, isKeyEntry);
@@ -610,6 +644,10 @@ export class SourceLog {
     if (keptBatches.length < batches.entries.length || plan.notes.length > 0) await replaceFile(dir, batchesPath, jsonLines(keptBatches));
     if (commits.entries.length > 1) await replaceFile(dir, commitsPath, jsonLines(lastCommit === null ? [] : [lastCommit]));
     if (keys.size < keyLog.entries.length || keyLog.problem !== null) await replaceFile(dir, keysPath, jsonLines([...keys.values()]));
+    // The splits of the batches still to send; those of committed ones are done with.
+    const pendingIds = new Set(plan.pending.map((b) => b.id));
+    const splits = splitLog.entries.filter((e) => pendingIds.has(e.id));
+    if (splits.length < splitLog.entries.length || splitLog.problem !== null) await replaceFile(dir, splitsPath, jsonLines(splits));
     notes.push(...plan.notes);
 
     // Append to the last segment when it ends where the next record starts; else start one.
@@ -626,6 +664,7 @@ export class SourceLog {
     const activeBase = segments[segments.length - 1] as number;
     const records = await open(join(dir, segmentName(activeBase)), "a");
     const batchesHandle = await open(batchesPath, "a");
+    const splitsHandle = await open(splitsPath, "a");
     const commitsHandle = await open(commitsPath, "a");
     const keysHandle = await open(keysPath, "a");
     if (options.fsync) await syncDir(dir);
@@ -635,6 +674,8 @@ export class SourceLog {
       records,
       recordsBytes,
       batches: batchesHandle,
+      splitsHandle,
+      splits: splits.slice(),
       commits: commitsHandle,
       keysHandle,
       keys,
@@ -643,12 +684,12 @@ export class SourceLog {
       lastCommittedEntry: plan.lastCommitted,
       lastCommit,
       committedThrough: plan.committedThrough,
-      controlEntries: keptBatches.length + (lastCommit === null ? 0 : 1),
+      controlEntries: keptBatches.length + splits.length + (lastCommit === null ? 0 : 1),
     });
     const lastBatch = plan.batches[plan.batches.length - 1] ?? null;
     return {
       log,
-      recovery: { nextSeq: plan.nextSeq, committedThrough: plan.committedThrough, lastBatch, pending, unbatched, notes },
+      recovery: { nextSeq: plan.nextSeq, committedThrough: plan.committedThrough, lastBatch, pending, splits, unbatched, notes },
     };
   }
 
@@ -742,6 +783,18 @@ export class SourceLog {
     return this.group.done.promise;
   }
 
+  /**
+   * Logs that records `from`..`to - 1` of batch `id` go on as two pieces split at `at`;
+   * resolves once durable (send the pieces only then).
+   */
+  appendSplit(entry: SplitEntry): Promise<void> {
+    const done = this.refuse();
+    if (done !== null) return done;
+    this.group.splits.push(entry);
+    this.schedule();
+    return this.group.done.promise;
+  }
+
   /** Logs that a batch went all the way down the pipeline (or to the dead letters). */
   appendCommit(entry: CommitEntry): Promise<void> {
     const done = this.refuse();
@@ -767,7 +820,13 @@ export class SourceLog {
       await this.flush();
     } finally {
       this.closed = true;
-      await Promise.allSettled([this.records.close(), this.batchesHandle.close(), this.commitsHandle.close(), this.keysHandle.close()]);
+      await Promise.allSettled([
+        this.records.close(),
+        this.batchesHandle.close(),
+        this.splitsHandle.close(),
+        this.commitsHandle.close(),
+        this.keysHandle.close(),
+      ]);
     }
   }
 
@@ -781,7 +840,7 @@ export class SourceLog {
 
   private hasPending(): boolean {
     const g = this.group;
-    return g.recordCount > 0 || g.batches.length > 0 || g.commits.length > 0;
+    return g.recordCount > 0 || g.batches.length > 0 || g.splits.length > 0 || g.commits.length > 0;
   }
 
   private schedule(): void {
@@ -845,6 +904,10 @@ export class SourceLog {
       await writeAll(this.batchesHandle, Buffer.from(jsonLines(group.batches)));
       if (this.fsync) synced.push(this.batchesHandle.datasync());
     }
+    if (group.splits.length > 0) {
+      await writeAll(this.splitsHandle, Buffer.from(jsonLines(group.splits)));
+      if (this.fsync) synced.push(this.splitsHandle.datasync());
+    }
     if (group.commits.length > 0) {
       await writeAll(this.commitsHandle, Buffer.from(jsonLines(group.commits)));
       if (this.fsync) synced.push(this.commitsHandle.datasync());
@@ -852,13 +915,18 @@ export class SourceLog {
     await Promise.all(synced);
     if (group.keys.length > 0) await this.remember(group.keys);
     this.uncommitted.push(...group.batches);
-    this.controlEntries += group.batches.length + group.commits.length;
+    this.splits.push(...group.splits);
+    this.controlEntries += group.batches.length + group.splits.length + group.commits.length;
     const lastCommit = group.commits[group.commits.length - 1];
     if (lastCommit !== undefined) {
       this.lastCommit = lastCommit;
       this.durableCommittedThrough = Math.max(this.durableCommittedThrough, lastCommit.last);
       while (this.uncommitted.length > 0 && (this.uncommitted[0] as BatchEntry).last <= this.durableCommittedThrough) {
         this.lastCommittedEntry = this.uncommitted.shift() as BatchEntry;
+      }
+      if (this.splits.length > 0) {
+        const open = new Set(this.uncommitted.map((b) => b.id));
+        this.splits = this.splits.filter((e) => open.has(e.id));
       }
       await this.compact();
     }
@@ -910,6 +978,10 @@ export class SourceLog {
     await this.commitsHandle.close();
     await replaceFile(this.dir, commitsPath, jsonLines(this.lastCommit === null ? [] : [this.lastCommit]));
     this.commitsHandle = await open(commitsPath, "a");
-    this.controlEntries = batches.length + (this.lastCommit === null ? 0 : 1);
+    const splitsPath = join(this.dir, SPLITS_FILE);
+    await this.splitsHandle.close();
+    await replaceFile(this.dir, splitsPath, jsonLines(this.splits));
+    this.splitsHandle = await open(splitsPath, "a");
+    this.controlEntries = batches.length + this.splits.length + (this.lastCommit === null ? 0 : 1);
   }
 }

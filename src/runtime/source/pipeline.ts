@@ -8,9 +8,17 @@
  * - A closed batch's boundaries are logged and made durable before it is sent, so its id is
  *   the same after a restart. Up to `maxInFlight` batches are sent at once, in id order, and
  *   they are committed strictly in order: the commit log is always a prefix of the batch log.
- * - A batch whose send rejects (a DispatchFailure after retries or the retry budget) goes to
- *   the dead-letter folder and is then committed and counted: it is not lost, and the source
- *   moves on.
+ * - A send that fails says why (its delivery class, core/failure.ts):
+ *   - `unavailable` (and `timeout`): back-pressure. The batch stays uncommitted and is sent
+ *     again after a capped, jittered back-off (the first stage's `retry` settings), for as long
+ *     as it takes — unless `deadLetterAfter` (the smallest on the batch's path) has passed since
+ *     its first send. Meanwhile the queue fills and the source stops taking records.
+ *   - `poison`: the batch is split in two halves of its records (the split logged durably
+ *     first), each sent on as a piece `X@FROM-TO` (core/pieces.ts), and a piece that is poison
+ *     again is split again; a single record that is poison goes to the dead-letter folder with
+ *     the stage and the error. A batch is committed once all its pieces are stored or
+ *     dead-lettered.
+ *   Nothing is dead-lettered while the source drains: what failed stays uncommitted.
  * - The queue is bounded: records accepted and not committed yet, in count and in bytes (see
  *   `queueLimits`). A source stops taking records while it is full (http answers 503).
  * - At start, the batches logged but not committed are re-sent first, with their ids, then the
@@ -23,15 +31,36 @@
  * durable, and a restart's recovery is the safe way on.
  */
 import { join } from "node:path";
-import type { BatchModel, SourceModel } from "../../model/types.js";
+import type { BatchModel, RetryModel, SourceModel } from "../../model/types.js";
+import { retryDelay } from "../../retry/index.js";
+import type { Random } from "../../shared/random.js";
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.js";
 import type { Dispatcher, Logger, TextBatch, WireBatch } from "../core/contracts.js";
+import type { FailureClass } from "../core/failure.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
+import { pieceId } from "../core/pieces.js";
 import { Batcher, type ClosedBatch, type Cursor, type Timer } from "./batcher.js";
 import { writeDeadLetter } from "./dead-letter.js";
-import { type KeyState, type Recovery, SourceLog } from "./log.js";
+import { type KeyState, type Recovery, SourceLog, type SplitEntry } from "./log.js";
 
 /** What a source reports; RuntimeMetrics has all of it. */
-export type SourceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "deadLetter" | "queueDepth">;
+export type SourceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "batch" | "deadLetter" | "queueDepth" | "waiting" | "bisecting">;
+
+/**
+ * The back-off between sends of a batch that found a stage unavailable, when the first stage
+ * gives none: the contract's default retry (100 ms doubling, capped at 5 s, full jitter).
+ */
+export const DEFAULT_BACKOFF: RetryModel = {
+  maxRetries: 2,
+  intervalMs: 100,
+  backoff: "exponential",
+  multiplier: 2,
+  maxIntervalMs: 5000,
+  jitter: "full",
+  on: ["timeout", "5xx", "connect"],
+  deadLetterAfterMs: null,
+  budget: { ratio: 0.2, minPerSecond: 10 },
+};
 
 /**
  * Batches sent at once. One at a time would leave all but one instance of a balanced service
@@ -109,14 +138,50 @@ export interface SourcePipelineOptions {
   /** Called once when the log fails; the process should exit and let recovery take over. */
   onFatal?: (error: Error) => void;
   segmentBytes?: number;
+  /** The back-off of a batch that found a stage unavailable (the first stage's retry; default DEFAULT_BACKOFF). */
+  backoff?: RetryModel;
+  /** How long a batch may wait on unavailable stages before it is dead-lettered; null (default): never. */
+  deadLetterAfterMs?: number | null;
+  /** The clock of back-offs and of deadLetterAfter (default the system's). */
+  clock?: Clock;
+  /** Uniform [0, 1) for the back-off's jitter (default Math.random). */
+  random?: Random;
+}
+
+/** A piece of a batch: its records `from`..`to - 1`; the whole batch when it was never split. */
+interface Piece {
+  from: number;
+  to: number;
+  id: string;
+  state: "waiting" | "sending" | "splitting" | "done";
+  /** When it may be sent again after an unavailable stage (the clock's time; 0: now). */
+  retryAt: number;
+  /** Sends in a row that found a stage unavailable: the back-off's exponent. */
+  unavailable: number;
 }
 
 interface Entry {
   batch: ClosedBatch<string>;
   /** Its boundaries are durable in the batch log. */
   logged: boolean;
-  state: "waiting" | "sending" | "done";
+  /** Its pieces in order of their records, covering the batch: one until it is split. */
+  pieces: Piece[];
+  /** When it was first sent (the clock's time), null before: deadLetterAfter counts from it. */
+  firstSentAt: number | null;
   startedAt: number;
+}
+
+/** Splits the pieces of a batch as its split log says, in the order the splits were made. */
+export function piecesAfterSplits(batch: { id: string; records: readonly unknown[] }, splits: readonly SplitEntry[]): { from: number; to: number }[] {
+  let ranges = [{ from: 0, to: batch.records.length }];
+  for (const split of splits) {
+    if (split.id !== batch.id) continue;
+    const k = ranges.findIndex((r) => r.from === split.from && r.to === split.to);
+    // A split of a piece this log does not hold (a log rewritten by another version): ignore it.
+    if (k < 0 || !(split.from < split.at && split.at < split.to)) continue;
+    ranges = [...ranges.slice(0, k), { from: split.from, to: split.at }, { from: split.at, to: split.to }, ...ranges.slice(k + 1)];
+  }
+  return ranges;
 }
 
 export class SourcePipeline {
@@ -133,6 +198,12 @@ export class SourcePipeline {
   private readonly now: () => number;
   private readonly onFatal: (error: Error) => void;
   private readonly canSend: () => boolean;
+  private readonly backoff: RetryModel;
+  private readonly deadLetterAfterMs: number | null;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private retryTimer: TimerHandle | null = null;
+  private retryTimerAt = Number.POSITIVE_INFINITY;
   private readonly batcher: Batcher<string>;
   private readonly entries: Entry[] = [];
   private sending = 0;
@@ -161,6 +232,10 @@ export class SourcePipeline {
     this.now = options.now ?? (() => performance.now());
     this.onFatal = options.onFatal ?? (() => {});
     this.canSend = options.canSend ?? (() => true);
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.deadLetterAfterMs = options.deadLetterAfterMs ?? null;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
     this.batcher = new Batcher<string>({
       source: options.source.name,
       limits: options.source.batch,
@@ -193,7 +268,8 @@ export class SourcePipeline {
       });
     }
     for (const batch of recovery.pending) {
-      this.entries.push({ batch, logged: true, state: "waiting", startedAt: 0 });
+      const pieces = piecesAfterSplits(batch, recovery.splits).map((r) => this.piece(batch, r.from, r.to));
+      this.entries.push({ batch, logged: true, pieces, firstSentAt: null, startedAt: 0 });
       this.depthRecords += batch.records.length;
       this.depthBytes += recordBytes(batch);
     }
@@ -229,8 +305,14 @@ export class SourcePipeline {
   }
 
   /** Counts since start, for logs and tests. */
-  get stats(): { committed: number; deadLetters: number; inFlight: number; queuedBatches: number } {
-    return { committed: this.committedBatches, deadLetters: this.deadLetters, inFlight: this.sending, queuedBatches: this.entries.length };
+  get stats(): { committed: number; deadLetters: number; inFlight: number; queuedBatches: number; waiting: number; bisecting: number } {
+    let waiting = 0;
+    let bisecting = 0;
+    for (const e of this.entries) {
+      if (e.pieces.length > 1) bisecting += e.pieces.filter((p) => p.state !== "done").length;
+      waiting += e.pieces.filter((p) => p.state === "waiting" && p.unavailable > 0).length;
+    }
+    return { committed: this.committedBatches, deadLetters: this.deadLetters, inFlight: this.sending, queuedBatches: this.entries.length, waiting, bisecting };
   }
 
   /** Whether `records` more records of `bytes` bytes fit in the queue. An empty queue takes anything, so a large request can always make progress. */
@@ -307,9 +389,14 @@ export class SourcePipeline {
     return { first, last };
   }
 
+  private piece(batch: ClosedBatch<string>, from: number, to: number): Piece {
+    const whole = from === 0 && to === batch.records.length;
+    return { from, to, id: whole ? batch.id : pieceId(batch.id, from, to), state: "waiting", retryAt: 0, unavailable: 0 };
+  }
+
   /** The batcher closed a batch: log its boundaries, then queue it for sending. */
   private closed(batch: ClosedBatch<string>): void {
-    const entry: Entry = { batch, logged: false, state: "waiting", startedAt: 0 };
+    const entry: Entry = { batch, logged: false, pieces: [this.piece(batch, 0, batch.records.length)], firstSentAt: null, startedAt: 0 };
     this.entries.push(entry);
     const boundaries =
       batch.cursor === null
@@ -330,24 +417,53 @@ export class SourcePipeline {
     this.pump();
   }
 
-  /** Sends waiting batches, in order, while fewer than maxInFlight are out. */
+  /**
+   * Sends waiting pieces, batch by batch in id order, while fewer than maxInFlight are out; a
+   * piece backing off after an unavailable stage waits for its time (a timer pumps again then).
+   */
   private pump(): void {
     if (this.stopped || this.fatal !== null || !this.canSend()) return;
+    const now = this.clock.now();
+    let nextRetry = Number.POSITIVE_INFINITY;
     for (const entry of this.entries) {
-      if (this.sending >= this.maxInFlight) return;
-      if (entry.state !== "waiting") continue;
       // Keep sends in id order: a batch whose boundaries are not durable yet holds back the ones after it.
-      if (!entry.logged) return;
-      this.send(entry);
+      if (!entry.logged) break;
+      for (const piece of entry.pieces) {
+        if (piece.state !== "waiting") continue;
+        if (piece.retryAt > now) {
+          nextRetry = Math.min(nextRetry, piece.retryAt);
+          continue;
+        }
+        if (this.sending >= this.maxInFlight) return;
+        this.send(entry, piece);
+      }
     }
+    this.scheduleRetry(nextRetry);
   }
 
-  private send(entry: Entry): void {
-    entry.state = "sending";
-    entry.startedAt = this.now();
+  /** Pumps again at `at` (the clock's time), unless a pump is due sooner already. */
+  private scheduleRetry(at: number): void {
+    if (!Number.isFinite(at) || at >= this.retryTimerAt) return;
+    if (this.retryTimer !== null) this.clock.clearTimer(this.retryTimer);
+    this.retryTimerAt = at;
+    this.retryTimer = this.clock.setTimer(
+      () => {
+        this.retryTimer = null;
+        this.retryTimerAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(0, at - this.clock.now()),
+    );
+  }
+
+  private send(entry: Entry, piece: Piece): void {
+    piece.state = "sending";
+    entry.startedAt ||= this.now();
+    entry.firstSentAt ??= this.clock.now();
     this.sending += 1;
     const { batch } = entry;
-    const wire: TextBatch = { id: batch.id, via: [this.source.name], texts: batch.records };
+    const texts = piece.from === 0 && piece.to === batch.records.length ? batch.records : batch.records.slice(piece.from, piece.to);
+    const wire: TextBatch = { id: piece.id, via: [this.source.name], texts };
     let sent: Promise<void>;
     try {
       sent = this.dispatcher.send([this.source.to], wire);
@@ -358,33 +474,96 @@ export class SourcePipeline {
       () => {
         if (this.stopped) return;
         this.sending -= 1;
-        this.metrics.recordsOut(batch.records.length);
+        this.metrics.recordsOut(texts.length);
         this.metrics.batch("ok", (this.now() - entry.startedAt) / 1000);
-        this.finish(entry);
+        this.pieceDone(entry, piece);
       },
       (error: unknown) => {
         if (this.stopped) return;
-        this.toDeadLetter(entry, wire, error);
+        this.sending -= 1;
+        this.failed(entry, piece, wire, error);
       },
     );
   }
 
-  private toDeadLetter(entry: Entry, wire: TextBatch, error: unknown): void {
-    this.logger.error("batch failed after its retries: writing it to the dead-letter folder", {
-      batch: wire.id,
-      records: wire.texts.length,
+  /** A send of `piece` failed: back off, split, or (a single poison record) dead-letter. */
+  private failed(entry: Entry, piece: Piece, wire: TextBatch, error: unknown): void {
+    const failure = failureClassOf(error);
+    const records = piece.to - piece.from;
+    if (failure === "poison" && !this.draining) {
+      if (records > 1) {
+        this.split(entry, piece, error);
+        return;
+      }
+      this.toDeadLetter(entry, piece, wire, error, "poison");
+      return;
+    }
+    // Unavailable (or out of time, or poison while stopping): the piece stays uncommitted.
+    const waited = entry.firstSentAt === null ? 0 : this.clock.now() - entry.firstSentAt;
+    if (this.deadLetterAfterMs !== null && waited >= this.deadLetterAfterMs && !this.draining) {
+      this.toDeadLetter(entry, piece, wire, error, "unavailable");
+      return;
+    }
+    piece.unavailable += 1;
+    piece.state = "waiting";
+    piece.retryAt = this.clock.now() + retryDelay(this.backoff, piece.unavailable, this.random);
+    this.metrics.batch("unavailable", (this.now() - entry.startedAt) / 1000);
+    if (piece.unavailable === 1 || piece.unavailable % 10 === 0) {
+      this.logger.warn("a stage is unavailable: the batch stays uncommitted and is sent again", {
+        batch: piece.id,
+        records,
+        sends: piece.unavailable,
+        retryInMs: Math.round(piece.retryAt - this.clock.now()),
+        failure,
+        error,
+      });
+    }
+    this.gauges();
+    this.pump();
+    this.notify();
+  }
+
+  /** Splits a poison piece in two halves: logged durably, then both sent on. */
+  private split(entry: Entry, piece: Piece, error: unknown): void {
+    piece.state = "splitting";
+    const at = piece.from + Math.floor((piece.to - piece.from) / 2);
+    this.logger.warn("a batch is poison: splitting it to find the records that fail", {
+      batch: piece.id,
+      records: piece.to - piece.from,
+      into: [pieceId(entry.batch.id, piece.from, at), pieceId(entry.batch.id, at, piece.to)],
       error,
     });
+    this.metrics.batch("split", (this.now() - entry.startedAt) / 1000);
+    this.log.appendSplit({ id: entry.batch.id, from: piece.from, to: piece.to, at }).then(
+      () => {
+        if (this.stopped) return;
+        const k = entry.pieces.indexOf(piece);
+        entry.pieces.splice(k, 1, this.piece(entry.batch, piece.from, at), this.piece(entry.batch, at, piece.to));
+        this.gauges();
+        this.pump();
+        this.notify();
+      },
+      (logError: unknown) => this.fail(logError),
+    );
+  }
+
+  private toDeadLetter(entry: Entry, piece: Piece, wire: TextBatch, error: unknown, failure: FailureClass): void {
+    piece.state = "splitting";
+    this.logger.error(
+      failure === "poison"
+        ? "a record is poison: writing it to the dead-letter folder"
+        : "a batch waited on unavailable stages longer than deadLetterAfter: writing it to the dead-letter folder",
+      { batch: wire.id, records: wire.texts.length, failure, error },
+    );
     // The texts were validated when they came in (or when the log was recovered).
     const letter: WireBatch = { id: wire.id, via: wire.via, records: wire.texts.map((t) => JSON.parse(t) as unknown) };
     this.deadLetter(letter, error).then(
       () => {
         if (this.stopped) return;
-        this.sending -= 1;
         this.deadLetters += 1;
         this.metrics.deadLetter();
         this.metrics.batch("dead-letter", (this.now() - entry.startedAt) / 1000);
-        this.finish(entry);
+        this.pieceDone(entry, piece);
       },
       (writeError: unknown) => {
         // Committing it now would lose it; leaving it uncommitted means the next start re-sends it.
@@ -394,10 +573,20 @@ export class SourcePipeline {
     );
   }
 
-  /** A batch has its outcome: commit every finished batch at the head of the queue, in order. */
-  private finish(entry: Entry): void {
-    entry.state = "done";
-    while (this.entries.length > 0 && (this.entries[0] as Entry).state === "done") {
+  /** A piece has its outcome; once all of a batch's have, commit finished batches at the head, in order. */
+  private pieceDone(entry: Entry, piece: Piece): void {
+    piece.state = "done";
+    if (entry.pieces.every((p) => p.state === "done")) this.finish();
+    else {
+      this.gauges();
+      this.pump();
+      this.notify();
+    }
+  }
+
+  /** Commits every finished batch at the head of the queue, in order. */
+  private finish(): void {
+    while (this.entries.length > 0 && (this.entries[0] as Entry).pieces.every((p) => p.state === "done")) {
       const { batch } = this.entries.shift() as Entry;
       this.log.appendCommit({ id: batch.id, last: batch.last }).catch((error: unknown) => this.fail(error));
       this.depthRecords -= batch.records.length;
@@ -405,8 +594,15 @@ export class SourcePipeline {
       this.committedBatches += 1;
     }
     this.metrics.queueDepth(this.depthRecords);
+    this.gauges();
     this.pump();
     this.notify();
+  }
+
+  private gauges(): void {
+    const { waiting, bisecting } = this.stats;
+    this.metrics.waiting(waiting);
+    this.metrics.bisecting(bisecting);
   }
 
   private fail(error: unknown): void {
@@ -435,6 +631,8 @@ export class SourcePipeline {
     const finished = await this.waitUntil(() => this.entries.length === 0 || this.fatal !== null, deadlineMs);
     this.stopped = true;
     this.batcher.stop();
+    if (this.retryTimer !== null) this.clock.clearTimer(this.retryTimer);
+    this.retryTimer = null;
     if (!finished && this.fatal === null) {
       this.logger.warn("drain deadline reached: unfinished batches stay uncommitted and are re-sent at the next start", {
         batches: this.entries.map((e) => e.batch.id),
@@ -457,6 +655,12 @@ export class SourcePipeline {
     }
     return true;
   }
+}
+
+/** The delivery class of a failed send: a DispatchFailure says; anything else counts as unavailable. */
+function failureClassOf(error: unknown): FailureClass {
+  const failure = (error as { failure?: unknown } | null)?.failure;
+  return failure === "poison" || failure === "timeout" || failure === "unavailable" ? failure : "unavailable";
 }
 
 /** The records' own bytes of a batch (its JSON size without the brackets and commas). */

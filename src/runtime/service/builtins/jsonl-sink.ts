@@ -11,7 +11,9 @@
  * A batch's key is its id and its path, `source/…/sink#id` (the services it passed, this sink
  * last): a fan-out copy that reaches the sink by another path is another key, and is stored,
  * while the same batch re-sent after a restart or retried after a timeout is the same key,
- * and is skipped.
+ * and is skipped. A piece of a batch that its source split (`X@FROM-TO`, core/pieces.ts) is
+ * skipped too when the batch, or a larger piece holding it, is stored at that path: a fan-out
+ * branch that stored the whole batch before another branch refused it stores nothing twice.
  *
  * Batches are stored in groups (group commit): the batches that arrived while the previous
  * group was being written are written together. Storing a group, under the lock: catch up with
@@ -56,6 +58,7 @@ import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Clock, sleep, systemClock, type TimerHandle } from "../../core/clock.js";
 import type { Logger } from "../../core/contracts.js";
+import { covers, type PieceRange, parsePieceId } from "../../core/pieces.js";
 import { acquireFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 
 export interface JsonlStoreOptions {
@@ -81,6 +84,50 @@ export function sinkPath(service: string, config: Record<string, unknown>, dataD
   if (typeof path !== "string" || path.trim() === "")
     throw new Error(`service ${service}: builtin:jsonl-sink's config.path must be a non-empty string, not ${JSON.stringify(path)}`);
   return isAbsolute(path) ? path : resolve(dataDir, path);
+}
+
+/**
+ * The batches a store holds, by key. A key is `path#id`; an id may name a piece of a batch
+ * (core/pieces.ts), and a batch or piece stored covers every piece inside it: `covers` says
+ * whether a key, or a key that holds all its records, is stored.
+ */
+export class StoredKeys {
+  private readonly exact = new Set<string>();
+  /** `path#batch` → the ranges stored of it (null: the whole batch). */
+  private readonly ranges = new Map<string, PieceRange["range"][]>();
+
+  get size(): number {
+    return this.exact.size;
+  }
+
+  add(key: string): void {
+    if (this.exact.has(key)) return;
+    this.exact.add(key);
+    const { base, range } = splitKey(key);
+    const list = this.ranges.get(base);
+    if (list === undefined) this.ranges.set(base, [range]);
+    else list.push(range);
+  }
+
+  /** This very key is stored. */
+  has(key: string): boolean {
+    return this.exact.has(key);
+  }
+
+  /** This key, or one that holds all its records (its batch, a larger piece), is stored. */
+  covers(key: string): boolean {
+    if (this.exact.has(key)) return true;
+    const { base, range } = splitKey(key);
+    const list = this.ranges.get(base);
+    return list !== undefined && list.some((outer) => covers(outer, range));
+  }
+}
+
+function splitKey(key: string): { base: string; range: PieceRange["range"] } {
+  const hash = key.lastIndexOf("#");
+  const path = key.slice(0, hash + 1);
+  const { batch, range } = parsePieceId(key.slice(hash + 1));
+  return { base: `${path}${batch}`, range };
 }
 
 /** The index key of a batch at a sink: its path (via, then the sink) and its id. */
@@ -125,7 +172,7 @@ interface Lease {
 
 /** An append-only JSONL file with an index of stored batches, safe to share between processes. */
 export class JsonlStore {
-  private readonly keys = new Set<string>();
+  private readonly keys = new StoredKeys();
   /** Bytes of the index read so far (complete lines only). */
   private indexRead = 0;
   /** The data file's length as the index says: the `end` of its last line. */
@@ -185,8 +232,9 @@ export class JsonlStore {
     return this.keys.size;
   }
 
+  /** Whether the batch (or piece) `key` is stored, itself or inside a larger piece of its batch. */
   has(key: string): boolean {
-    return this.keys.has(key);
+    return this.keys.covers(key);
   }
 
   /**
@@ -196,7 +244,7 @@ export class JsonlStore {
   store(key: string, records: readonly unknown[]): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
     // Keys enter `keys` only once durably indexed and never leave it: a known key needs no lock.
-    if (this.keys.has(key)) return Promise.resolve(false);
+    if (this.keys.covers(key)) return Promise.resolve(false);
     let body: Buffer;
     try {
       body = Buffer.from(records.map((r) => `${JSON.stringify(r) ?? "null"}\n`).join(""));
@@ -213,7 +261,7 @@ export class JsonlStore {
    */
   storeTexts(key: string, texts: readonly string[]): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error(`${this.path}: the sink is closed`));
-    if (this.keys.has(key)) return Promise.resolve(false);
+    if (this.keys.covers(key)) return Promise.resolve(false);
     return this.enqueue(key, Buffer.from(texts.length === 0 ? "" : `${texts.join("\n")}\n`), texts.length);
   }
 
@@ -296,14 +344,14 @@ export class JsonlStore {
   /** Writes one group under the lock; returns the batches appended now (the others were already stored). */
   private async commit(group: readonly Pending[]): Promise<Set<Pending>> {
     // A group of copies of batches stored since they were queued needs no lock either.
-    if (group.every((b) => this.keys.has(b.key))) return new Set();
+    if (group.every((b) => this.keys.covers(b.key))) return new Set();
     return this.locked(async (verify) => {
       // After the catch-up: a batch another instance stored meanwhile, or a second copy of a
       // batch earlier in this group, is skipped (and answered false with the group).
       const fresh: Pending[] = [];
       const seen = new Set<string>();
       for (const batch of group) {
-        if (this.keys.has(batch.key) || seen.has(batch.key)) continue;
+        if (this.keys.covers(batch.key) || seen.has(batch.key)) continue;
         seen.add(batch.key);
         fresh.push(batch);
       }
