@@ -12,6 +12,7 @@ import { type ParsedSpec, parseSpec } from "../parse/index.js";
 import { joinPointer } from "../pointer.js";
 import { staticModel } from "../simulate/static-model.js";
 import { didYouMean } from "../suggest.js";
+import { checkListenerCount } from "./listeners.js";
 import type { RuleContext } from "./rule.js";
 import { rules } from "./rules/index.js";
 import { checkSchema } from "./schema.js";
@@ -95,6 +96,10 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
     for (const f of checkSchema(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance, true));
     if (hasErrors(diagnostics)) return done(null);
   }
+
+  // More listeners than ports: the model (an object and a port an instance) is not built.
+  for (const f of checkListenerCount(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance, true));
+  if (hasErrors(diagnostics)) return done(null);
 
   const { model, findings } = normalise(spec as unknown as RawSpec, env);
   for (const f of findings) diagnostics.push(toDiagnostic(parsed, f, provenance));

@@ -153,10 +153,10 @@ services:
   archive:
     handler: builtin:jsonl-sink
     config: { path: ./data/archive.jsonl }
-    resources: { memory: 100000 }
+    resources: { memory: 100000000 }
   audit:
     handler: builtin:log
-    resources: { memory: 64Ki }
+    resources: { memory: 65537Ki }
   store:
     handler: builtin:jsonl-sink
     config: { path: ./data/store.jsonl }
@@ -268,8 +268,8 @@ describe("compose.yaml's shape", () => {
     const limits = (s: string) => (compose.services[s]?.deploy as { resources: { limits: unknown } } | undefined)?.resources.limits;
     expect(limits("split-0")).toEqual({ cpus: "0.25", memory: "256m" });
     expect(limits("enrich-0")).toEqual({ cpus: "2", memory: "1000000000b" });
-    expect(limits("archive-0")).toEqual({ cpus: "2", memory: "100000b" });
-    expect(limits("audit-0")).toEqual({ cpus: "2", memory: "64k" });
+    expect(limits("archive-0")).toEqual({ cpus: "2", memory: "100000000b" });
+    expect(limits("audit-0")).toEqual({ cpus: "2", memory: "65537k" });
     expect(limits("registry")).toBeUndefined();
     expect(limits("orders")).toBeUndefined();
     for (const s of Object.values(compose.services)) expect(s.restart).toBe("on-failure");
