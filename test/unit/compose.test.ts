@@ -95,7 +95,7 @@ const hostileSpec = {
   checkpoint: { dir: "../../../etc/mbc-state" },
   targets: { compose: { project: "shop", network: "backplane", image: "node:20-alpine" } },
   sources: {
-    web: { type: "http", port: 8080, path: "/in?x=$HOME&y=%20", to: "proc" },
+    web: { type: "http", port: 8080, path: "/in$HOME&y=%20'x", to: "proc" },
     feed: { type: "file", path: "../%s/$HOME/../in put.jsonl", to: "proc" },
   },
   services: {

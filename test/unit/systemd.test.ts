@@ -495,7 +495,7 @@ mbc: 1
 name: hostile
 description: ${yamlString(hostileDescription)}
 sources:
-  in: { type: http, port: 8080, path: ${yamlString("/rec%h?$x='\"..")}, to: work }
+  in: { type: http, port: 8080, path: ${yamlString("/rec%h$x='..")}, to: work }
   file-in: { type: file, path: ${yamlString(`../../../etc/%h/$x"'\n.jsonl`)}, to: work }
 services:
   work:
