@@ -96,7 +96,9 @@ function describe(e: ErrorObject): Finding | undefined {
     case "additionalProperties": {
       const key = String(p.additionalProperty);
       const allowed = Object.keys(parent?.properties ?? {});
-      const hint = didYouMean(key, allowed) ?? (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : undefined);
+      const hint =
+        didYouMean(key, allowed) ??
+        (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : (parent?.description ?? undefined));
       return { ...base, code: "unknown-key", path: joinPointer(at, key), at: "key", message: `unknown key "${key}"`, ...(hint ? { hint } : {}) };
     }
     case "required": {

@@ -732,6 +732,7 @@ describe("a clean spec", () => {
       "    to: [a, b]",
       "  a:",
       "    handler: builtin:jsonl-sink",
+      "    config: { path: ./out.jsonl }",
       "    capacity: 1000",
       "  b:",
       "    handler: builtin:log",

@@ -506,7 +506,7 @@ ${Object.entries(hostileEnv)
   .join("\n")}
       NUMBER: 3
       BOOL: true
-    config: { note: ${yamlString("%n\n[Service]\nUser=root")} }
+    config: { x-note: ${yamlString("%n\n[Service]\nUser=root")} }
     to: sink
   sink:
     handler: builtin:jsonl-sink
