@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { TargetId } from "./build/targets.js";
 import { MAX_SPEC_BYTES, parseSpec } from "./parse/index.js";
 import { UsageError, type ValidateOptions, type ValidationResult, validateParsed } from "./validate/index.js";
 
@@ -21,6 +22,8 @@ export function handlerExistsIn(specDir: string): (relativePath: string) => bool
 
 export interface LoadOptions {
   env?: string | null;
+  /** The targets whose constraints are errors (ValidateOptions.targets). */
+  targets?: readonly TargetId[] | null;
   /** The file name shown in diagnostics (default: the path as given). */
   displayName?: string;
 }
@@ -47,6 +50,10 @@ export async function loadSpec(path: string, options: LoadOptions = {}): Promise
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(`${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : `cannot read (${code ?? String(err)})`}`);
   }
-  const validateOptions: ValidateOptions = { env: options.env ?? null, fileExists: handlerExistsIn(dirname(resolve(path))) };
+  const validateOptions: ValidateOptions = {
+    env: options.env ?? null,
+    fileExists: handlerExistsIn(dirname(resolve(path))),
+    ...(options.targets ? { targets: options.targets } : {}),
+  };
   return validateParsed(parseSpec(options.displayName ?? path, bytes, { size }), validateOptions);
 }

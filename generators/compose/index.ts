@@ -17,6 +17,7 @@ import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js"
 import { drainBudgetMs } from "../../src/runtime/env.js";
 import { heapLimitMiB } from "../../src/runtime/supervisor.js";
 import { runtimePackage } from "../node/index.js";
+import { checkCompose } from "./check.js";
 import { composeFidelity } from "./fidelity.js";
 import { commentText, escapeDollars, toYaml } from "./yaml.js";
 
@@ -285,6 +286,7 @@ export const composeGenerator: Generator = {
   describe: "compose.yaml and .env: one container per registry, source and service instance, running the bundled runtime",
   templates: ["compose-README.md.hbs"],
   fidelity: composeFidelity,
+  check: checkCompose,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const header = commentText(headerText(inputs));
     // In Markdown the header is an HTML comment, which `-->` in a spec's file name would end.

@@ -12,6 +12,7 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import type { SystemFile } from "../../src/runtime/contracts.js";
+import { checkNode } from "./check.js";
 import { nodeFidelity } from "./fidelity.js";
 
 /** Where a handler module is copied: under handlers/, keeping its path below the spec's folder. */
@@ -63,6 +64,7 @@ export const nodeGenerator: Generator = {
   describe: "a folder that runs the whole system with `node mbc-runtime.mjs`",
   templates: ["README.md.hbs", "package.json.hbs"],
   fidelity: nodeFidelity,
+  check: checkNode,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const data = {
       header: headerText(inputs),

@@ -2,6 +2,8 @@
  * The validation pipeline of one file: parse → schema → overlay → model → semantic rules.
  * Pure: file reads and existence checks come in through the arguments.
  */
+import { targetChecks } from "../build/checks.js";
+import { TARGET_IDS, type TargetId } from "../build/targets.js";
 import type { Diagnostic, Finding } from "../diagnostic.js";
 import { hasErrors, sortDiagnostics } from "../diagnostic.js";
 import { stageGraph } from "../model/graph.js";
@@ -22,6 +24,11 @@ export interface ValidateOptions {
   env?: string | null;
   /** Whether a handler module exists, by its path relative to the spec's folder. */
   fileExists?: (relativePath: string) => boolean;
+  /**
+   * The targets whose constraints are errors (`--target`, or what `mbc build` builds); the other
+   * targets' are warnings. Absent: the targets the spec names under `targets:`.
+   */
+  targets?: readonly TargetId[] | null;
 }
 
 export interface ValidationResult {
@@ -63,6 +70,13 @@ function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance, bl
 export function environmentNames(value: unknown): string[] {
   const envs = (value as { environments?: unknown } | null)?.environments;
   return envs && typeof envs === "object" ? Object.keys(envs) : [];
+}
+
+/** The targets a spec names under `targets:`. */
+export function targetsNamedIn(spec: Json): TargetId[] {
+  const targets = (spec as { targets?: unknown } | null)?.targets;
+  if (typeof targets !== "object" || targets === null) return [];
+  return TARGET_IDS.filter((id) => Object.hasOwn(targets, id));
 }
 
 /** Validates a parsed spec. Throws UsageError only for an `env` that the spec does not define. */
@@ -107,6 +121,13 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
   const ctx: RuleContext = { model, graph, loads: staticModel(model, graph), spec, file, ...(options.fileExists ? { fileExists: options.fileExists } : {}) };
   for (const rule of Object.values(rules)) {
     for (const f of rule.check(ctx)) diagnostics.push(toDiagnostic(parsed, { ...f, code: rule.code, severity: f.severity ?? rule.severity }, provenance));
+  }
+  const named = options.targets ?? targetsNamedIn(spec);
+  for (const id of TARGET_IDS) {
+    const severity = named.includes(id) ? "error" : "warning";
+    for (const f of targetChecks[id](model)) {
+      diagnostics.push(toDiagnostic(parsed, { ...f, code: "target-constraint", severity, message: `the ${id} target: ${f.message}` }, provenance));
+    }
   }
   return done(model, spec);
 }
