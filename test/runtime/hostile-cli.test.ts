@@ -4,11 +4,12 @@
  * for a target, build refuses with the same diagnostic (exit 1, nothing written); and a
  * simulation too large to run is refused at once, not run.
  */
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, diagnosticsIn, runMbc, STACK_LINE } from "../helpers/cli.js";
+import { assertBuilt, binPath, diagnosticsIn, examplePath, runMbc, STACK_LINE } from "../helpers/cli.js";
 import { REPRODUCERS, SIMULATION_TOO_LARGE } from "../helpers/hostile.js";
 
 let dir: string;
@@ -101,6 +102,21 @@ describe("a simulation too large to run is refused, not run", () => {
     noCrash(r);
     expect(r.status).toBe(1);
     expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["firehose.yaml:8:13 error sim-too-large"]);
+  });
+
+  it("a long run within the bound still stops at once on Ctrl-C (SIGINT)", async () => {
+    // 15 simulated hours of the example: about 140 million events, under the bound, a minute of work or more.
+    const child = spawn(process.execPath, [binPath, "simulate", examplePath, "--duration", "15h", "-f", "json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on("exit", (code, signal) => done({ code, signal })));
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill("SIGINT");
+    const { code, signal } = await exited;
+    expect(stderr).not.toContain("sim-too-large");
+    expect(signal === "SIGINT" || code === 130).toBe(true);
   });
 
   it("--max-events lowers the bound for a small run, and a bad value is exit 2", () => {
