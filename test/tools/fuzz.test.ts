@@ -1,6 +1,7 @@
 /**
  * The fuzz suite: thousands of mutated specs (test/helpers/fuzz.ts) through the API and a few
- * hundred through the CLI, holding mbc to what `mbc validate` promises:
+ * hundred through the CLI, and the hostile reproducers (test/helpers/hostile.ts) as they are
+ * through both, holding mbc to what `mbc validate` promises:
  *
  * - nothing throws, and the CLI exits 0, 1 or 2 only, without a stack trace;
  * - every diagnostic has a known code, a message, and a line and column ≥ 1;
@@ -26,6 +27,7 @@ import { CODES } from "../../src/validate/codes.js";
 import { validateText } from "../../src/validate/index.js";
 import { assertBuilt, runMbc, STACK_LINE } from "../helpers/cli.js";
 import { type Mutant, mutant, seedSpecs } from "../helpers/fuzz.js";
+import { REPRODUCERS } from "../helpers/hostile.js";
 
 const SEED = process.env.MBC_FUZZ_SEED ? Number(process.env.MBC_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
 const API_RUNS = process.env.MBC_FUZZ_RUNS ? Number(process.env.MBC_FUZZ_RUNS) : 5000;
@@ -76,9 +78,11 @@ describe("fuzz: mutated specs through the API", () => {
     );
   });
 
-  it(`validate, build and simulate ${API_RUNS} mutants without a throw, each diagnostic at a line and column`, () => {
-    for (let i = 0; i < API_RUNS; i++) {
-      const m = mutant(seeds, SEED, i);
+  it(`validate, build and simulate the reproducers and ${API_RUNS} mutants without a throw, each diagnostic at a line and column`, () => {
+    // The reproducers as they are first (index −1 and below), then the mutants.
+    const originals: Mutant[] = REPRODUCERS.map((r) => ({ file: r.file, text: r.text }));
+    for (let i = -originals.length; i < API_RUNS; i++) {
+      const m = i < 0 ? (originals[originals.length + i] as Mutant) : mutant(seeds, SEED, i);
       const context = where(i, m);
       let result: ReturnType<typeof validateText>;
       try {
@@ -136,6 +140,11 @@ describe("fuzz: mutated specs through the CLI", () => {
       const m = mutant(seeds, SEED, API_RUNS + i);
       mutants.push(m);
       writeFileSync(join(dir, m.file), m.text);
+    }
+    // And the reproducers, as they are.
+    for (const r of REPRODUCERS) {
+      mutants.push({ file: r.file, text: r.text });
+      writeFileSync(join(dir, r.file), r.text);
     }
   });
   afterAll(() => {
