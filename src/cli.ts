@@ -196,7 +196,8 @@ export async function loadForCommand(
   }
   let loaded: ValidationResult;
   try {
-    loaded = await loadSpec(file, { env: env ?? null, ...(targets ? { targets } : {}) });
+    // A command that builds targets checks theirs only (as errors); simulate checks as validate does.
+    loaded = await loadSpec(file, { env: env ?? null, ...(targets ? { targets, otherTargets: "ignore" as const } : {}) });
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, err.hint);
     throw err;

@@ -24,6 +24,8 @@ export interface LoadOptions {
   env?: string | null;
   /** The targets whose constraints are errors (ValidateOptions.targets). */
   targets?: readonly TargetId[] | null;
+  /** ValidateOptions.otherTargets. */
+  otherTargets?: "warning" | "ignore";
   /** The file name shown in diagnostics (default: the path as given). */
   displayName?: string;
 }
@@ -54,6 +56,7 @@ export async function loadSpec(path: string, options: LoadOptions = {}): Promise
     env: options.env ?? null,
     fileExists: handlerExistsIn(dirname(resolve(path))),
     ...(options.targets ? { targets: options.targets } : {}),
+    ...(options.otherTargets ? { otherTargets: options.otherTargets } : {}),
   };
   return validateParsed(parseSpec(options.displayName ?? path, bytes, { size }), validateOptions);
 }

@@ -29,6 +29,8 @@ export interface ValidateOptions {
    * targets' are warnings. Absent: the targets the spec names under `targets:`.
    */
   targets?: readonly TargetId[] | null;
+  /** What the other targets' constraints are: warnings (validate), or not checked (build and run, which build only `targets`). */
+  otherTargets?: "warning" | "ignore";
 }
 
 export interface ValidationResult {
@@ -125,6 +127,7 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
   const named = options.targets ?? targetsNamedIn(spec);
   for (const id of TARGET_IDS) {
     const severity = named.includes(id) ? "error" : "warning";
+    if (severity === "warning" && options.otherTargets === "ignore") continue;
     for (const f of targetChecks[id](model)) {
       diagnostics.push(toDiagnostic(parsed, { ...f, code: "target-constraint", severity, message: `the ${id} target: ${f.message}` }, provenance));
     }

@@ -89,6 +89,12 @@ services:
     expect(constraints(text, { env: "prod", targets: ["systemd"] })).toEqual([["error", "/environments/prod/checkpoint/dir", 5, 24]]);
   });
 
+  it("a build checks the targets it builds only: the others are not checked at all", () => {
+    const text = spec("checkpoint: { dir: /abs/state }\ntargets:\n  compose: { image: 'Node:20 alpine' }\n");
+    expect(constraints(text, { targets: ["node"], otherTargets: "ignore" })).toEqual([]);
+    expect(constraints(text, { targets: ["systemd"], otherTargets: "ignore" })).toEqual([["error", "/checkpoint/dir", 3, 20]]);
+  });
+
   it("the default values of every target pass", () => {
     expect(constraints(spec(""), { targets: [...TARGET_IDS] })).toEqual([]);
   });
