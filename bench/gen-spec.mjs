@@ -182,7 +182,7 @@ export function generateSpec(n, options = {}) {
     name: `bench-${n}`,
     description: `A generated system of ${n} services in ${pipelineCount} pipelines, for the benchmark.`,
     registry: { port: 7400, heartbeat: "1s", ttl: "3s" },
-    defaults: { timeout: "2s", retry: { maxRetries: 0, interval: "100ms" }, batch: { maxRecords: 500, maxWait: "200ms" } },
+    defaults: { retry: { maxRetries: 0, interval: "100ms" }, batch: { maxRecords: 500, maxWait: "200ms" } },
     sources: specSources,
     services,
     checkpoint: { dir: `.mbc/state/bench-${n}` },

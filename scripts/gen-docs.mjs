@@ -152,6 +152,8 @@ export function renderSpec(schema) {
     out.push("|---|---|");
     for (const form of forms) out.push(`| ${cell(baseType(form))} | ${cell(constraintOf(form))} |`);
     out.push("");
+    const b = bounds(node);
+    if (b) out.push(`Every ${name} is bounded: ${b.slice(1, -1)}, unless a key below says otherwise ([bounds.md](bounds.md)).\n`);
     if (node.examples?.length) out.push(`Examples: ${node.examples.map((e) => code(e)).join(", ")}.\n`);
     if (VALUE_NOTES[name]) out.push(`${VALUE_NOTES[name]}\n`);
   }
@@ -298,7 +300,8 @@ function typeOf(node, ctx) {
     const def = defName(node.$ref);
     if (def !== undefined && ctx.anchors.has(def)) {
       const a = ctx.anchors.get(def);
-      return `[${a.heading}](#${a.anchor})`;
+      const b = bounds(node);
+      return `[${a.heading}](#${a.anchor})${b ? ` ${b}` : ""}`;
     }
     return typeOf({ ...resolveOnce(node.$ref, ctx.schema), ...withoutRef(node) }, ctx);
   }
@@ -311,18 +314,28 @@ function typeOf(node, ctx) {
   if (types.length > 1) return words(types);
   switch (types[0]) {
     case "string":
-      return [node.minLength >= 1 && !node.pattern ? "non-empty string" : "string", node.pattern ? `matching ${code(node.pattern)}` : ""]
+      return [
+        node.minLength >= 1 && !node.pattern ? "non-empty string" : "string",
+        node.pattern ? `matching ${code(node.pattern)}` : "",
+        node.maxLength !== undefined ? `(≤ ${node.maxLength} characters)` : "",
+      ]
         .filter(Boolean)
         .join(" ");
     case "integer":
     case "number":
       return [types[0], range(node)].filter(Boolean).join(" ");
     case "array": {
-      const extra = [node.uniqueItems ? "unique" : "", node.minItems ? `≥ ${node.minItems}` : ""].filter(Boolean).join(", ");
+      const extra = [node.uniqueItems ? "unique" : "", node.minItems ? `≥ ${node.minItems}` : "", node.maxItems !== undefined ? `≤ ${node.maxItems}` : ""]
+        .filter(Boolean)
+        .join(", ");
       return `list of ${node.items ? typeOf(node.items, ctx) : "anything"}${extra ? ` (${extra})` : ""}`;
     }
     case "object": {
-      const entries = node.minProperties ? ` (≥ ${node.minProperties} ${node.minProperties === 1 ? "entry" : "entries"})` : "";
+      const counts = [
+        node.minProperties ? `≥ ${node.minProperties} ${node.minProperties === 1 ? "entry" : "entries"}` : "",
+        node.maxProperties !== undefined ? `≤ ${node.maxProperties} entries` : "",
+      ].filter(Boolean);
+      const entries = counts.length ? ` (${counts.join(", ")})` : "";
       if (node.additionalProperties && typeof node.additionalProperties === "object") {
         const key = node.propertyNames ? typeOf(node.propertyNames, ctx) : "string";
         return `map of ${key} → ${typeOf(node.additionalProperties, ctx)}${entries}`;
@@ -334,6 +347,16 @@ function typeOf(node, ctx) {
     default:
       return types[0] ?? "any";
   }
+}
+
+/** The bounds of a duration, size or rate (scripts/schema-keywords.mjs): `(≥ 1ms, ≤ 24h)`. */
+function bounds(node) {
+  const parts = [];
+  for (const kind of ["Duration", "Size", "Rate"]) {
+    if (node[`min${kind}`] !== undefined) parts.push(`≥ ${node[`min${kind}`]}`);
+    if (node[`max${kind}`] !== undefined) parts.push(`≤ ${node[`max${kind}`]}`);
+  }
+  return parts.length ? `(${parts.join(", ")})` : "";
 }
 
 function range(node) {

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import Ajv2020 from "ajv/dist/2020.js";
 import standaloneCode from "ajv/dist/standalone/index.js";
 import { compile } from "json-schema-to-typescript";
+import { boundKeywords } from "./schema-keywords.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const schema = JSON.parse(readFileSync(join(root, "schema/mbc.schema.json"), "utf8"));
@@ -27,6 +28,8 @@ const ajv = new Ajv2020({
   code: { source: true, esm: true, lines: false, optimize: true },
 });
 for (const keyword of editorKeywords) ajv.addKeyword({ keyword, schemaType: ["string", "array", "object", "boolean"] });
+// The bounds of durations, sizes and rates (scripts/schema-keywords.mjs).
+for (const definition of boundKeywords) ajv.addKeyword(definition);
 // The validator needs no editor annotations: compiling it from a schema without them keeps
 // the CLI bundle smaller (the error mapping reads titles, descriptions and examples only).
 const editorOnly = new Set(["markdownDescription", "markdownEnumDescriptions", "enumDescriptions", "defaultSnippets", "deprecationMessage", "doNotSuggest"]);

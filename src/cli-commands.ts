@@ -13,20 +13,21 @@ import { gatherBuildInputs } from "./build/inputs.js";
 import type { Artefact } from "./build/types.js";
 import { BuildFailed, BuildRefused, buildRefusals, checkTarget, type Refusal, writeTarget, writeTargets } from "./build/write.js";
 import { childProcess, writeStdout } from "./builtins-lazy.js";
-import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, say, useColor } from "./cli.js";
+import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, parseMaxEvents, parseTargetList, say, useColor } from "./cli.js";
 import { hasErrors } from "./diagnostic.js";
+import { formatters } from "./format/index.js";
 import { escapeControls } from "./format/terminal.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
 import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
-import { simulate } from "./simulate/index.js";
+import { type SimulationResult, SimulationTooLarge, simulate } from "./simulate/index.js";
 import { UsageError } from "./usage-error.js";
-import { blocksSimulation, strictFailures } from "./validate/simulate-findings.js";
+import { blocksSimulation, findingDiagnostics, simulationTooLargeFinding, strictFailures } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 
 // `mbc validate --simulate` runs the simulation too.
-export { simulate };
+export { SimulationTooLarge, simulate };
 
 /** Names every path that stops a build, and what to do about it; then exits 2. */
 function refuse(refusals: readonly Refusal[], what: string): never {
@@ -66,6 +67,7 @@ export interface SimulateFlags {
   format: "table" | "json";
   report?: string;
   strict?: boolean;
+  maxEvents?: string;
 }
 
 /** The numbers of the simulate flags, or exit 2 with what was expected. */
@@ -95,6 +97,7 @@ function simulateOptions(opts: SimulateFlags): { durationMs?: number; rate?: num
 
 export async function runSimulate(file: string | undefined, opts: SimulateFlags): Promise<number> {
   const numbers = simulateOptions(opts);
+  const maxEvents = parseMaxEvents(opts.maxEvents);
   // The spec's own diagnostics go to stderr: stdout is the simulation's.
   const { loaded } = await loadForCommand(file, opts.env, "simulate");
   const model = loaded.model;
@@ -113,11 +116,30 @@ export async function runSimulate(file: string | undefined, opts: SimulateFlags)
           () => performance.now(),
         )
       : noProgress;
-  const result = simulate(model, {
-    ...numbers,
-    onProgress: (f) => progress.update(f),
-    ...(opts.report !== undefined ? { series: { buckets: seriesBuckets(durationMs) } } : {}),
-  });
+  let result: SimulationResult;
+  try {
+    result = simulate(model, {
+      ...numbers,
+      ...(maxEvents !== undefined ? { maxEvents } : {}),
+      onProgress: (f) => progress.update(f),
+      ...(opts.report !== undefined ? { series: { buckets: seriesBuckets(durationMs) } } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof SimulationTooLarge)) throw err;
+    progress.done();
+    // Refused before it started: the reason is a diagnostic of the spec, on stderr as the spec's others.
+    const finding = simulationTooLargeFinding(err, loaded.effective, { duration: numbers.durationMs !== undefined, rate: numbers.rate !== undefined });
+    process.stderr.write(
+      formatters.stylish(findingDiagnostics(loaded, [finding]), {
+        color: useColor(2),
+        files: [loaded.file],
+        lineText: (_, line) => loaded.parsed.lineText(line),
+        version: VERSION,
+      }),
+    );
+    process.stderr.write("mbc: not simulated: it would take too many events\n");
+    return EXIT_SPEC_ERRORS;
+  }
   progress.done();
 
   if (opts.format === "json") {
@@ -143,30 +165,17 @@ export async function runSimulate(file: string | undefined, opts: SimulateFlags)
   return EXIT_OK;
 }
 
-function parseTargets(list: string | undefined): TargetId[] {
-  if (list === undefined) return [...TARGET_IDS];
-  const out: TargetId[] = [];
-  for (const t of list
-    .split(",")
-    .map((x) => x.trim())
-    .filter(Boolean)) {
-    if (!(TARGET_IDS as string[]).includes(t)) fail(`--target: unknown target "${t}"`, `targets: ${TARGET_IDS.join(", ")}`);
-    if (!out.includes(t as TargetId)) out.push(t as TargetId);
-  }
-  if (out.length === 0) fail("--target: no target named", `targets: ${TARGET_IDS.join(", ")}`);
-  return out;
-}
-
 export async function runBuild(
   file: string | undefined,
   opts: { out: string; target?: string; env?: string; check?: boolean; templates?: string; strict?: boolean; explain?: boolean },
 ): Promise<number> {
-  const targets = parseTargets(opts.target);
+  const targets = parseTargetList(opts.target) ?? [...TARGET_IDS];
   if (opts.explain) {
     writeStdout(renderFidelity(Object.fromEntries(targets.map((t) => [t, generators[t].fidelity]))));
     return EXIT_OK;
   }
-  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "build");
+  // The constraints of every target built are errors, as `validate --target` would say.
+  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "build", targets);
   const model = loaded.model;
   if (model === null || hasErrors(loaded.diagnostics)) {
     process.stderr.write("mbc: nothing built: the spec has errors\n");
@@ -245,7 +254,7 @@ async function scrape(url: string): Promise<string | null> {
 }
 
 export async function runRun(file: string | undefined, opts: { env?: string }): Promise<number> {
-  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "run");
+  const { loaded, file: specPath } = await loadForCommand(file, opts.env, "run", ["node"]);
   const model = loaded.model;
   if (model === null || hasErrors(loaded.diagnostics)) {
     process.stderr.write("mbc: not started: the spec has errors\n");

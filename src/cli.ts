@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { TARGET_IDS } from "./build/targets.js";
+import { TARGET_IDS, type TargetId } from "./build/targets.js";
 import { isTerminal, writeStdout } from "./builtins-lazy.js";
 import { hasErrors, sortDiagnostics } from "./diagnostic.js";
 import { FORMAT_NAMES, type FormatName, formatters } from "./format/index.js";
@@ -17,7 +17,7 @@ import { loadSpec } from "./load.js";
 import { PACKAGE_FILES, PACKAGE_NAME, packageFilePath, readPackageText } from "./package-files.js";
 import { UsageError } from "./usage-error.js";
 import type { ValidationResult } from "./validate/index.js";
-import { blocksSimulation, simulationDiagnostics } from "./validate/simulate-findings.js";
+import { blocksSimulation, findingDiagnostics, simulationDiagnostics, simulationTooLargeFinding } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 
 export const EXIT_OK = 0;
@@ -59,7 +59,35 @@ export function fail(message: string, hint?: string): never {
   throw new Exit(EXIT_USAGE);
 }
 
-async function runValidate(files: string[], opts: { env?: string; format: FormatName; strict?: boolean; simulate?: boolean }): Promise<number> {
+/** `--target a,b`: the targets named, each once; exit 2 for an unknown one. Absent: undefined. */
+export function parseTargetList(list: string | undefined): TargetId[] | undefined {
+  if (list === undefined) return undefined;
+  const out: TargetId[] = [];
+  for (const t of list
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    if (!(TARGET_IDS as string[]).includes(t)) fail(`--target: unknown target "${t}"`, `targets: ${TARGET_IDS.join(", ")}`);
+    if (!out.includes(t as TargetId)) out.push(t as TargetId);
+  }
+  if (out.length === 0) fail("--target: no target named", `targets: ${TARGET_IDS.join(", ")}`);
+  return out;
+}
+
+/** `--max-events N`: a whole number ≥ 1 (`500000000` or `5e8`); exit 2 otherwise. Absent: undefined. */
+export function parseMaxEvents(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^[0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?$/i.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!(Number.isInteger(n) && n >= 1)) fail(`--max-events: "${text}" is not a whole number of events`, "for example 500000000 or 5e8");
+  return n;
+}
+
+async function runValidate(
+  files: string[],
+  opts: { env?: string; format: FormatName; strict?: boolean; simulate?: boolean; target?: string; maxEvents?: string },
+): Promise<number> {
+  const targets = parseTargetList(opts.target);
+  const maxEvents = parseMaxEvents(opts.maxEvents);
   if (files.length === 0) {
     if (!existsSync(DEFAULT_SPEC))
       fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, "name a spec file: mbc validate path/to/spec.yaml (or run mbc init)");
@@ -68,15 +96,24 @@ async function runValidate(files: string[], opts: { env?: string; format: Format
   const results: ValidationResult[] = [];
   for (const file of files) {
     try {
-      results.push(await loadSpec(file, { env: opts.env ?? null }));
+      results.push(await loadSpec(file, { env: opts.env ?? null, ...(targets ? { targets } : {}) }));
     } catch (err) {
       if (err instanceof UsageError) fail(err.message, err.hint);
       throw err;
     }
   }
-  // --simulate: each spec that can be simulated is, with its own `simulation` settings.
-  const simulate = opts.simulate ? (await commands()).simulate : null;
-  const simulated = results.map((r) => (simulate && r.model !== null && !blocksSimulation(r.diagnostics) ? simulationDiagnostics(r, simulate(r.model)) : []));
+  // --simulate: each spec that can be simulated is, with its own `simulation` settings, unless
+  // it would take more events than allowed (sim-too-large).
+  const lazy = opts.simulate ? await commands() : null;
+  const simulated = results.map((r) => {
+    if (lazy === null || r.model === null || blocksSimulation(r.diagnostics)) return [];
+    try {
+      return simulationDiagnostics(r, lazy.simulate(r.model, maxEvents === undefined ? {} : { maxEvents }));
+    } catch (err) {
+      if (err instanceof lazy.SimulationTooLarge) return findingDiagnostics(r, [simulationTooLargeFinding(err, r.effective)]);
+      throw err;
+    }
+  });
   // One list for all files, in the one order of every output: file, line, column, code.
   const diagnostics = sortDiagnostics(results.flatMap((r, k) => [...r.diagnostics, ...(simulated[k] ?? [])]));
   const byFile = new Map(results.map((r) => [r.file, r.parsed]));
@@ -154,7 +191,12 @@ function runInit(dir: string, opts: { name?: string; force?: boolean }): number 
 }
 
 /** Loads a spec for a command that needs a model: its diagnostics go to stderr, stdout stays the command's. */
-export async function loadForCommand(file: string | undefined, env: string | undefined, verb: string): Promise<{ loaded: ValidationResult; file: string }> {
+export async function loadForCommand(
+  file: string | undefined,
+  env: string | undefined,
+  verb: string,
+  targets?: readonly TargetId[],
+): Promise<{ loaded: ValidationResult; file: string }> {
   if (file === undefined) {
     if (!existsSync(DEFAULT_SPEC))
       fail(`no spec given, and there is no ${DEFAULT_SPEC} here`, `name a spec file: mbc ${verb} path/to/spec.yaml (or run mbc init)`);
@@ -162,7 +204,8 @@ export async function loadForCommand(file: string | undefined, env: string | und
   }
   let loaded: ValidationResult;
   try {
-    loaded = await loadSpec(file, { env: env ?? null });
+    // A command that builds targets checks theirs only (as errors); simulate checks as validate does.
+    loaded = await loadSpec(file, { env: env ?? null, ...(targets ? { targets, otherTargets: "ignore" as const } : {}) });
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, err.hint);
     throw err;
@@ -196,7 +239,9 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .option("-e, --env <name>", "merge this environment overlay first")
     .addOption(new Option("-f, --format <format>", "output format").choices(FORMAT_NAMES).default("stylish"))
     .option("--strict", "exit 1 on warnings too")
+    .option("-t, --target <list>", `comma-separated targets whose constraints are errors (default: those under \`targets:\`): ${TARGET_IDS.join(", ")}`)
     .option("--simulate", "also run the simulation and report what it finds")
+    .option("--max-events <n>", "with --simulate: simulate a spec only if it takes at most this many events (default 200000000)")
     .action(async (files: string[], opts) => setExit(await runValidate(files, opts)));
 
   program
@@ -209,6 +254,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .option("-s, --seed <n>", "random seed, an integer (default: simulation.seed)")
     .addOption(new Option("-f, --format <format>", "output format").choices(["table", "json"]).default("table"))
     .option("--report <file>", "also write an HTML report with charts to this file")
+    .option("--max-events <n>", "refuse a run that would take more events than this (default 200000000, about a minute)")
     .option("--strict", "exit 1 on the spec's warnings, a service the simulation finds overloaded, or a retry budget that refused retries")
     .action(async (spec: string | undefined, opts) => setExit(await (await commands()).runSimulate(spec, opts)));
 

@@ -19,7 +19,16 @@ export type DiagnosticCode =
   | "weight-capacity-mismatch"
   | "retry-storm"
   | "timeout-inversion"
-  | "ttl-heartbeat";
+  | "ttl-heartbeat"
+  | "target-constraint"
+  | "sim-overloaded"
+  | "sim-low-headroom"
+  | "sim-retries-refused"
+  | "sim-batches-failed"
+  | "sim-too-large";
+
+/** The codes of the simulation's findings (`mbc validate --simulate`, `mbc simulate`): not rules of the spec. */
+export type SimulationCode = Extract<DiagnosticCode, `sim-${string}`>;
 
 export interface Diagnostic {
   code: DiagnosticCode;

@@ -7,10 +7,14 @@
  *   if (result.model) console.log(simulate(result.model, { seed: 7 }).endToEndMs.p99);
  */
 
+import type { TargetId } from "./build/targets.js";
 import { handlerExistsIn, handlerLeavesFolder } from "./load.js";
 import { parseSpec } from "./parse/index.js";
 import { type ValidationResult, validateParsed } from "./validate/index.js";
 
+export { targetChecks } from "./build/checks.js";
+export { TARGET_IDS, type TargetId } from "./build/targets.js";
+export type { TargetCheck, TargetFinding } from "./build/types.js";
 export type { Diagnostic, DiagnosticCode, Finding, Severity } from "./diagnostic.js";
 export { compareDiagnostics, hasErrors, sortDiagnostics } from "./diagnostic.js";
 export { handlerExistsIn, handlerLeavesFolder, type LoadOptions, loadSpec } from "./load.js";
@@ -23,6 +27,10 @@ export { MAX_ALIAS_COUNT, MAX_DEPTH, MAX_SPEC_BYTES, type ParsedSpec, parseSpec 
 export { escapeHtml, type ReportOptions, renderReport, renderTable, type TableOptions } from "./report/index.js";
 export {
   type ArrivalProcess,
+  DEFAULT_MAX_EVENTS,
+  type EstimateOptions,
+  type EventEstimate,
+  estimateEvents,
   type FailureKind,
   type InstancePrediction,
   type InstanceResult,
@@ -33,6 +41,7 @@ export {
   type SimulateOptions,
   type SimulationResult,
   type SimulationSeries,
+  SimulationTooLarge,
   type SourceResult,
   simulate,
 } from "./simulate/index.js";
@@ -49,13 +58,22 @@ export {
   type ServiceAssessment,
   simulationDiagnostics,
   simulationFindings,
+  simulationTooLargeFinding,
   strictFailures,
 } from "./validate/simulate-findings.js";
 
-/** Validates a spec given as text; handler files are checked against `specDir` when given. */
-export function validate(text: string, options: { file?: string; env?: string | null; specDir?: string } = {}): ValidationResult {
+/**
+ * Validates a spec given as text; handler files are checked against `specDir` when given. The
+ * constraints of `targets` are errors, the other targets' warnings (default: the targets the spec
+ * names under `targets:`).
+ */
+export function validate(
+  text: string,
+  options: { file?: string; env?: string | null; specDir?: string; targets?: readonly TargetId[] } = {},
+): ValidationResult {
   return validateParsed(parseSpec(options.file ?? "<input>", text), {
     env: options.env ?? null,
     ...(options.specDir ? { fileExists: handlerExistsIn(options.specDir), leavesFolder: handlerLeavesFolder(options.specDir) } : {}),
+    ...(options.targets ? { targets: options.targets } : {}),
   });
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { TargetId } from "./build/targets.js";
 import { MAX_SPEC_BYTES, parseSpec } from "./parse/index.js";
 import { leavesFolder } from "./real-path.js";
 import { UsageError } from "./usage-error.js";
@@ -28,6 +29,10 @@ export function handlerLeavesFolder(specDir: string): (relativePath: string) => 
 
 export interface LoadOptions {
   env?: string | null;
+  /** The targets whose constraints are errors (ValidateOptions.targets). */
+  targets?: readonly TargetId[] | null;
+  /** ValidateOptions.otherTargets. */
+  otherTargets?: "warning" | "ignore";
   /** The file name shown in diagnostics (default: the path as given). */
   displayName?: string;
 }
@@ -55,6 +60,12 @@ export async function loadSpec(path: string, options: LoadOptions = {}): Promise
     throw new UsageError(`${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : `cannot read (${code ?? String(err)})`}`);
   }
   const specDir = dirname(resolve(path));
-  const validateOptions: ValidateOptions = { env: options.env ?? null, fileExists: handlerExistsIn(specDir), leavesFolder: handlerLeavesFolder(specDir) };
+  const validateOptions: ValidateOptions = {
+    env: options.env ?? null,
+    fileExists: handlerExistsIn(specDir),
+    leavesFolder: handlerLeavesFolder(specDir),
+    ...(options.targets ? { targets: options.targets } : {}),
+    ...(options.otherTargets ? { otherTargets: options.otherTargets } : {}),
+  };
   return validateParsed(parseSpec(options.displayName ?? path, bytes, { size }), validateOptions);
 }

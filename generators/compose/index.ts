@@ -17,6 +17,7 @@ import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js"
 import { drainBudgetMs, heapLimitMiB } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
 import { commentText, escapeDollars, toYaml } from "../shared/yaml.js";
+import { checkCompose } from "./check.js";
 import { composeFidelity } from "./fidelity.js";
 
 /** Where runtime/ is mounted (read-only) in each container. */
@@ -284,6 +285,7 @@ export const composeGenerator: Generator = {
   describe: "compose.yaml and .env: one container per registry, source and service instance, running the bundled runtime",
   templates: ["compose-README.md.hbs"],
   fidelity: composeFidelity,
+  check: checkCompose,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const header = commentText(headerText(inputs));
     // In Markdown the header is an HTML comment, which `-->` in a spec's file name would end.

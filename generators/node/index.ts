@@ -12,6 +12,7 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { runtimeFolder } from "../shared/runtime-folder.js";
+import { checkNode } from "./check.js";
 import { nodeFidelity } from "./fidelity.js";
 
 export const nodeGenerator: Generator = {
@@ -19,6 +20,7 @@ export const nodeGenerator: Generator = {
   describe: "a folder that runs the whole system with `node mbc-runtime.mjs`",
   templates: ["README.md.hbs", "package.json.hbs"],
   fidelity: nodeFidelity,
+  check: checkNode,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const data = {
       header: headerText(inputs),

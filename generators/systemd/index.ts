@@ -16,6 +16,7 @@ import { CONTRACT_DEFAULTS } from "../../src/model/normalise.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { DEFAULT_RESTART, heapLimitMiB } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
+import { checkSystemd, nodeProblem, writablePathProblem } from "./check.js";
 import {
   comment,
   execLine,
@@ -64,21 +65,15 @@ export interface SystemdLayout {
 
 export function systemdLayout(model: Model): SystemdLayout {
   const t = model.targets.systemd;
+  // check.ts says the same of these at the fields, for `mbc validate`; a model that skipped it stops here.
   const installDir = safePath("targets.systemd.installDir", t.installDir);
   const node = t.node;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
-  if (!node.startsWith("/") || /["'\\\u0000-\u001f\u007f]/.test(node)) {
-    throw new UnsafeValueError(
-      `targets.systemd.node ${JSON.stringify(node)}: systemd starts only an absolute path without quotes, backslashes or control characters`,
-    );
-  }
+  const nodeRefused = nodeProblem(node);
+  if (nodeRefused !== null) throw new UnsafeValueError(`targets.systemd.node ${JSON.stringify(node)}: ${nodeRefused}`);
   const dataDir = `${installDir}/data`;
+  const stateRefused = writablePathProblem(model.checkpoint.dir);
+  if (stateRefused !== null) throw new UnsafeValueError(`checkpoint.dir ${JSON.stringify(model.checkpoint.dir)} ${stateRefused}`);
   const state = posix.normalize(model.checkpoint.dir);
-  if (posix.isAbsolute(state) || state === ".." || state.startsWith("../")) {
-    throw new UnsafeValueError(
-      `checkpoint.dir ${JSON.stringify(model.checkpoint.dir)} leaves the data folder: the systemd target keeps state below ${installDir}/data, the only folder its units may write; give a relative path that stays inside`,
-    );
-  }
   const prefix = unitName(t.prefix);
   return {
     prefix,
@@ -198,6 +193,7 @@ export const systemdGenerator: Generator = {
   describe: "systemd units (a template a service), install.sh and the runtime, under a hardened sandbox",
   templates: ["systemd-README.md.hbs", "systemd-install.sh.hbs", "systemd-uninstall.sh.hbs"],
   fidelity: systemdFidelity,
+  check: checkSystemd,
   generate(model: Model, inputs: BuildInputs): Artefact[] {
     const L = systemdLayout(model);
     const header = headerText(inputs);

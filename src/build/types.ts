@@ -25,6 +25,22 @@ export interface BuildInputs {
   version: string;
 }
 
+/**
+ * A constraint of a target that the spec breaks, at the field that breaks it (a JSON Pointer into
+ * the effective spec). `mbc validate` reports it as `target-constraint`: an error for the targets
+ * the spec or `--target` names, a warning for the others.
+ */
+export interface TargetFinding {
+  path: string;
+  /** Point at the key rather than the value. */
+  at?: "key" | "value";
+  message: string;
+  hint?: string;
+}
+
+/** A target's constraints on a model: pure, and light enough for `mbc validate` to load. */
+export type TargetCheck = (model: Model) => TargetFinding[];
+
 export interface Generator {
   id: string;
   /** One line for `--help` and docs. */
@@ -33,5 +49,7 @@ export interface Generator {
   templates: readonly string[];
   /** How this target carries every field of the spec. */
   fidelity: FidelityTable;
+  /** What this target cannot carry, as findings at the fields (generators/ID/check.ts); `generate` may assume there are none. */
+  check: TargetCheck;
   generate(model: Model, inputs: BuildInputs): Artefact[];
 }

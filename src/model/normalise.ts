@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import type { Finding } from "../diagnostic.js";
 import type { Batch, Defaults, Retry, Service, Source1 } from "../generated/spec-types.js";
 import { joinPointer } from "../pointer.js";
+import { resolveTimeouts, SINK_TIMEOUT_MS } from "./timeouts.js";
 import type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./types.js";
 import { parseDuration, parseRate, parseSize } from "./units.js";
 
@@ -164,7 +165,8 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
       capacityPerSec: svc.capacity === undefined ? null : parseRate(svc.capacity),
       port,
       portAssigned,
-      timeoutMs: parseDuration(svc.timeout ?? defaults?.timeout ?? CONTRACT_DEFAULTS.timeout),
+      // Set below, once every service's `to` is known (a default depends on the stages below).
+      timeoutMs: 0,
       retry: retryOf(svc.retry, defaults?.retry),
       resources: {
         cpus: svc.resources?.cpus ?? defaults?.resources?.cpus ?? null,
@@ -177,6 +179,14 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
       to: svc.to === undefined ? [] : typeof svc.to === "string" ? [svc.to] : [...svc.to],
     };
   });
+
+  const timeouts = resolveTimeouts(
+    rawServices.map(([name, svc], k) => {
+      const set = svc.timeout ?? defaults?.timeout;
+      return { name, setMs: set === undefined ? null : parseDuration(set), to: (services[k] as ServiceModel).to };
+    }),
+  );
+  for (const s of services) s.timeoutMs = timeouts.get(s.name) ?? SINK_TIMEOUT_MS;
 
   const sim = raw.simulation;
   const d = CONTRACT_DEFAULTS;

@@ -2,10 +2,11 @@
  * Parsing: bytes → YAML document with source ranges. Problems are collected, never thrown;
  * positions come from the document's ranges through a LineCounter, only when asked for.
  */
-import { Composer, type Document, isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, visit } from "yaml";
+import { type Alias, Composer, type Document, isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, visit } from "yaml";
 import type { Diagnostic, DiagnosticCode, Severity } from "../diagnostic.js";
 import { fromPointer } from "../pointer.js";
 import { MAX_DEPTH, measureTokens, tooDeepWithAliases } from "./depth.js";
+import { anchorResolver, measureExpansion } from "./expansion.js";
 import { yamlErrorHints } from "./hints.js";
 import { decodeSpec, MAX_SPEC_BYTES } from "./text.js";
 
@@ -14,6 +15,13 @@ export { MAX_SPEC_BYTES } from "./text.js";
 
 /** At most this many aliases are expanded; more indicates a "billion laughs" document. */
 export const MAX_ALIAS_COUNT = 1000;
+
+/**
+ * The largest a spec may grow when its aliases are expanded, in bytes of its source text (each
+ * alias counts the text of the node it repeats): twice the largest file. A few aliases of a large
+ * map would otherwise pass the alias count and make a model, and artefacts, of hundreds of MB.
+ */
+export const MAX_EXPANDED_SIZE = 2 * MAX_SPEC_BYTES;
 
 export interface Position {
   line: number;
@@ -35,6 +43,8 @@ export interface ParsedSpec {
 export interface ParseOptions {
   maxBytes?: number;
   maxAliasCount?: number;
+  /** Bytes the spec may reach with its aliases expanded (default MAX_EXPANDED_SIZE). */
+  maxExpandedSize?: number;
   /** The file's real size, when the caller read only part of an oversized file. */
   size?: number;
 }
@@ -64,7 +74,7 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
   if (!decoded.ok) {
     report("yaml-syntax", "error", decoded.problem.offset, decoded.problem.message, decoded.problem.hint);
   } else {
-    // Duplicate keys are found by duplicateKeys below: yaml's own check (uniqueKeys: true) compares
+    // Duplicate keys are found by keyProblems below: yaml's own check (uniqueKeys: true) compares
     // each key with every earlier key of its map, which is quadratic in the size of `services`.
     // parseAllDocuments, in its two steps: the nesting is measured between them, because composing
     // recurses and a document nested thousands deep would exhaust the stack.
@@ -86,12 +96,15 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
     const errorLines = new Set<number>();
     const explain = yamlErrorHints(text);
     for (const d of list) {
-      for (const e of withDuplicateKeys(d.errors, duplicateKeys(d))) {
+      for (const e of withKeyProblems(d.errors, keyProblems(d))) {
         const line = lineCounter.linePos(e.pos[0]).line;
-        if (e.code !== "DUPLICATE_KEY" && errorLines.has(line)) continue;
+        const ours = e.code === "DUPLICATE_KEY" || e.code === "COLLECTION_KEY";
+        if (!ours && errorLines.has(line)) continue;
         errorLines.add(line);
-        if (e.code === "DUPLICATE_KEY") {
-          report("duplicate-key", "error", e.pos[0], cleanYamlMessage(e.message), "remove one of the two entries, or rename it");
+        if (e.code === "DUPLICATE_KEY" || e.code === "COLLECTION_KEY") {
+          const code: DiagnosticCode = e.code === "DUPLICATE_KEY" ? "duplicate-key" : "yaml-syntax";
+          const hint = e.hint ?? (code === "duplicate-key" ? "remove one of the two entries, or rename it" : undefined);
+          report(code, "error", e.pos[0], cleanYamlMessage(e.message), hint);
           continue;
         }
         // A slip recognised from the text gets words that say how to fix it; its knock-on errors go.
@@ -113,9 +126,21 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
       );
     }
     doc = list[0];
-    // Aliases can nest the value far deeper than the text, or make it contain itself.
-    const aliasProblem = doc && depth.aliases && !diagnostics.some((d) => d.severity === "error") ? tooDeepWithAliases(doc) : undefined;
-    if (aliasProblem) {
+    // An alias needs a `*`: without one there is nothing to expand (the usual case, and a fast one).
+    const expansion = doc && !diagnostics.some((d) => d.severity === "error") && text.includes("*") ? measureExpansion(doc) : null;
+    const maxExpanded = options.maxExpandedSize ?? MAX_EXPANDED_SIZE;
+    // Aliases can also nest the value far deeper than the text (reported before the size: the
+    // nesting is what to fix then).
+    const aliasProblem = doc && !expansion?.cycle && depth.aliases && !diagnostics.some((d) => d.severity === "error") ? tooDeepWithAliases(doc) : undefined;
+    if (expansion?.cycle) {
+      report(
+        "yaml-syntax",
+        "error",
+        expansion.cycle.offset,
+        `alias "*${expansion.cycle.name}" is inside the node "&${expansion.cycle.name}" it refers to: the spec would never end`,
+        "an alias can only repeat a node that is complete before it; copy the values instead",
+      );
+    } else if (aliasProblem) {
       report(
         "yaml-syntax",
         "error",
@@ -126,6 +151,16 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
         aliasProblem.kind === "circular"
           ? "a spec is plain data, like JSON: use an alias only for a node that does not contain it"
           : "a spec nests a few levels deep; here aliases of aliases nest inside each other",
+      );
+    } else if (expansion && expansion.size > maxExpanded) {
+      report(
+        "yaml-syntax",
+        "error",
+        firstAliasOffset(doc as Document),
+        `aliases expand the spec to about ${Math.round(expansion.size / 1024 / 1024)} MiB, more than the ${Math.round(maxExpanded / 1024 / 1024)} MiB allowed`,
+        expansion.largest
+          ? `"*${expansion.largest.name}" repeats ${expansion.largest.size} bytes each time it is used: a spec needs few, small aliases`
+          : "a spec needs few, small aliases",
       );
     } else if (doc && !diagnostics.some((d) => d.severity === "error")) {
       try {
@@ -216,38 +251,81 @@ interface YamlProblem {
   code: string;
   pos: [number, number];
   message: string;
+  hint?: string;
 }
 
 /**
- * The offsets of repeated keys, in one pass with a set per map. The same as yaml's uniqueKeys
- * check: scalar keys are equal when their values are (===), other keys never are.
+ * Keys that would not survive the step to JSON, in one pass with a set per map:
+ * - keys equal once the spec is JSON (an object key is a string: `1`, `"1"` and `1.0` are all
+ *   "1", `null`, `~` and `""` are all ""), which yaml's toJS would fold into one, dropping a value;
+ * - a second merge key `<<` in one mapping;
+ * - a key that is a list or a mapping, which JSON cannot hold (toJS would stringify it).
  */
-function duplicateKeys(doc: Document): number[] {
-  const offsets: number[] = [];
+function keyProblems(doc: Document): YamlProblem[] {
+  const problems: YamlProblem[] = [];
+  let resolve: ((alias: Alias) => Node | undefined) | undefined;
   visit(doc, {
     Map(_, map) {
-      const seen = new Set<unknown>();
+      const seen = new Map<string, Node | null>();
+      let merge = false;
       for (const pair of map.items) {
-        if (!isScalar(pair.key)) continue;
-        const value = pair.key.value;
-        if (Number.isNaN(value)) continue; // NaN !== NaN
-        if (seen.has(value)) offsets.push(pair.key.range?.[0] ?? 0);
-        else seen.add(value);
+        const written = pair.key as Node | null;
+        if (isAlias(written)) resolve ??= anchorResolver(doc);
+        const key = isAlias(written) ? ((resolve as (alias: Alias) => Node | undefined)(written) ?? null) : written;
+        const at = written?.range?.[0] ?? (pair.value as Node | null)?.range?.[0] ?? map.range?.[0] ?? 0;
+        if (key !== null && !isScalar(key)) {
+          problems.push({
+            code: "COLLECTION_KEY",
+            pos: [at, at + 1],
+            message: `a key must be a string, number, boolean or null, not a ${isSeq(key) ? "list" : "mapping"}: JSON has only text keys`,
+          });
+          continue;
+        }
+        const value = key === null ? null : key.value;
+        if (typeof value === "symbol") {
+          if (merge)
+            problems.push({
+              code: "DUPLICATE_KEY",
+              pos: [at, at + 1],
+              message: "a second merge key `<<` in this mapping",
+              hint: "merge several mappings with one key: `<<: [*first, *second]`",
+            });
+          merge = true;
+          continue;
+        }
+        // As yaml's toJS names the property: null is "", everything else String(value).
+        const json = value === null || value === undefined ? "" : String(value);
+        const earlier = seen.get(json);
+        if (earlier === undefined) {
+          seen.set(json, written);
+          continue;
+        }
+        const shown = (n: Node | null): string => {
+          if (isAlias(n)) return `*${n.source}`;
+          if (!isScalar(n)) return "(empty)";
+          if (typeof n.value === "string") return JSON.stringify(n.value);
+          return n.source ? n.source : n.value === null ? "(empty)" : String(n.value);
+        };
+        const same = shown(earlier) === shown(written);
+        problems.push({
+          code: "DUPLICATE_KEY",
+          pos: [at, at + 1],
+          message: same
+            ? `the key ${JSON.stringify(json)} is already in this mapping`
+            : `the key ${shown(written)} is the same JSON key as ${shown(earlier)} earlier in this mapping: both are ${JSON.stringify(json)}`,
+        });
       }
     },
   });
-  return offsets.sort((a, b) => a - b);
+  return problems.sort((a, b) => a.pos[0] - b.pos[0]);
 }
 
-/** yaml's errors with the duplicate keys merged in by position, keeping yaml's own order. */
-function withDuplicateKeys(errors: readonly YamlProblem[], duplicates: number[]): YamlProblem[] {
+/** yaml's errors with the key problems merged in by position, keeping yaml's own order. */
+function withKeyProblems(errors: readonly YamlProblem[], extra: readonly YamlProblem[]): YamlProblem[] {
   const out: YamlProblem[] = [];
   let k = 0;
   const flushBefore = (offset: number) => {
-    for (; k < duplicates.length && (duplicates[k] as number) < offset; k++) {
-      const at = duplicates[k] as number;
-      out.push({ code: "DUPLICATE_KEY", pos: [at, at + 1], message: "Map keys must be unique" });
-    }
+    for (; k < extra.length && (extra[k] as YamlProblem).pos[0] < offset; k++) out.push(extra[k] as YamlProblem);
   };
   for (const e of errors) {
     flushBefore(e.pos[0]);

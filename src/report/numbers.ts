@@ -9,6 +9,16 @@ export function pct(x: number | null | undefined, digits = 1): string {
   return `${(x * 100).toFixed(digits)}%`;
 }
 
+/** A count in words past a million: 8.6 billion, 200 million, 15000. */
+export function countText(n: number): string {
+  if (!Number.isFinite(n)) return "more than 10³⁰⁸";
+  const round1 = (x: number) => Number(x.toFixed(1)).toString();
+  if (n >= 1e12) return `${round1(n / 1e12)} trillion`;
+  if (n >= 1e9) return `${round1(n / 1e9)} billion`;
+  if (n >= 1e6) return `${round1(n / 1e6)} million`;
+  return String(Math.round(n));
+}
+
 /** Milliseconds with as many digits as matter: 0, 0.25, 22.7, 186. */
 export function ms(x: number | null | undefined): string {
   if (x === null || x === undefined) return DASH;

@@ -63,6 +63,7 @@ import type { Model, RetryModel, ServiceModel } from "../model/types.js";
 import { RetryBudget, retryDelay } from "../retry/index.js";
 import { TimeRing } from "../shared/time-ring.js";
 import { Histogram } from "./buffers.js";
+import { BURSTY, DEFAULT_MAX_EVENTS, estimateEvents, SimulationTooLarge } from "./estimate.js";
 import { EventHeap } from "./heap.js";
 import type {
   ArrivalProcess,
@@ -79,8 +80,7 @@ import { createStream, exponential, type Random } from "./rng.js";
 /** The record size each window's maxBytes limit assumes, unless the options give one. */
 export const ESTIMATED_RECORD_BYTES = 256;
 export { RETRY_BUDGET_WINDOW_MS } from "../retry/index.js";
-/** The `bursty` arrival process: on/off phases (exponential lengths) with the same mean rate. */
-export const BURSTY = { peakFactor: 4, meanOnMs: 250, meanOffMs: 750 } as const;
+export { BURSTY } from "./estimate.js";
 
 export interface SimulateOptions {
   /** Simulated time in ms (default: the model's `simulation.duration`). */
@@ -102,6 +102,11 @@ export interface SimulateOptions {
    * into this many equal time buckets (1–10 000). Off by default: the result is then without it.
    */
   series?: { buckets: number };
+  /**
+   * The most events the run may take by the estimate made before it starts (estimate.ts):
+   * above it, `simulate` throws SimulationTooLarge instead of running. Default DEFAULT_MAX_EVENTS.
+   */
+  maxEvents?: number;
 }
 
 /** The quantiles at which `series` reads each latency distribution: 0, 0.01, …, 0.99, 1. */
@@ -245,6 +250,7 @@ function checkOptions(options: SimulateOptions): void {
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   if (recordBytes !== undefined && !(Number.isFinite(recordBytes) && recordBytes > 0))
     throw new RangeError(`recordBytes must be a positive number, got ${recordBytes}`);
+  if (options.maxEvents !== undefined && !(options.maxEvents > 0)) throw new RangeError(`maxEvents must be a positive number, got ${options.maxEvents}`);
   const buckets = options.series?.buckets;
   if (options.series !== undefined && !(Number.isSafeInteger(buckets) && (buckets as number) >= 1 && (buckets as number) <= 10_000))
     throw new RangeError(`series.buckets must be an integer from 1 to 10000, got ${buckets}`);
@@ -790,6 +796,9 @@ export function simulate(model: Model, options: SimulateOptions = {}): Simulatio
   const serviceTime = options.serviceTime ?? "deterministic";
   const recordBytes = options.recordBytes ?? ESTIMATED_RECORD_BYTES;
   const failureRate = model.simulation.failureRate;
+  const estimate = estimateEvents(model, { durationMs, ...(options.rate !== undefined ? { rate: options.rate } : {}), recordBytes, arrival });
+  const maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
+  if (!(estimate.events <= maxEvents)) throw new SimulationTooLarge(estimate, maxEvents);
   const sim = new Simulation(model, durationMs, seed, arrival, serviceTime, recordBytes, options.rate, failureRate);
   if (options.series !== undefined) sim.observe(options.series.buckets);
   sim.run(options.onProgress);

@@ -5,7 +5,7 @@
  * bytes.
  *
  * Times are in milliseconds, rates per second. "predicted" fields are the contract's static
- * Load model (src/simulate/static-model.ts) for the same rates, beside the simulated figure.
+ * Load model (src/model/static-load.ts) for the same rates, beside the simulated figure.
  */
 import type { LoadBalancing } from "../model/types.js";
 

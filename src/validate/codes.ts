@@ -11,4 +11,13 @@ export const CODES: Record<DiagnosticCode, { severity: Severity; description: st
     keyof typeof rules,
     { severity: Severity; description: string }
   >),
+  "target-constraint": {
+    severity: "error",
+    description: "a value that a target cannot carry (a warning for the targets neither the spec nor --target names)",
+  },
+  "sim-overloaded": { severity: "error", description: "the simulation sent an instance more work than it can do, or kept it busy all the time" },
+  "sim-low-headroom": { severity: "warning", description: "the simulation kept an instance at 80% of its capacity or more" },
+  "sim-retries-refused": { severity: "warning", description: "in the simulation, a service's retry budget refused retries" },
+  "sim-batches-failed": { severity: "warning", description: "in the simulation, batches of a service failed for good after their retries" },
+  "sim-too-large": { severity: "error", description: "the simulation would take more events than allowed (--max-events)" },
 };

@@ -2,7 +2,8 @@
  * The validation pipeline of one file: parse → schema → overlay → model → semantic rules.
  * Pure: file reads and existence checks come in through the arguments.
  */
-
+import { targetChecks } from "../build/checks.js";
+import { TARGET_IDS, type TargetId } from "../build/targets.js";
 import type { Diagnostic, Finding } from "../diagnostic.js";
 import { hasErrors, sortDiagnostics } from "../diagnostic.js";
 import { stageGraph } from "../model/graph.js";
@@ -14,6 +15,7 @@ import { type ParsedSpec, parseSpec } from "../parse/index.js";
 import { joinPointer } from "../pointer.js";
 import { didYouMean } from "../suggest.js";
 import { UsageError } from "../usage-error.js";
+import { checkListenerCount } from "./listeners.js";
 import type { RuleContext } from "./rule.js";
 import { rules } from "./rules/index.js";
 import { checkSchema } from "./schema.js";
@@ -25,6 +27,13 @@ export interface ValidateOptions {
   fileExists?: (relativePath: string) => boolean;
   /** Whether a handler path, with symbolic links followed, leads out of the spec's folder. */
   leavesFolder?: (relativePath: string) => boolean;
+  /**
+   * The targets whose constraints are errors (`--target`, or what `mbc build` builds); the other
+   * targets' are warnings. Absent: the targets the spec names under `targets:`.
+   */
+  targets?: readonly TargetId[] | null;
+  /** What the other targets' constraints are: warnings (validate), or not checked (build and run, which build only `targets`). */
+  otherTargets?: "warning" | "ignore";
 }
 
 export interface ValidationResult {
@@ -55,6 +64,13 @@ function toDiagnostic(parsed: ParsedSpec, f: Finding, provenance: Provenance, bl
 export function environmentNames(value: unknown): string[] {
   const envs = (value as { environments?: unknown } | null)?.environments;
   return envs && typeof envs === "object" ? Object.keys(envs) : [];
+}
+
+/** The targets a spec names under `targets:`. */
+export function targetsNamedIn(spec: Json): TargetId[] {
+  const targets = (spec as { targets?: unknown } | null)?.targets;
+  if (typeof targets !== "object" || targets === null) return [];
+  return TARGET_IDS.filter((id) => Object.hasOwn(targets, id));
 }
 
 /** Validates a parsed spec. Throws UsageError only for an `env` that the spec does not define. */
@@ -89,6 +105,10 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
     if (hasErrors(diagnostics)) return done(null);
   }
 
+  // More listeners than ports: the model (an object and a port an instance) is not built.
+  for (const f of checkListenerCount(spec)) diagnostics.push(toDiagnostic(parsed, f, provenance, true));
+  if (hasErrors(diagnostics)) return done(null);
+
   const { model, findings } = normalise(spec as unknown as RawSpec, env);
   for (const f of findings) diagnostics.push(toDiagnostic(parsed, f, provenance));
   const graph = stageGraph(model);
@@ -103,6 +123,14 @@ export function validateParsed(parsed: ParsedSpec, options: ValidateOptions = {}
   };
   for (const rule of Object.values(rules)) {
     for (const f of rule.check(ctx)) diagnostics.push(toDiagnostic(parsed, { ...f, code: rule.code, severity: f.severity ?? rule.severity }, provenance));
+  }
+  const named = options.targets ?? targetsNamedIn(spec);
+  for (const id of TARGET_IDS) {
+    const severity = named.includes(id) ? "error" : "warning";
+    if (severity === "warning" && options.otherTargets === "ignore") continue;
+    for (const f of targetChecks[id](model)) {
+      diagnostics.push(toDiagnostic(parsed, { ...f, code: "target-constraint", severity, message: `the ${id} target: ${f.message}` }, provenance));
+    }
   }
   return done(model, spec);
 }

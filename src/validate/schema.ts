@@ -78,6 +78,13 @@ function expectedFromSchema(schema: SchemaNode | undefined): { expected: string;
   return { expected: `${article(schema.title.toLowerCase())}, like ${like}`, ...(schema.description ? { hint: schema.description } : {}) };
 }
 
+/** What a bound's message adds: where the bounds are listed, each with its reason. */
+const BOUND_HINT = "docs/bounds.md lists every bound and why it is there";
+
+function entryCount(data: unknown): number | string {
+  return typeof data === "object" && data !== null ? Object.keys(data).length : "too many";
+}
+
 function comparisonWord(op: string): string {
   return op === ">=" ? "≥" : op === "<=" ? "≤" : op;
 }
@@ -173,7 +180,7 @@ function describe(e: ErrorObject, root?: unknown): Finding | undefined {
       const hint =
         didYouMean(key, allowed) ??
         emptyAboveHint(root, joinPointer(at, key)) ??
-        (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : undefined);
+        (allowed.length ? `allowed here: ${allowed.join(", ")} (keys starting with x- are ignored)` : (parent?.description ?? undefined));
       return { ...base, code: "unknown-key", path: joinPointer(at, key), at: "key", message: `unknown key "${key}"`, ...(hint ? { hint } : {}) };
     }
     case "required": {
@@ -212,6 +219,8 @@ function describe(e: ErrorObject, root?: unknown): Finding | undefined {
       return { ...base, message: `${label(at)} must be ${want.join(" or ")}, not ${typeName(e.data)}`, ...(hint ? { hint } : {}) };
     }
     case "pattern": {
+      if (typeof e.data === "string" && e.data.includes("\u0000") && String(p.pattern).includes("\\u0000"))
+        return { ...base, message: `${label(at)} holds a NUL character, which no file or process environment can carry` };
       const described = expectedFromSchema(parent);
       const glued = gluedKeyHint(e.data);
       if (described)
@@ -226,9 +235,44 @@ function describe(e: ErrorObject, root?: unknown): Finding | undefined {
     case "maximum":
     case "exclusiveMinimum":
     case "exclusiveMaximum":
-      return { ...base, message: `${label(at)} must be ${comparisonWord(String(p.comparison))} ${String(p.limit)}, not ${JSON.stringify(e.data)}` };
+      return {
+        ...base,
+        message: `${label(at)} must be ${comparisonWord(String(p.comparison))} ${String(p.limit)}, not ${JSON.stringify(e.data)}`,
+        ...(e.keyword === "maximum" ? { hint: BOUND_HINT } : {}),
+      };
+    case "maxDuration":
+    case "maxSize":
+    case "maxRate":
+    case "minDuration":
+    case "minSize":
+    case "minRate":
+      return {
+        ...base,
+        message: `${label(at)} must be ${e.keyword.startsWith("max") ? "at most" : "at least"} ${String(e.schema)}, not ${JSON.stringify(e.data)}`,
+        hint: BOUND_HINT,
+      };
     case "minLength":
       return { ...base, message: `${label(at)} must not be empty` };
+    case "maxLength":
+      return {
+        ...base,
+        message: `${label(at)} must be at most ${String(p.limit)} characters long, not ${typeof e.data === "string" ? e.data.length : "more"}`,
+        hint: BOUND_HINT,
+      };
+    case "maxProperties":
+      return {
+        ...base,
+        at: "key",
+        message: `${label(at)} has ${entryCount(e.data)} entries, more than the ${String(p.limit)} allowed`,
+        hint: BOUND_HINT,
+      };
+    case "maxItems":
+      return {
+        ...base,
+        at: "key",
+        message: `${label(at)} has ${Array.isArray(e.data) ? e.data.length : "too many"} items, more than the ${String(p.limit)} allowed`,
+        hint: BOUND_HINT,
+      };
     case "minProperties":
       return { ...base, at: "key", message: `${label(at)} needs at least ${String(p.limit)} entr${p.limit === 1 ? "y" : "ies"}` };
     case "minItems":

@@ -13,10 +13,14 @@
  * thresholds of the static rules `overloaded` and `low-headroom`.
  */
 import type { Diagnostic, Finding } from "../diagnostic.js";
+import type { Json } from "../model/merge.js";
+import { formatMs } from "../model/units.js";
 import type { ParsedSpec } from "../parse/index.js";
 import { joinPointer } from "../pointer.js";
+import { countText } from "../report/numbers.js";
+import type { SimulationTooLarge } from "../simulate/estimate.js";
 import type { InstanceResult, ServiceResult, SimulationResult } from "../simulate/result.js";
-import { plural, round } from "./rule.js";
+import { has, plural, round } from "./rule.js";
 import { EPSILON, percent } from "./rules/load.js";
 import { LOW_HEADROOM } from "./rules/low-headroom.js";
 
@@ -116,7 +120,7 @@ function loadFinding(service: ServiceResult, a: ServiceAssessment, peak: Instanc
   if (peak.level === "overloaded") {
     const why = peak.growing ? "its queue grows (it was sent more work than it can do)" : "it was busy all the time";
     return {
-      code: "overloaded",
+      code: "sim-overloaded",
       severity: "error",
       path: a.path,
       at: "key",
@@ -125,7 +129,7 @@ function loadFinding(service: ServiceResult, a: ServiceAssessment, peak: Instanc
     };
   }
   return {
-    code: "low-headroom",
+    code: "sim-low-headroom",
     severity: "warning",
     path: a.path,
     at: "key",
@@ -142,7 +146,7 @@ function retryFinding(service: ServiceResult, path: string): Finding | null {
   const lost = `${failed} of its ${plural(requests, "batch", "batches")} failed for good`;
   if (refused > 0) {
     return {
-      code: "retry-storm",
+      code: "sim-retries-refused",
       severity: "warning",
       path,
       at: "key",
@@ -151,7 +155,7 @@ function retryFinding(service: ServiceResult, path: string): Finding | null {
     };
   }
   return {
-    code: "retry-storm",
+    code: "sim-batches-failed",
     severity: "warning",
     path,
     at: "key",
@@ -161,10 +165,12 @@ function retryFinding(service: ServiceResult, path: string): Finding | null {
 }
 
 /**
- * The simulation's findings, service by service in the result's order: `overloaded` or
- * `low-headroom` where the simulated load is at a higher level than the static model's (where
- * it is not, the static rule has said so already), and `retry-storm` where the retry budget
- * refused retries or batches failed for good.
+ * The simulation's findings, service by service in the result's order, each with a code of its
+ * own (`sim-…`), so that they are told from the static rules and configured apart from them:
+ * `sim-overloaded` or `sim-low-headroom` where the simulated load is at a higher level than the
+ * static model's (where it is not, the static rule has said so already), `sim-retries-refused`
+ * where the retry budget refused retries, and `sim-batches-failed` where batches failed for good
+ * without a refusal.
  */
 export function simulationFindings(result: SimulationResult): Finding[] {
   const out: Finding[] = [];
@@ -195,6 +201,31 @@ export function strictFailures(result: SimulationResult): string[] {
 }
 
 /**
+ * A simulation refused for its size (`sim-too-large`), at what sets it in the spec: the
+ * `simulation.duration` it sets (unless `--duration` replaced it), else the `rate` of the source
+ * with the most records (unless `--rate` replaced them), else that source's key.
+ */
+export function simulationTooLargeFinding(refused: SimulationTooLarge, spec: Json | null, flags: { duration?: boolean; rate?: boolean } = {}): Finding {
+  const e = refused.estimate;
+  const data = spec ?? {};
+  const source = e.busiest === null ? null : joinPointer("/sources", e.busiest);
+  const path =
+    !flags.duration && has(data, "/simulation/duration")
+      ? "/simulation/duration"
+      : source !== null && !flags.rate && has(data, `${source}/rate`)
+        ? `${source}/rate`
+        : (source ?? (has(data, "/simulation") ? "/simulation" : "/sources"));
+  return {
+    code: "sim-too-large",
+    severity: "error",
+    path,
+    at: path.endsWith("/rate") || path.endsWith("/duration") ? "value" : "key",
+    message: `simulation: ${formatMs(e.durationMs)} at these rates (${countText(e.arrivals)} records in ${countText(e.batches)} batches, ${countText(e.attempts)} attempts at the services) would take about ${countText(e.events)} events, more than the ${countText(refused.maxEvents)} allowed`,
+    hint: "shorten `simulation.duration` (or --duration), lower the rates (or --rate), or allow more with --max-events N (200 million events take about a minute)",
+  };
+}
+
+/**
  * Whether a spec's diagnostics keep it from being simulated: any error but `overloaded`, which
  * is what a simulation is for.
  */
@@ -204,7 +235,12 @@ export function blocksSimulation(diagnostics: readonly Diagnostic[]): boolean {
 
 /** The simulation's findings as diagnostics of the spec file, at each service's key. */
 export function simulationDiagnostics(validation: { file: string; parsed: ParsedSpec }, result: SimulationResult): Diagnostic[] {
-  return simulationFindings(result).map((f) => {
+  return findingDiagnostics(validation, simulationFindings(result));
+}
+
+/** Findings of the simulation as diagnostics of the spec file. */
+export function findingDiagnostics(validation: { file: string; parsed: ParsedSpec }, findings: readonly Finding[]): Diagnostic[] {
+  return findings.map((f) => {
     const { line, column } = validation.parsed.locate(f.path, f.at);
     return {
       code: f.code,

@@ -274,23 +274,23 @@ describe("mbc validate --simulate", () => {
     expect(diagnosticsIn(r.stdout, "stylish")).toEqual([`${EXAMPLE_REL}:35:3 warning low-headroom`, `${EXAMPLE_REL}:35:3 warning weight-capacity-mismatch`]);
   });
 
-  it("reports an overload only the simulation sees as `overloaded` at the service's key", () => {
+  it("reports an overload only the simulation sees as `sim-overloaded` at the service's key", () => {
     const { dir, file } = write(FAULTY);
     expect(runMbc(["validate", file], { cwd: dir }).status).toBe(0);
     const r = runMbc(["validate", file, "--simulate"], { cwd: dir });
     expect(r.status).toBe(1);
-    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:11:3 error overloaded"]);
+    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:11:3 error sim-overloaded"]);
     expect(r.stdout).toContain('simulation: instance 1 of service "work" is overloaded: its queue grows');
     const json = JSON.parse(runMbc(["validate", file, "--simulate", "-f", "json"], { cwd: dir }).stdout);
     expect(json.diagnostics).toHaveLength(1);
-    expect(json.diagnostics[0]).toMatchObject({ code: "overloaded", severity: "error", path: "/services/work", line: 11, column: 3 });
+    expect(json.diagnostics[0]).toMatchObject({ code: "sim-overloaded", severity: "error", path: "/services/work", line: 11, column: 3 });
   });
 
-  it("reports retries the budget refused as a `retry-storm` warning", () => {
+  it("reports retries the budget refused as a `sim-retries-refused` warning", () => {
     const { dir, file } = write(STINGY);
     const r = runMbc(["validate", file, "--simulate"], { cwd: dir });
     expect(r.status).toBe(0);
-    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:11:3 warning retry-storm"]);
+    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:11:3 warning sim-retries-refused"]);
     expect(r.stdout).toMatch(/simulation: the retry budget of service "work" refused \d+ retries/);
     expect(runMbc(["validate", file, "--simulate", "--strict"], { cwd: dir }).status).toBe(1);
   });

@@ -81,6 +81,27 @@ describe.skipIf(server.skip)("yaml-language-server with the mbc schema", () => {
     expect(labels(items)).toEqual([...STRATEGIES].sort());
   });
 
+  it("offers a builtin's own config keys: path for builtin:jsonl-sink, sample for builtin:log", async () => {
+    const file = join(dir, "config.mbc.yaml");
+    const text = [
+      "mbc: 1",
+      "name: shop",
+      "services:",
+      "  store:",
+      "    handler: builtin:jsonl-sink",
+      "    config:",
+      "      ",
+      "  show:",
+      "    handler: builtin:log",
+      "    config:",
+      "      ",
+      "",
+    ].join("\n");
+    await glob.open(file, text);
+    expect(keys(await glob.completion(file, 6, 6))).toEqual(["path"]);
+    expect(keys(await glob.completion(file, 10, 6))).toEqual(["sample"]);
+  });
+
   it("offers a new source as one completion", async () => {
     const file = join(dir, "snippet.mbc.yaml");
     const text = ["mbc: 1", "name: shop", "sources:", "  ", ""].join("\n");

@@ -31,11 +31,19 @@ interface ComposeFile {
   volumes: Record<string, unknown>;
 }
 
-/** Validates a spec (errors fail the test) and runs the compose generator on it. */
-function build(spec: string | object, files: Record<string, string> = {}, options: { specName?: string; runtime?: Uint8Array } = {}): Built {
+/**
+ * Validates a spec (errors fail the test) and runs the compose generator on it. With
+ * `pastConstraints`, errors of the targets' constraints do not: the generator must write safely
+ * even what validate refuses.
+ */
+function build(
+  spec: string | object,
+  files: Record<string, string> = {},
+  options: { specName?: string; runtime?: Uint8Array; pastConstraints?: boolean } = {},
+): Built {
   const source = typeof spec === "string" ? spec : JSON.stringify(spec, null, 2);
   const { model, diagnostics } = validateText("microbatch.yaml", source, { fileExists: (p) => p in files });
-  const errors = diagnostics.filter((d) => d.severity === "error");
+  const errors = diagnostics.filter((d) => d.severity === "error" && !(options.pastConstraints && d.code === "target-constraint"));
   if (!model || errors.length > 0) throw new Error(`the test spec has errors: ${errors.map((d) => `${d.code} ${d.path}: ${d.message}`).join("; ")}`);
   const inputs: BuildInputs = {
     specName: options.specName ?? "microbatch.yaml",
@@ -95,7 +103,7 @@ const hostileSpec = {
   checkpoint: { dir: "../../../etc/mbc-state" },
   targets: { compose: { project: "shop", network: "backplane", image: "node:20-alpine" } },
   sources: {
-    web: { type: "http", port: 8080, path: "/in?x=$HOME&y=%20", to: "proc" },
+    web: { type: "http", port: 8080, path: "/in$HOME&y=%20'x", to: "proc" },
     feed: { type: "file", path: "../%s/$HOME/../in put.jsonl", to: "proc" },
   },
   services: {
@@ -153,10 +161,10 @@ services:
   archive:
     handler: builtin:jsonl-sink
     config: { path: ./data/archive.jsonl }
-    resources: { memory: 100000 }
+    resources: { memory: 100000000 }
   audit:
     handler: builtin:log
-    resources: { memory: 64Ki }
+    resources: { memory: 65537Ki }
   store:
     handler: builtin:jsonl-sink
     config: { path: ./data/store.jsonl }
@@ -268,8 +276,8 @@ describe("compose.yaml's shape", () => {
     const limits = (s: string) => (compose.services[s]?.deploy as { resources: { limits: unknown } } | undefined)?.resources.limits;
     expect(limits("split-0")).toEqual({ cpus: "0.25", memory: "256m" });
     expect(limits("enrich-0")).toEqual({ cpus: "2", memory: "1000000000b" });
-    expect(limits("archive-0")).toEqual({ cpus: "2", memory: "100000b" });
-    expect(limits("audit-0")).toEqual({ cpus: "2", memory: "64k" });
+    expect(limits("archive-0")).toEqual({ cpus: "2", memory: "100000000b" });
+    expect(limits("audit-0")).toEqual({ cpus: "2", memory: "65537k" });
     expect(limits("registry")).toBeUndefined();
     expect(limits("orders")).toBeUndefined();
     for (const s of Object.values(compose.services)) expect(s.restart).toBe("on-failure");
@@ -277,7 +285,7 @@ describe("compose.yaml's shape", () => {
   });
 
   it("one network, named volumes for state and data, and MBC_* wiring", () => {
-    const { compose, file } = build(hostileSpec, hostileFiles);
+    const { compose, file } = build(hostileSpec, hostileFiles, { pastConstraints: true });
     expect(compose.networks).toEqual({ backplane: {} });
     expect(compose.volumes).toEqual({ state: {}, data: {} });
     for (const s of Object.values(compose.services)) expect(s.networks).toEqual(["backplane"]);
@@ -305,7 +313,7 @@ describe("compose.yaml's shape", () => {
         .split("\n")
         .filter((l) => l !== "" && !l.startsWith("#")),
     ).toEqual(["COMPOSE_PROJECT_NAME=names"]);
-    expect(build(hostileSpec, hostileFiles).file(".env")).toContain("\nCOMPOSE_PROJECT_NAME=shop\n");
+    expect(build(hostileSpec, hostileFiles, { pastConstraints: true }).file(".env")).toContain("\nCOMPOSE_PROJECT_NAME=shop\n");
   });
 
   it("names: spec names are kept, YAML 1.1 words are quoted keys, and mbc's registry yields", () => {
@@ -321,7 +329,7 @@ describe("compose.yaml's shape", () => {
   });
 
   it("the output folder holds compose.yaml, .env, README.md, FIDELITY.md and the node target's runtime under runtime/", () => {
-    const { artefacts, file } = build(hostileSpec, hostileFiles);
+    const { artefacts, file } = build(hostileSpec, hostileFiles, { pastConstraints: true });
     expect(artefacts.map((a) => a.path).sort()).toEqual(
       [
         ".env",
@@ -347,7 +355,16 @@ describe("compose.yaml's shape", () => {
 });
 
 describe("hostile names and values", () => {
-  const built = build(hostileSpec, hostileFiles, { specName: "we$ird\nservices: {}\n%YAML 1.1\n--> ../name.yaml" });
+  // validate refuses the image that tries to add a key (target-constraint); past that, the
+  // generator must still write it as one value.
+  const built = build(hostileSpec, hostileFiles, { specName: "we$ird\nservices: {}\n%YAML 1.1\n--> ../name.yaml", pastConstraints: true });
+
+  it("validate refuses the image that is no image reference, at its position", () => {
+    const refused = validateText("microbatch.yaml", JSON.stringify(hostileSpec, null, 2), { fileExists: (p) => p in hostileFiles }).diagnostics.filter(
+      (d) => d.severity === "error",
+    );
+    expect(refused.map((d) => [d.code, d.path])).toEqual([["target-constraint", "/services/external/image"]]);
+  });
   const { compose, model } = built;
   const yamlText = built.file("compose.yaml");
 
@@ -472,7 +489,7 @@ describe.skipIf(schemaTool.skip)("the official Compose JSON schema accepts every
 
   for (const c of cases) {
     it(c.name, () => {
-      expect(check(build(c.spec, c.files).compose)).toEqual([]);
+      expect(check(build(c.spec, c.files, { pastConstraints: c.spec === hostileSpec }).compose)).toEqual([]);
     });
   }
 

@@ -73,6 +73,37 @@ describe("contract defaults", () => {
     expect(service?.instances).toEqual([{ index: 0, weight: 1, capacityPerSec: null, port: 9100 }]);
   });
 
+  it("timeout: a sink's is 2s; a stage's is the largest timeout among its `to` plus 2s, at most 60s", () => {
+    const chain = model(
+      minimal({
+        services: {
+          parse: { handler: "./p.mjs", to: "enrich" },
+          enrich: { handler: "./e.mjs", to: ["store", "audit"] },
+          store: { handler: "./s.mjs" },
+          audit: { handler: "./a.mjs", timeout: "7s" },
+        },
+      }),
+    );
+    expect(Object.fromEntries(chain.services.map((s) => [s.name, s.timeoutMs]))).toEqual({ parse: 11_000, enrich: 9_000, store: 2_000, audit: 7_000 });
+    const capped = model(minimal({ services: { work: { handler: "./w.mjs", to: "slow" }, slow: { handler: "./s.mjs", timeout: "59s" } } }));
+    expect(capped.services.map((s) => s.timeoutMs)).toEqual([60_000, 59_000]);
+  });
+
+  it("timeout: defaults.timeout is used as it is, for every service that sets none", () => {
+    const set = model(minimal({ defaults: { timeout: "3s" }, services: { work: { handler: "./w.mjs", to: "sink" }, sink: { handler: "./s.mjs" } } }));
+    expect(set.services.map((s) => s.timeoutMs)).toEqual([3000, 3000]);
+  });
+
+  it("timeout: a chain of 50,000 default timeouts costs no stack; a cycle takes 2s", () => {
+    const services: Record<string, unknown> = {};
+    for (let i = 0; i < 50_000; i++) services[`s${i}`] = { handler: "./h.mjs", ...(i < 49_999 ? { to: `s${i + 1}` } : {}) };
+    const long = model(minimal({ sources: { orders: { type: "http", port: 8080, to: "s0" } }, services }));
+    expect(long.services[0]?.timeoutMs).toBe(60_000);
+    expect(long.services[49_999 - 10]?.timeoutMs).toBe(22_000);
+    const loop = model(minimal({ services: { work: { handler: "./w.mjs", to: "back" }, back: { handler: "./b.mjs", to: "work" } } }));
+    expect(loop.services.map((s) => s.timeoutMs)).toEqual([2000, 2000]);
+  });
+
   it("retry: 2 retries, 100ms, exponential ×2 capped at 5s, full jitter, on all failures, never dead-lettered while unavailable, budget 0.2 + 10/s", () => {
     expect(service?.retry).toEqual({
       maxRetries: 2,

@@ -126,40 +126,40 @@ describe("the simulation's findings", () => {
     expect(offeredLoad({ ...up, capacityPerSec: null }, r.durationMs)).toBeNull();
   });
 
-  it("an overload only the simulation sees (a fault) is an `overloaded` error at the service's key", () => {
+  it("an overload only the simulation sees (a fault) is a `sim-overloaded` error at the service's key", () => {
     const r = simulate(modelOf(pairSpec(1200, { faults: [{ service: "work", instance: 0, at: "0s", duration: "1h" }] })));
     expect(assessService(r.services[0] as never, r.durationMs).staticLevel).toBe("ok");
     const findings = simulationFindings(r);
-    const overloaded = findings.find((f) => f.code === "overloaded");
-    expect(overloaded).toMatchObject({ code: "overloaded", severity: "error", path: "/services/work", at: "key" });
+    const overloaded = findings.find((f) => f.code === "sim-overloaded");
+    expect(overloaded).toMatchObject({ code: "sim-overloaded", severity: "error", path: "/services/work", at: "key" });
     expect(overloaded?.message).toMatch(/^simulation: instance 1 of service "work" is overloaded: its queue grows/);
     expect(overloaded?.message).toContain("the static model predicts 60%");
     expect(strictFailures(r)).toEqual(['instance 1 of service "work" is overloaded (offered 120% of its capacity, its queue grows)']);
   });
 
-  it("a simulated load between 80 % and 100 % that the static model puts lower is `low-headroom`", () => {
+  it("a simulated load between 80 % and 100 % that the static model puts lower is `sim-low-headroom`", () => {
     // 1400 records/s on two instances of 1000/s is 70 % each; with one down for half the run,
     // the other one carries 85 % on average.
     const r = simulate(modelOf(pairSpec(1400, { faults: [{ service: "work", instance: 0, at: "0s", duration: "5s" }] })));
     const findings = simulationFindings(r);
-    expect(findings.map((f) => [f.code, f.severity, f.path])).toEqual([["low-headroom", "warning", "/services/work"]]);
+    expect(findings.map((f) => [f.code, f.severity, f.path])).toEqual([["sim-low-headroom", "warning", "/services/work"]]);
     expect(strictFailures(r)).toEqual([]);
   });
 
   it("says nothing the static rules said already: an overload in both", () => {
     const r = simulate(modelOf(pairSpec(2400)));
     expect(assessService(r.services[0] as never, r.durationMs).staticLevel).toBe("overloaded");
-    expect(simulationFindings(r).filter((f) => f.code === "overloaded")).toEqual([]);
+    expect(simulationFindings(r).filter((f) => f.code === "sim-overloaded")).toEqual([]);
     // …but --strict still fails on it: the simulation shows it.
     expect(strictFailures(r)).toHaveLength(1);
   });
 
-  it("retries refused by the budget, and batches that failed, are `retry-storm` warnings", () => {
+  it("retries refused by the budget, and batches that failed, are warnings of their own: `sim-retries-refused`, `sim-batches-failed`", () => {
     const refusing = simulate(modelOf(pairSpec(500, { failureRate: 0.5 }, { maxRetries: 5, budget: { ratio: 0.1, minPerSecond: 0 } })));
     const svc = refusing.services[0];
     expect(svc?.retriesRefused).toBeGreaterThan(0);
     const [finding] = simulationFindings(refusing);
-    expect(finding).toMatchObject({ code: "retry-storm", severity: "warning", path: "/services/work", at: "key" });
+    expect(finding).toMatchObject({ code: "sim-retries-refused", severity: "warning", path: "/services/work", at: "key" });
     expect(finding?.message).toContain(`the retry budget of service "work" refused ${svc?.retriesRefused} retries`);
     expect(strictFailures(refusing)).toEqual([`the retry budget of service "work" refused ${svc?.retriesRefused} retries`]);
 
@@ -167,7 +167,7 @@ describe("the simulation's findings", () => {
     const exhausted = simulate(modelOf(pairSpec(500, { failureRate: 0.5 }, { maxRetries: 0 })));
     expect(exhausted.services[0]?.retriesRefused).toBe(0);
     const [lost] = simulationFindings(exhausted);
-    expect(lost?.code).toBe("retry-storm");
+    expect(lost?.code).toBe("sim-batches-failed");
     expect(lost?.message).toMatch(/^simulation: \d+ of its \d+ batches failed for good of service "work" after their retries/);
     expect(strictFailures(exhausted)).toEqual([]);
   });

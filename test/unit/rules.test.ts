@@ -504,72 +504,114 @@ describe("capacity rules", () => {
   });
 });
 
-describe("retry-storm", () => {
-  const stages = (n: number, maxRetries: number[] = Array(n).fill(2)) => {
+describe("retry-storm (with budgets)", () => {
+  /** n stages in a chain behind a source (rate optional), each with its own retry settings. */
+  const stages = (n: number, retry: string[] = Array(n).fill("{maxRetries: 2}"), rate: string | null = null) => {
     const names = Array.from({ length: n }, (_, i) => (i === 0 ? "first" : `s${i}`));
     return pipeline(
-      null,
-      names.flatMap((name, i) => [
-        `  ${name}:`,
-        "    handler: builtin:log",
-        `    retry: {maxRetries: ${maxRetries[i]}}`,
-        ...(i + 1 < n ? [`    to: ${names[i + 1]}`] : []),
-      ]),
+      rate,
+      names.flatMap((name, i) => [`  ${name}:`, "    handler: builtin:log", `    retry: ${retry[i]}`, ...(i + 1 < n ? [`    to: ${names[i + 1]}`] : [])]),
     );
   };
+  const generous = "{maxRetries: 2, budget: {ratio: 1}}";
 
-  it("two stages of maxRetries 2 (9) say nothing", () => {
-    expect(ofCode(stages(2), "retry-storm")).toEqual([]);
+  it("without rates, a stage's factor is 1 + min(maxRetries, ratio): the defaults warn only past 12 stages", () => {
+    // 1.2¹² = 8.9, 1.2¹³ = 10.7.
+    expect(ofCode(stages(12), "retry-storm")).toEqual([]);
+    const found = ofCode(stages(13), "retry-storm");
+    expect(found).toHaveLength(1);
+    expect(found[0]?.message).toContain("10.7");
   });
 
-  it("three stages of maxRetries 2 (27) warn once, where the product crosses 10", () => {
-    const found = ofCode(stages(3), "retry-storm");
+  it("a budget that allows every retry multiplies as maxRetries did: 2 × 2 × 2 × 2 = 16 warns once, where it crosses 10", () => {
+    expect(ofCode(stages(3, Array(3).fill(generous)), "retry-storm")).toEqual([]);
+    const found = ofCode(stages(4, Array(4).fill(generous)), "retry-storm");
     expect(found).toHaveLength(1);
     expect(found[0]?.severity).toBe("warning");
-    // first at line 9, s1 at 13, s2 at 17.
-    expect(where(found[0])).toEqual([17, 3]);
-    expect(found[0]?.message).toContain("27");
+    // first at line 9, s1 at 13, s2 at 17, s3 at 21.
+    expect(where(found[0])).toEqual([21, 3]);
+    expect(found[0]?.message).toContain("16");
   });
 
   it("is not repeated further down", () => {
-    expect(ofCode(stages(5), "retry-storm")).toHaveLength(1);
+    expect(ofCode(stages(6, Array(6).fill(generous)), "retry-storm")).toHaveLength(1);
   });
 
-  it("exactly 10 says nothing; 11 in one stage warns", () => {
-    expect(ofCode(stages(2, [4, 1]), "retry-storm")).toEqual([]);
-    expect(ofCode(stages(1, [10]), "retry-storm").map(where)).toEqual([[9, 3]]);
+  it("with rates, the reserve counts: 1 + min(maxRetries, ratio + minPerSecond / offered)", () => {
+    // 100 records/s: 1 + min(2, 0.2 + 10/100) = 1.3 a stage; 1.3⁸ = 8.2, 1.3⁹ = 10.6.
+    expect(ofCode(stages(8, undefined, "100/s"), "retry-storm")).toEqual([]);
+    expect(ofCode(stages(9, undefined, "100/s"), "retry-storm")).toHaveLength(1);
+    // 10 records/s: 2.2 a stage; 2.2² = 4.8, 2.2³ = 10.6.
+    expect(ofCode(stages(2, undefined, "10/s"), "retry-storm")).toEqual([]);
+    expect(ofCode(stages(3, undefined, "10/s"), "retry-storm").map(where)).toEqual([[18, 3]]);
+  });
+
+  it("k callers allow k × minPerSecond: two instances above double the reserve", () => {
+    const text = (instances: number) =>
+      pipeline("40/s", [
+        "  first:",
+        "    handler: builtin:log",
+        `    instances: ${instances}`,
+        "    retry: {maxRetries: 5, budget: {ratio: 0}}",
+        "    to: second",
+        "  second:",
+        "    handler: builtin:log",
+        "    retry: {maxRetries: 10, budget: {ratio: 0, minPerSecond: 200}}",
+      ]);
+    // first: 1 + min(5, 10/40) = 1.25; second: 1 + min(10, k·200/40) = 6 (k = 1) or 11 (k = 2).
+    expect(ofCode(text(1), "retry-storm")).toEqual([]);
+    expect(ofCode(text(2), "retry-storm").map(where)).toEqual([[15, 3]]);
+  });
+
+  it("budget.ratio 0 and minPerSecond 0 mean no retries: no factor at all", () => {
+    expect(ofCode(stages(30, Array(30).fill("{maxRetries: 10, budget: {ratio: 0, minPerSecond: 0}}"), "10/s"), "retry-storm")).toEqual([]);
   });
 
   it("uses the defaults' retry", () => {
     const text = pipeline(
       null,
       ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log"],
+      ["defaults:", "  retry:", "    maxRetries: 10", "    budget: {ratio: 1, minPerSecond: 0}"],
+    );
+    // 2 × 2 = 4: the budget, not maxRetries, bounds each stage.
+    expect(ofCode(text, "retry-storm")).toEqual([]);
+    const wide = pipeline(
+      "1/s",
+      ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log"],
       ["defaults:", "  retry:", "    maxRetries: 3"],
     );
-    // 4 × 4 = 16.
-    expect(ofCode(text, "retry-storm").map(where)).toEqual([[12, 3]]);
+    // At 1 record/s: 1 + min(3, 0.2 + 10) = 4 a stage, 16 for two.
+    expect(ofCode(wide, "retry-storm").map(where)).toEqual([[13, 3]]);
   });
 
   it("follows the worst branch of a fan-out", () => {
     const text = pipeline(null, [
       "  first:",
       "    handler: builtin:log",
-      "    retry: {maxRetries: 2}",
+      `    retry: ${generous}`,
       "    to: [calm, stormy]",
       "  calm:",
       "    handler: builtin:log",
       "    retry: {maxRetries: 0}",
       "  stormy:",
       "    handler: builtin:log",
-      "    retry: {maxRetries: 3}",
+      "    retry: {maxRetries: 10, budget: {ratio: 1, minPerSecond: 0}}",
+      "    to: deep",
+      "  deep:",
+      "    handler: builtin:log",
+      `    retry: ${generous}`,
+      "    to: deeper",
+      "  deeper:",
+      "    handler: builtin:log",
+      `    retry: ${generous}`,
     ]);
-    expect(ofCode(text, "retry-storm").map(where)).toEqual([[16, 3]]);
+    // 2 × 2 × 2 × 2 = 16 at deeper.
+    expect(ofCode(text, "retry-storm").map(where)).toEqual([[24, 3]]);
   });
 });
 
-describe("timeout-inversion", () => {
-  // Downstream: timeout 1s, 2 retries, 100ms exponential ×2 → 3 × 1000 + 100 + 200 = 3300ms.
-  const chain = (upstream: string) =>
+describe("timeout-inversion (v1.1: against the largest timeout below, plus 100ms)", () => {
+  const chain = (upstream: string, downstream = "1s") =>
     pipeline(null, [
       "  first:",
       "    handler: builtin:log",
@@ -577,54 +619,69 @@ describe("timeout-inversion", () => {
       "    to: second",
       "  second:",
       "    handler: builtin:log",
-      "    timeout: 1s",
+      `    timeout: ${downstream}`,
       "    retry: {maxRetries: 2, interval: 100ms}",
     ]);
 
-  it("equal to the worst case is fine", () => {
-    expect(ofCode(chain("3300ms"), "timeout-inversion")).toEqual([]);
-    expect(ofCode(chain("3.3s"), "timeout-inversion")).toEqual([]);
+  it("the largest timeout below plus 100ms is fine; the callee's retries do not count", () => {
+    expect(ofCode(chain("1100ms"), "timeout-inversion")).toEqual([]);
+    expect(ofCode(chain("1.1s"), "timeout-inversion")).toEqual([]);
   });
 
   it("one millisecond shorter warns, at the upstream timeout", () => {
-    const found = ofCode(chain("3299ms"), "timeout-inversion");
+    const found = ofCode(chain("1099ms"), "timeout-inversion");
     expect(found.map(where)).toEqual([[11, 14]]);
     expect(found[0]?.severity).toBe("warning");
   });
 
-  it("caps waits at maxInterval and counts constant backoff", () => {
-    const text = (timeout: string, retry: string) =>
-      pipeline(null, [
-        "  first:",
-        "    handler: builtin:log",
-        `    timeout: ${timeout}`,
-        "    to: second",
-        "  second:",
-        "    handler: builtin:log",
-        "    timeout: 1s",
-        `    retry: ${retry}`,
-      ]);
-    // 4 × 1000 + 100 + 200 + min(400, 250) = 4550.
-    expect(ofCode(text("4550ms", "{maxRetries: 3, interval: 100ms, maxInterval: 250ms}"), "timeout-inversion")).toEqual([]);
-    expect(ofCode(text("4549ms", "{maxRetries: 3, interval: 100ms, maxInterval: 250ms}"), "timeout-inversion")).toHaveLength(1);
-    // 3 × 1000 + 2 × 100 = 3200.
-    expect(ofCode(text("3200ms", "{maxRetries: 2, interval: 100ms, backoff: constant}"), "timeout-inversion")).toEqual([]);
-    expect(ofCode(text("3199ms", "{maxRetries: 2, interval: 100ms, backoff: constant}"), "timeout-inversion")).toHaveLength(1);
+  it("compares against the slowest of a fan-out, once per service", () => {
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    timeout: 2s", // 11
+      "    to: [quick, slow]",
+      "  quick:",
+      "    handler: builtin:log",
+      "    timeout: 500ms",
+      "  slow:",
+      "    handler: builtin:log",
+      "    timeout: 2s",
+    ]);
+    const found = ofCode(text, "timeout-inversion");
+    expect(found.map(where)).toEqual([[11, 14]]);
+    expect(found[0]?.message).toContain('"slow"');
   });
 
   it("points at the default timeout when the upstream inherits it", () => {
     const text = pipeline(
       null,
-      ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log", "    timeout: 1s"],
+      ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log", "    timeout: 2s"],
       ["defaults:", "  timeout: 2s"],
     );
     expect(ofCode(text, "timeout-inversion").map(where)).toEqual([[16, 12]]);
   });
 
-  it("points at the service's key when nothing sets its timeout", () => {
-    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log"]);
-    // 2s against 3 × 2s + 300ms.
+  it("timeouts nothing sets never warn: each is the largest below plus 2s", () => {
+    const names = Array.from({ length: 20 }, (_, i) => `s${i}`);
+    const text = pipeline(null, [
+      "  first:",
+      "    handler: builtin:log",
+      "    to: s0",
+      ...names.flatMap((n, i) => [`  ${n}:`, "    handler: builtin:log", ...(i < 19 ? [`    to: s${i + 1}`] : [])]),
+    ]);
+    expect(ofCode(text, "timeout-inversion")).toEqual([]);
+  });
+
+  it("points at the service's key when the 60s cap of a default is not enough", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log", "    timeout: 59950ms"]);
+    // The default of first is min(60s, 59.95s + 2s) = 60s < 59.95s + 100ms.
     expect(ofCode(text, "timeout-inversion").map(where)).toEqual([[9, 3]]);
+  });
+
+  it("says nothing of the default timeouts of services on a cycle (the cycle is the error)", () => {
+    const text = pipeline(null, ["  first:", "    handler: builtin:log", "    to: second", "  second:", "    handler: builtin:log", "    to: first"]);
+    expect(ofCode(text, "timeout-inversion")).toEqual([]);
+    expect(ofCode(text, "cycle")).toHaveLength(1);
   });
 });
 
@@ -675,6 +732,7 @@ describe("a clean spec", () => {
       "    to: [a, b]",
       "  a:",
       "    handler: builtin:jsonl-sink",
+      "    config: { path: ./out.jsonl }",
       "    capacity: 1000",
       "  b:",
       "    handler: builtin:log",

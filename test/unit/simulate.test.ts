@@ -1,11 +1,20 @@
 import { readFileSync } from "node:fs";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { normalise } from "../../src/model/normalise.js";
 import type { Model, RawSpec } from "../../src/model/types.js";
 import { TimeRing } from "../../src/shared/time-ring.js";
 import { Histogram } from "../../src/simulate/buffers.js";
 import { EventHeap } from "../../src/simulate/heap.js";
-import { RETRY_BUDGET_WINDOW_MS, type SimulateOptions, type SimulationResult, simulate } from "../../src/simulate/index.js";
+import {
+  DEFAULT_MAX_EVENTS,
+  estimateEvents,
+  RETRY_BUDGET_WINDOW_MS,
+  type SimulateOptions,
+  type SimulationResult,
+  SimulationTooLarge,
+  simulate,
+} from "../../src/simulate/index.js";
 import { createStream, streamState } from "../../src/simulate/rng.js";
 import { validateText } from "../../src/validate/index.js";
 
@@ -579,5 +588,91 @@ describe("options", () => {
       services: { a: { handler, to: "b" }, b: { handler, to: "a" } },
     } as RawSpec);
     expect(() => run(model)).toThrow(/cycle/);
+  });
+});
+
+describe("the estimate of a simulation's events, and the bound on it", () => {
+  const arbitrarySystem = fc.record({
+    rate: fc.integer({ min: 1, max: 3000 }),
+    maxRecords: fc.integer({ min: 1, max: 200 }),
+    maxWait: fc.constantFrom("0ms", "1ms", "50ms", "200ms"),
+    arrival: fc.constantFrom("constant", "poisson", "bursty"),
+    failureRate: fc.constantFrom(0, 0.1, 0.5, 1),
+    capacity: fc.option(fc.integer({ min: 100, max: 5000 }), { nil: undefined }),
+    timeout: fc.constantFrom("1ms", "20ms", "2s"),
+    maxRetries: fc.integer({ min: 0, max: 10 }),
+    ratio: fc.constantFrom(0, 0.2, 1),
+    minPerSecond: fc.constantFrom(0, 10, 1000),
+    fanOut: fc.boolean(),
+    fault: fc.boolean(),
+    seed: fc.integer({ min: 0, max: 1000 }),
+  });
+
+  it("is never below the events a run takes (fan-outs, diamonds, retries, timeouts, faults)", () => {
+    fc.assert(
+      fc.property(arbitrarySystem, (s) => {
+        const retry = { maxRetries: s.maxRetries, budget: { ratio: s.ratio, minPerSecond: s.minPerSecond } };
+        const stage = (to?: string | string[]) => ({
+          handler,
+          instances: 2,
+          ...(s.capacity === undefined ? {} : { capacity: s.capacity }),
+          timeout: s.timeout,
+          retry,
+          ...(to === undefined ? {} : { to }),
+        });
+        const model = modelOf({
+          sources: { in: { type: "generator", rate: s.rate, batch: { maxRecords: s.maxRecords, maxWait: s.maxWait }, to: "a" } },
+          services: s.fanOut ? { a: stage(["b", "c"]), b: stage("d"), c: stage("d"), d: stage() } : { a: stage("b"), b: stage() },
+          simulation: {
+            duration: "2s",
+            arrival: s.arrival,
+            failureRate: s.failureRate,
+            seed: s.seed,
+            ...(s.fault ? { faults: [{ service: "a", instance: 0, at: "500ms", duration: "1s" }] } : {}),
+          },
+        });
+        const estimate = estimateEvents(model);
+        const result = simulate(model);
+        expect(result.events).toBeLessThanOrEqual(estimate.events);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("refuses a run above the bound before it starts, with the estimate; at or below it, runs", () => {
+    const model = modelOf({
+      sources: { in: { type: "generator", rate: 10_000_000, to: "work" } },
+      services: { work: { handler } },
+      simulation: { duration: "24h" },
+    });
+    const started = performance.now();
+    let refused: unknown;
+    try {
+      simulate(model);
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(SimulationTooLarge);
+    const { estimate, maxEvents } = refused as SimulationTooLarge;
+    expect(maxEvents).toBe(DEFAULT_MAX_EVENTS);
+    expect(estimate.arrivals).toBeGreaterThanOrEqual(10_000_000 * 86_400);
+    expect(performance.now() - started).toBeLessThan(1000);
+    // --duration and --rate are part of the estimate.
+    expect(() => simulate(model, { durationMs: 10, rate: 100 })).not.toThrow();
+    const small = estimateEvents(model, { durationMs: 1000, rate: 100 });
+    expect(() => simulate(model, { durationMs: 1000, rate: 100, maxEvents: Math.floor(small.events) - 1 })).toThrow(SimulationTooLarge);
+    expect(simulate(model, { durationMs: 1000, rate: 100, maxEvents: Math.ceil(small.events) }).events).toBeGreaterThan(0);
+    expect(() => simulate(model, { maxEvents: 0 })).toThrow(RangeError);
+  });
+
+  it("a chain of fan-outs that doubles every batch at each stage is refused, not run for ever", () => {
+    const services: Record<string, unknown> = {};
+    for (let i = 0; i < 60; i++) services[`l${i}`] = { handler, to: [`a${i}`, `b${i}`] };
+    for (let i = 0; i < 60; i++) {
+      services[`a${i}`] = { handler, ...(i < 59 ? { to: `l${i + 1}` } : {}) };
+      services[`b${i}`] = { handler, ...(i < 59 ? { to: `l${i + 1}` } : {}) };
+    }
+    const model = modelOf({ sources: { in: { type: "generator", rate: 1, to: "l0" } }, services, simulation: { duration: "1s" } });
+    expect(() => simulate(model)).toThrow(SimulationTooLarge);
   });
 });

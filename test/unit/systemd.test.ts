@@ -489,13 +489,15 @@ const hostileInstallDir = `/opt/my app/%h/$HOME/"q'\\x;y\`z\`/ünï`;
 // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal `${x}`, which systemd must not expand
 const hostileNode = "/opt/node %i/$bin/${x}/no;de";
 const hostileState = `state dir/%h/$X/"q'\\b/ö`;
-const hostileSink = `../../../../etc/cron.d/x%h$y"'\n.jsonl`;
+// Inside the data folder (the only one the units may write: a path that leaves it is a
+// target-constraint error), yet full of what unit files, environment files and shells treat specially.
+const hostileSink = `cron.d/x%h$y"'\n.jsonl`;
 const hostileText = `
 mbc: 1
 name: hostile
 description: ${yamlString(hostileDescription)}
 sources:
-  in: { type: http, port: 8080, path: ${yamlString("/rec%h?$x='\"..")}, to: work }
+  in: { type: http, port: 8080, path: ${yamlString("/rec%h$x='..")}, to: work }
   file-in: { type: file, path: ${yamlString(`../../../etc/%h/$x"'\n.jsonl`)}, to: work }
 services:
   work:
@@ -506,7 +508,7 @@ ${Object.entries(hostileEnv)
   .join("\n")}
       NUMBER: 3
       BOOL: true
-    config: { note: ${yamlString("%n\n[Service]\nUser=root")} }
+    config: { x-note: ${yamlString("%n\n[Service]\nUser=root")} }
     to: sink
   sink:
     handler: builtin:jsonl-sink
@@ -623,8 +625,8 @@ describe("hostile names and values cannot inject a key, a directive or a path", 
     refuses(withSystemd({ installDir: "/opt//x" }), /installDir .* segment/);
     for (const node of ["/usr/bin/node\nExecStartPre=/bin/sh", "/opt/it's/node", '/opt/"q"/node', "/opt/back\\slash/node", "node"])
       refuses(withSystemd({ node }), /targets\.systemd\.node/);
-    refuses({ ...model, checkpoint: { ...model.checkpoint, dir: "../../../etc" } }, /checkpoint\.dir .* leaves the data folder/);
-    refuses({ ...model, checkpoint: { ...model.checkpoint, dir: "/var/lib/x" } }, /checkpoint\.dir .* leaves the data folder/);
+    refuses({ ...model, checkpoint: { ...model.checkpoint, dir: "../../../etc" } }, /checkpoint\.dir .* leaves INSTALLDIR\/data/);
+    refuses({ ...model, checkpoint: { ...model.checkpoint, dir: "/var/lib/x" } }, /checkpoint\.dir .* is absolute/);
     // Names are safe by the schema; a model that bypassed it is refused all the same.
     refuses(withSystemd({ prefix: "x\nExecStart=/bin/sh" }), /not a safe unit/);
     refuses(withSystemd({ user: "root\nUser=root" }), /not a safe unit/);

@@ -1,5 +1,5 @@
 /** Every semantic rule, by code: adding a rule is one file and one line here. */
-import type { DiagnosticCode } from "../../diagnostic.js";
+import type { DiagnosticCode, SimulationCode } from "../../diagnostic.js";
 import type { Rule } from "../rule.js";
 import { cycle } from "./cycle.js";
 import { handlerNotFound } from "./handler-not-found.js";
@@ -16,7 +16,8 @@ import { unknownReference } from "./unknown-reference.js";
 import { unreachable } from "./unreachable.js";
 import { weightCapacityMismatch } from "./weight-capacity-mismatch.js";
 
-type SemanticCode = Exclude<DiagnosticCode, "yaml-syntax" | "duplicate-key" | "schema" | "unknown-key">;
+/** The codes that come from rules: not parsing, the schema, the targets' constraints or the simulation. */
+type SemanticCode = Exclude<DiagnosticCode, "yaml-syntax" | "duplicate-key" | "schema" | "unknown-key" | "target-constraint" | SimulationCode>;
 
 export const rules: Record<SemanticCode, Rule> = {
   "unknown-reference": unknownReference,

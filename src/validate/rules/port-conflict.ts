@@ -1,3 +1,4 @@
+import { MAX_PORT } from "../../model/normalise.js";
 import type { Rule, RuleFinding } from "../rule.js";
 import { definedAt } from "../rule.js";
 
@@ -38,10 +39,19 @@ export const portConflict: Rule = {
         order: listeners.length,
       });
     }
+    const out: RuleFinding[] = [];
+    // A range that runs past the last port: instance k of a service listens on port + k.
+    for (const l of listeners) {
+      if (l.to <= MAX_PORT || !l.explicit) continue;
+      out.push({
+        path: l.path,
+        message: `${describe(l)} would listen past the last port, ${MAX_PORT}`,
+        hint: `instance k listens on port + k: give a \`port\` of at most ${MAX_PORT + 1 - (l.to - l.from + 1)}, or fewer instances`,
+      });
+    }
     // Sweep by start port: each overlapping pair is reported once, at the later explicit one.
     const sorted = [...listeners].sort((a, b) => a.from - b.from || a.order - b.order);
     const open: Listener[] = [];
-    const out: RuleFinding[] = [];
     for (const l of sorted) {
       for (let i = open.length - 1; i >= 0; i--) if ((open[i] as Listener).to < l.from) open.splice(i, 1);
       for (const o of open) {

@@ -119,7 +119,7 @@ export class StoredKeys {
     if (this.exact.has(key)) return true;
     const { base, range } = splitKey(key);
     const list = this.ranges.get(base);
-    return list !== undefined && list.some((outer) => covers(outer, range));
+    return list?.some((outer) => covers(outer, range)) ?? false;
   }
 }
 
