@@ -13,7 +13,7 @@ import { gatherBuildInputs } from "./build/inputs.js";
 import type { Artefact } from "./build/types.js";
 import { BuildFailed, BuildRefused, buildRefusals, checkTarget, type Refusal, writeTarget, writeTargets } from "./build/write.js";
 import { childProcess, writeStdout } from "./builtins-lazy.js";
-import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, parseMaxEvents, parseTargetList, say, useColor } from "./cli.js";
+import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, parseMaxEvents, parseTargetList, say, useColor } from "./cli-common.js";
 import { hasErrors } from "./diagnostic.js";
 import { formatters } from "./format/index.js";
 import { escapeControls } from "./format/terminal.js";
