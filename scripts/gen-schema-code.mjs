@@ -112,3 +112,65 @@ function writeSame(file, text) {
   } catch {}
   if (old !== text) writeFileSync(file, text);
 }
+
+// The schema's defaults and enums as constants the code uses, so that neither is written twice.
+// SPEC_DEFAULTS follows $defs: each object's property defaults (nested objects within), and the
+// defaults of an `if: {type: {const: T}} then:` branch under the key T (the http source's path).
+// Each enum is a tuple named after where it is: RETRY_BACKOFF, SOURCE_TYPE, SERVICE_LOAD_BALANCING…
+const defaultsOf = (node) => {
+  node = resolveRef(node);
+  const out = {};
+  for (const [k, v] of Object.entries(node?.properties ?? {})) {
+    const prop = resolveRef(v);
+    if (prop && "default" in prop) out[k] = prop.default;
+    else if (prop?.type === "object" && prop.properties && !(prop.$ref ?? v.$ref)) {
+      const inner = defaultsOf(prop);
+      if (Object.keys(inner).length > 0) out[k] = inner;
+    }
+  }
+  for (const branch of node?.allOf ?? []) {
+    const kind = branch.if?.properties?.type?.const;
+    const inner = branch.then ? defaultsOf(branch.then) : {};
+    if (typeof kind === "string" && Object.keys(inner).length > 0) out[kind] = inner;
+  }
+  return out;
+};
+// Overlay patches (sourcePatch, servicePatch) restate their originals: not again.
+const originals = Object.entries(schema.$defs).filter(([name]) => !name.endsWith("Patch"));
+const specDefaults = {};
+for (const [name, def] of originals) {
+  const d = defaultsOf(def);
+  if (Object.keys(d).length > 0) specDefaults[name] = d;
+}
+const snake = (s) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/-/g, "_").toUpperCase();
+const enums = [];
+const enumsOf = (node, name) => {
+  node = resolveRef(node);
+  for (const [k, v] of Object.entries(node?.properties ?? {})) {
+    const prop = resolveRef(v);
+    const values = prop?.enum ?? resolveRef(prop?.items)?.enum;
+    if (Array.isArray(values)) enums.push([`${snake(name)}_${snake(k)}`, values]);
+    else if (prop?.type === "object" && prop.properties && !v.$ref) enumsOf(prop, `${name}_${k}`);
+  }
+};
+for (const [name, def] of originals) enumsOf(def, name);
+// The builtin handlers are the `builtin:NAME` values the service's config schemas are chosen by.
+const builtins = [];
+const findBuiltins = (node) => {
+  if (Array.isArray(node)) node.forEach(findBuiltins);
+  else if (node && typeof node === "object") {
+    if (typeof node.const === "string" && node.const.startsWith("builtin:")) builtins.push(node.const.slice("builtin:".length));
+    for (const v of Object.values(node)) findBuiltins(v);
+  }
+};
+findBuiltins(schema.$defs.service);
+enums.push(["BUILTIN_HANDLERS", [...new Set(builtins)]]);
+writeSame(
+  join(out, "spec-defaults.ts"),
+  [
+    "// generated from schema/mbc.schema.json by scripts/gen-schema-code.mjs — do not edit",
+    `export const SPEC_DEFAULTS = ${JSON.stringify(specDefaults, null, 2)} as const;`,
+    ...enums.map(([n, values]) => `export const ${n} = ${JSON.stringify(values)} as const;`),
+    "",
+  ].join("\n"),
+);

@@ -12,7 +12,7 @@ import { renderFidelity } from "../../src/build/fidelity.js";
 import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
-import { CONTRACT_DEFAULTS } from "../../src/model/normalise.js";
+import { SPEC_DEFAULTS } from "../../src/generated/spec-defaults.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { DEFAULT_RESTART, heapLimitMiB } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
@@ -129,7 +129,7 @@ function restart(r: RestartPlan): Entry[] {
 
 /** What the registry and the sources restart with: the node supervisor's policy, and the contract's default maxRetries. */
 const DEFAULT_PLAN: RestartPlan = {
-  maxRetries: CONTRACT_DEFAULTS.retry.maxRetries,
+  maxRetries: SPEC_DEFAULTS.retry.maxRetries,
   intervalMs: DEFAULT_RESTART.intervalMs,
   maxIntervalMs: DEFAULT_RESTART.maxIntervalMs,
 };

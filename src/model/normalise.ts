@@ -4,6 +4,7 @@
  */
 import { posix } from "node:path";
 import type { Finding } from "../diagnostic.js";
+import { SPEC_DEFAULTS } from "../generated/spec-defaults.js";
 import type { Batch, Defaults, Retry, Service, Source1 } from "../generated/spec-types.js";
 import { joinPointer } from "../pointer.js";
 import { resolveTimeouts, SINK_TIMEOUT_MS } from "./timeouts.js";
@@ -13,27 +14,8 @@ import { parseDuration, parseRate, parseSize } from "./units.js";
 export const FIRST_ASSIGNED_PORT = 9100;
 export const MAX_PORT = 65535;
 
-export const CONTRACT_DEFAULTS = {
-  timeout: "2s",
-  retry: {
-    maxRetries: 2,
-    interval: "100ms",
-    backoff: "exponential",
-    multiplier: 2,
-    maxInterval: "5s",
-    jitter: "full",
-    on: ["timeout", "5xx", "connect"],
-    budget: { ratio: 0.2, minPerSecond: 10 },
-  },
-  batch: { maxRecords: 500, maxWait: "200ms", maxBytes: "1Mi" },
-  registry: { port: 7400, heartbeat: "1s", ttl: "3s" },
-  httpPath: "/records",
-  simulation: { duration: "60s", arrival: "poisson", failureRate: 0, seed: 1 },
-  composeImage: "node:20-alpine",
-  systemdUser: "mbc",
-  systemdNode: "/usr/bin/node",
-  bind: "127.0.0.1",
-} as const;
+/** The contract's defaults, as the schema states them (src/generated/spec-defaults.ts). */
+const D = SPEC_DEFAULTS;
 
 export interface NormaliseResult {
   model: Model;
@@ -46,7 +28,7 @@ export function entries<T>(map: Record<string, T | undefined> | undefined): [str
 }
 
 function batchOf(own: Batch | undefined, defaults: Batch | undefined): BatchModel {
-  const d = CONTRACT_DEFAULTS.batch;
+  const d = D.batch;
   return {
     maxRecords: own?.maxRecords ?? defaults?.maxRecords ?? d.maxRecords,
     maxWaitMs: parseDuration(own?.maxWait ?? defaults?.maxWait ?? d.maxWait),
@@ -55,7 +37,7 @@ function batchOf(own: Batch | undefined, defaults: Batch | undefined): BatchMode
 }
 
 function retryOf(own: Retry | undefined, defaults: Retry | undefined): RetryModel {
-  const d = CONTRACT_DEFAULTS.retry;
+  const d = D.retry;
   const pick = <K extends keyof Retry>(k: K) => own?.[k] ?? defaults?.[k];
   return {
     maxRetries: pick("maxRetries") ?? d.maxRetries,
@@ -87,7 +69,7 @@ function sourceOf(name: string, raw: Source1, defaults: Defaults | undefined): S
     path: joinPointer("/sources", name),
     type: raw.type,
     port: raw.type === "http" ? (raw.port ?? null) : null,
-    location: raw.type === "http" ? (raw.path ?? CONTRACT_DEFAULTS.httpPath) : raw.type === "file" ? (raw.path ?? null) : null,
+    location: raw.type === "http" ? (raw.path ?? D.source.http.path) : raw.type === "file" ? (raw.path ?? null) : null,
     ratePerSec: raw.rate === undefined ? null : parseRate(raw.rate),
     count: raw.count ?? null,
     record: { ...(raw.record ?? {}) } as Record<string, unknown>,
@@ -98,9 +80,9 @@ function sourceOf(name: string, raw: Source1, defaults: Defaults | undefined): S
 
 function instancesOf(raw: Service): { weight: number; capacityPerSec: number | null }[] {
   const serviceCapacity = raw.capacity === undefined ? null : parseRate(raw.capacity);
-  const list = raw.instances ?? 1;
+  const list = raw.instances ?? D.service.instances;
   if (typeof list === "number") return Array.from({ length: list }, () => ({ weight: 1, capacityPerSec: serviceCapacity }));
-  return list.map((i) => ({ weight: i.weight ?? 1, capacityPerSec: i.capacity === undefined ? serviceCapacity : parseRate(i.capacity) }));
+  return list.map((i) => ({ weight: i.weight ?? D.instance.weight, capacityPerSec: i.capacity === undefined ? serviceCapacity : parseRate(i.capacity) }));
 }
 
 function defaultLoadBalancing(instances: { weight: number }[]): LoadBalancing {
@@ -113,7 +95,7 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
   const defaults = raw.defaults;
   const sources = entries(raw.sources).map(([name, s]) => sourceOf(name, s, defaults));
 
-  const registryPort = raw.registry?.port ?? CONTRACT_DEFAULTS.registry.port;
+  const registryPort = raw.registry?.port ?? D.registry.port;
   const declared = new Set<number>([registryPort]);
   for (const s of sources) if (s.port !== null) declared.add(s.port);
   const rawServices = entries(raw.services);
@@ -189,7 +171,6 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
   for (const s of services) s.timeoutMs = timeouts.get(s.name) ?? SINK_TIMEOUT_MS;
 
   const sim = raw.simulation;
-  const d = CONTRACT_DEFAULTS;
   const model: Model = {
     mbc: 1,
     name: raw.name,
@@ -197,32 +178,32 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
     environment,
     registry: {
       port: registryPort,
-      heartbeatMs: parseDuration(raw.registry?.heartbeat ?? d.registry.heartbeat),
-      ttlMs: parseDuration(raw.registry?.ttl ?? d.registry.ttl),
+      heartbeatMs: parseDuration(raw.registry?.heartbeat ?? D.registry.heartbeat),
+      ttlMs: parseDuration(raw.registry?.ttl ?? D.registry.ttl),
     },
     sources,
     services,
-    checkpoint: { dir: raw.checkpoint?.dir ?? `.mbc/state/${raw.name}`, fsync: raw.checkpoint?.fsync ?? true },
+    checkpoint: { dir: raw.checkpoint?.dir ?? `.mbc/state/${raw.name}`, fsync: raw.checkpoint?.fsync ?? D.checkpoint.fsync },
     simulation: {
-      durationMs: parseDuration(sim?.duration ?? d.simulation.duration),
-      arrival: sim?.arrival ?? d.simulation.arrival,
-      failureRate: sim?.failureRate ?? d.simulation.failureRate,
+      durationMs: parseDuration(sim?.duration ?? D.simulation.duration),
+      arrival: sim?.arrival ?? D.simulation.arrival,
+      failureRate: sim?.failureRate ?? D.simulation.failureRate,
       faults: (sim?.faults ?? []).map((f) => ({ service: f.service, instance: f.instance, atMs: parseDuration(f.at), durationMs: parseDuration(f.duration) })),
-      seed: sim?.seed ?? d.simulation.seed,
+      seed: sim?.seed ?? D.simulation.seed,
     },
     targets: {
       compose: {
         project: raw.targets?.compose?.project ?? raw.name,
-        image: raw.targets?.compose?.image ?? d.composeImage,
+        image: raw.targets?.compose?.image ?? D.targets.compose.image,
         network: raw.targets?.compose?.network ?? raw.name,
       },
       systemd: {
         prefix: raw.targets?.systemd?.prefix ?? `mbc-${raw.name}`,
-        user: raw.targets?.systemd?.user ?? d.systemdUser,
+        user: raw.targets?.systemd?.user ?? D.targets.systemd.user,
         installDir: raw.targets?.systemd?.installDir ?? `/opt/mbc/${raw.name}`,
-        node: raw.targets?.systemd?.node ?? d.systemdNode,
+        node: raw.targets?.systemd?.node ?? D.targets.systemd.node,
       },
-      node: { bind: raw.targets?.node?.bind ?? d.bind },
+      node: { bind: raw.targets?.node?.bind ?? D.targets.node.bind },
     },
   };
   return { model, findings };

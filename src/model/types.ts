@@ -1,14 +1,27 @@
 /** The normalised model: defaults applied, overlay merged, units parsed, ports assigned. */
+import {
+  BUILTIN_HANDLERS,
+  type RETRY_BACKOFF,
+  type RETRY_JITTER,
+  type RETRY_ON,
+  SERVICE_LOAD_BALANCING,
+  type SIMULATION_ARRIVAL,
+  SOURCE_TYPE,
+} from "../generated/spec-defaults.js";
 import type { MbcSpecV1 } from "../generated/spec-types.js";
 
 /** The raw spec as written, typed from the JSON Schema. */
 export type RawSpec = MbcSpecV1;
 
-export const BUILTIN_HANDLERS = ["passthrough", "jsonl-sink", "log"] as const;
+// The enums are the schema's (src/generated/spec-defaults.ts): never written out again here.
+export { BUILTIN_HANDLERS, SERVICE_LOAD_BALANCING as LOAD_BALANCING, SOURCE_TYPE as SOURCE_TYPES };
 export type BuiltinHandler = (typeof BUILTIN_HANDLERS)[number];
-
-export const LOAD_BALANCING = ["round-robin", "weighted-round-robin", "random", "weighted-random", "least-connections", "power-of-two-choices"] as const;
-export type LoadBalancing = (typeof LOAD_BALANCING)[number];
+export type LoadBalancing = (typeof SERVICE_LOAD_BALANCING)[number];
+export type SourceType = (typeof SOURCE_TYPE)[number];
+export type Backoff = (typeof RETRY_BACKOFF)[number];
+export type Jitter = (typeof RETRY_JITTER)[number];
+export type RetryOn = (typeof RETRY_ON)[number];
+export type Arrival = (typeof SIMULATION_ARRIVAL)[number];
 
 export type HandlerRef =
   | { kind: "builtin"; name: string }
@@ -24,11 +37,11 @@ export interface BatchModel {
 export interface RetryModel {
   maxRetries: number;
   intervalMs: number;
-  backoff: "constant" | "exponential";
+  backoff: Backoff;
   multiplier: number;
   maxIntervalMs: number;
-  jitter: "none" | "full" | "equal";
-  on: ("timeout" | "5xx" | "connect")[];
+  jitter: Jitter;
+  on: RetryOn[];
   /** How long a batch may wait on an unavailable stage of this service before its source dead-letters it; null: never. */
   deadLetterAfterMs: number | null;
   budget: { ratio: number; minPerSecond: number };
@@ -38,7 +51,7 @@ export interface SourceModel {
   name: string;
   /** JSON Pointer of this source in the effective spec. */
   path: string;
-  type: "http" | "file" | "generator";
+  type: SourceType;
   /** http: the listening port. */
   port: number | null;
   /** http: the URL path (default `/records`); file: the JSONL file, relative to the spec's folder. */
@@ -94,7 +107,7 @@ export interface Model {
   checkpoint: { dir: string; fsync: boolean };
   simulation: {
     durationMs: number;
-    arrival: "constant" | "poisson" | "bursty";
+    arrival: Arrival;
     failureRate: number;
     faults: FaultModel[];
     seed: number;
