@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/runtime/core/contracts.js";
-import { acquireFileLock, waitForChange } from "../../src/runtime/service/builtins/file-lock.js";
+import { acquireFileLock, waitForChange } from "../../src/runtime/core/file-lock.js";
 import { JsonlStore } from "../../src/runtime/service/builtins/jsonl-sink.js";
 
 let dir: string;
