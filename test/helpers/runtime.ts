@@ -288,7 +288,8 @@ export async function httpJson(method: string, url: string, body?: unknown, head
  * - FAKE_CRASH_ONCE_DIR: the first start of each role (per marker file in this folder) exits 3
  *   shortly after starting.
  * Routes: `POST /batch` answers 200, `POST /crash` throws an uncaught exception, `POST /reject`
- * leaves a rejection unhandled. Log lines: "fake started" {id, port, url, pid, execArgv, greeting (env GREETING)}, "fake drain";
+ * leaves a rejection unhandled. Log lines: "fake started" {id, pid, execArgv, greeting (env GREETING)} (before the
+ * process listens: the scaffolding's "started" says where), "fake drain" {id, deadline, mode};
  * it also prints one plain (non-JSON) line to stdout.
  */
 export const FAKE_ROLE_ENTRY = `
@@ -304,8 +305,8 @@ const fake: RoleFactory = (ctx) => {
       { method: "POST", path: "/crash", handle: () => { setTimeout(() => { throw new Error("boom"); }, 0); return { status: 200, json: {} }; } },
       { method: "POST", path: "/reject", handle: () => { Promise.reject(new Error("unhandled boom")); return { status: 200, json: {} }; } },
     ],
-    start({ port, url }) {
-      ctx.log.info("fake started", { id, port, url, pid: process.pid, execArgv: process.execArgv, greeting: process.env.GREETING ?? null });
+    start() {
+      ctx.log.info("fake started", { id, pid: process.pid, execArgv: process.execArgv, greeting: process.env.GREETING ?? null });
       console.log("plain output from " + id);
       const crashDir = process.env.FAKE_CRASH_ONCE_DIR;
       if (crashDir) {
@@ -316,11 +317,11 @@ const fake: RoleFactory = (ctx) => {
         }
       }
     },
-    async drain(deadline) {
-      ctx.log.info("fake drain", { id, deadline, pid: process.pid });
+    async drain(deadline, mode) {
+      ctx.log.info("fake drain", { id, deadline, mode, pid: process.pid });
       const ms = Number(process.env.FAKE_DRAIN_MS ?? 0);
       if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-      if (process.env.FAKE_DRAIN_FILE) appendFileSync(process.env.FAKE_DRAIN_FILE, id + " " + process.pid + "\\n");
+      if (process.env.FAKE_DRAIN_FILE) appendFileSync(process.env.FAKE_DRAIN_FILE, id + " " + process.pid + " " + mode + "\\n");
     },
   };
 };

@@ -127,6 +127,7 @@ describe("a supervised system", () => {
     expect(sink).toMatchObject({ greeting: "hello", execArgv: ["--max-old-space-size=192"] });
     expect(startedLogs().find((l) => l.id === "work/0")).toMatchObject({ greeting: null, execArgv: [] });
     // Plain output is wrapped into a JSON line naming the child.
+    await waitUntil(() => lines.some(({ line }) => line.includes("plain output from in")), "the source's plain output");
     const plain = lines.find(({ line }) => line.includes("plain output from in"));
     expect(JSON.parse(plain?.line ?? "{}")).toMatchObject({ role: "supervisor", child: "source:in", stream: "stdout", msg: "plain output from in" });
     expect((await httpJson("GET", `http://127.0.0.1:${port + 1}/healthz`)).status).toBe(200);
@@ -217,7 +218,7 @@ describe("a supervised system", () => {
     expect(supervisor.logs().some((l) => l.msg === "system stopped" && l.clean === true)).toBe(true);
   }, 60_000);
 
-  it("children drain and exit by themselves when the supervisor dies", async () => {
+  it("children halt and exit by themselves when the supervisor dies", async () => {
     port = await freePorts(6);
     system = makeSystem(spec(port));
     const drained = join(tempDir(), "drained.txt");
@@ -233,7 +234,11 @@ describe("a supervised system", () => {
     } finally {
       for (const pid of childPids) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
-    // They drained (the fake roles wrote their drain lines) rather than being killed.
-    expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
+    // They halted (the fake roles wrote their drain lines, in mode "halt") rather than being killed.
+    const modes = readFileSync(drained, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => `${l.split(" ")[0]} ${l.split(" ")[2]}`);
+    expect(modes.sort()).toEqual(["in halt", "sink/0 halt", "work/0 halt", "work/1 halt"]);
   }, 60_000);
 });
