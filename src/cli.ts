@@ -21,7 +21,7 @@ import { VERSION } from "./version.js";
 
 export const EXIT_OK = 0;
 export const EXIT_SPEC_ERRORS = 1;
-const EXIT_USAGE = 2;
+export const EXIT_USAGE = 2;
 const DEFAULT_SPEC = "microbatch.yaml";
 
 /**
