@@ -282,7 +282,9 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   try {
     running = await startRole({ env: setup.env, system: setup.system, spec, factory, log });
   } catch (err) {
-    log.error("could not start", { error: err instanceof RuntimeConfigError ? err.message : err });
+    // A problem of the setup is said as it is (what, where, how to fix); anything else with its stack.
+    if (err instanceof RuntimeConfigError) log.error(`could not start: ${err.message}`);
+    else log.error("could not start", { error: err });
     process.exit(err instanceof RuntimeConfigError ? err.exitCode : 1);
   }
   // The supervisor learns where the process listens: the registry's URL for the others when its
