@@ -297,7 +297,8 @@ export async function httpJson(method: string, url: string, body?: unknown, head
  * - FAKE_DRAIN_MS: drain takes this long;
  * - FAKE_CRASH_ONCE_DIR: the first start of each role (per marker file in this folder) exits 3
  *   shortly after starting;
- * - FAKE_HANG_START: the role with this id (`in`, `work/1`, …) never finishes starting;
+ * - FAKE_CRASH_ALWAYS: the role with this id (`in`, `work/1`, …) exits 3 at every start;
+ * - FAKE_HANG_START: the role with this id never finishes starting;
  * - FAKE_NOT_READY: the role with this id says it is not ready ("fake: never ready").
  * Routes: `POST /batch` answers 200, `POST /crash` throws an uncaught exception, `POST /reject`
  * leaves a rejection unhandled. Log lines: "fake started" {id, pid, execArgv, greeting (env GREETING)} (before the
@@ -319,7 +320,9 @@ const fake: RoleFactory = (ctx) => {
     ],
     ready: () => (process.env.FAKE_NOT_READY === id ? { ready: false, reasons: ["fake: never ready"] } : { ready: true }),
     async start() {
-      if (process.env.FAKE_HANG_START === id) await new Promise(() => {});
+      if (process.env.FAKE_CRASH_ALWAYS === id) process.exit(3);
+      // Busy with something that never ends (a pending promise alone would let node exit 13).
+      if (process.env.FAKE_HANG_START === id) await new Promise(() => setInterval(() => {}, 1000));
       ctx.log.info("fake started", { id, pid: process.pid, execArgv: process.execArgv, greeting: process.env.GREETING ?? null });
       console.log("plain output from " + id);
       const crashDir = process.env.FAKE_CRASH_ONCE_DIR;

@@ -79,7 +79,10 @@ describe("a supervised system", () => {
     await killAll();
   });
 
-  async function start(vars: Record<string, string> = {}, tuning: { stableMs?: number; killGraceMs?: number } = {}): Promise<SupervisorHandle> {
+  async function start(
+    vars: Record<string, string> = {},
+    tuning: { stableMs?: number; killGraceMs?: number; startTimeoutMs?: number } = {},
+  ): Promise<SupervisorHandle> {
     port = await freePorts(6);
     system = makeSystem(spec(port));
     events = [];
@@ -145,6 +148,58 @@ describe("a supervised system", () => {
     expect(order.slice(3)).toEqual(["sink/0"]);
     expect(events.filter((e) => e.type === "exit").every((e) => e.type === "exit" && e.expected && e.code === 0)).toBe(true);
     expect(events.at(-1)).toEqual({ type: "stopped", clean: true });
+  });
+
+  it("starts each stage once the one below it is ready: registry, sink, work, source", async () => {
+    const sup = await start();
+    expect(await sup.started).toEqual({ ready: true, notReady: [] });
+    const order = events.flatMap((e) => (e.type === "spawn" || e.type === "ready" ? [`${e.type} ${e.id}`] : []));
+    expect(order).toEqual([
+      "spawn registry",
+      "ready registry",
+      "spawn service:sink/0",
+      "ready service:sink/0",
+      // One stage: started together, in either order of readiness.
+      ...order.slice(4, 8),
+      "spawn source:in",
+      "ready source:in",
+    ]);
+    expect(order.slice(4, 6).sort()).toEqual(["spawn service:work/0", "spawn service:work/1"]);
+    expect(order.slice(6, 8).sort()).toEqual(["ready service:work/0", "ready service:work/1"]);
+    expect(events.at(-1)).toEqual({ type: "started", ready: true });
+    // Ready means registered: by the time the source starts, every instance is listed.
+    expect(await registered()).toBe("sink/0,work/0,work/1");
+    expect((await sup.stop()).clean).toBe(true);
+  });
+
+  it("gives up on a child that does not become ready, says why, and starts the stages above it anyway", async () => {
+    const sup = await start({ FAKE_HANG_START: "sink/0", FAKE_NOT_READY: "work/1" }, { startTimeoutMs: 1500 });
+    const outcome = await sup.started;
+    expect(outcome.ready).toBe(false);
+    expect(Object.fromEntries(outcome.notReady.map((n) => [n.id, n.reason]))).toEqual({
+      "service:sink/0": expect.stringMatching(/not ready within 1500 ms: it has not started listening/),
+      "service:work/1": expect.stringMatching(/not ready within 1500 ms: its \/readyz\?scope=self answered 503: fake: never ready/),
+    });
+    expect(events.filter((e) => e.type === "not-ready").map((e) => e.type === "not-ready" && e.id)).toEqual(["service:sink/0", "service:work/1"]);
+    // Not stopped, not blocking: the source runs, and the stuck child is still there.
+    expect(events.some((e) => e.type === "ready" && e.id === "source:in")).toBe(true);
+    expect(sup.children().every((c) => c.state === "running")).toBe(true);
+    // The one still starting stops at once on SIGTERM (nothing acknowledged yet): a clean stop.
+    expect(await sup.stop()).toEqual({ clean: true });
+    expect(events.find((e) => e.type === "exit" && e.id === "service:sink/0")).toMatchObject({ code: 0, expected: true });
+  });
+
+  it("gives up on a child that crashes at every start without waiting for the timeout, and keeps restarting it", async () => {
+    const began = Date.now();
+    const sup = await start({ FAKE_CRASH_ALWAYS: "sink/0" }, { startTimeoutMs: 60_000 });
+    const outcome = await sup.started;
+    expect(Date.now() - began).toBeLessThan(60_000);
+    expect(outcome.notReady).toEqual([{ id: "service:sink/0", reason: expect.stringMatching(/exited 3 times before it was ready \(last exit code 3\)/) }]);
+    expect(events.some((e) => e.type === "ready" && e.id === "source:in")).toBe(true);
+    const restarts = () => sup.children().find((c) => c.id === "service:sink/0")?.restarts ?? 0;
+    const after = restarts();
+    await waitUntil(() => restarts() > after, "the crashing child to be restarted again");
+    await sup.stop();
   });
 
   it("restarts a child that exits with an error, with its backoff", async () => {

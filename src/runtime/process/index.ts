@@ -84,6 +84,8 @@ export interface StartRoleOptions {
   log?: Logger;
   metrics?: RuntimeMetrics;
   clock?: Clock;
+  /** Called when the server is about to listen: from then on the process may acknowledge work. */
+  onListening?: () => void;
 }
 
 export interface RunningRole {
@@ -174,6 +176,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
     throw err;
   }
   started = true;
+  options.onListening?.();
   try {
     server = await startServer(router, env.bind, listenPort(model, spec, env.port));
   } catch (err) {
@@ -259,6 +262,7 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   installCrashHandlers(log);
 
   let running: RunningRole | null = null;
+  let listening = false;
   let stopping: { reason: string; mode: StopMode } | null = null;
   const stop = (reason: string, mode: StopMode) => {
     if (stopping !== null) {
@@ -268,6 +272,13 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
     }
     stopping = { reason, mode };
     if (running) running.shutdown(reason, mode).then((code) => process.exit(code));
+    else if (!listening) {
+      // Still starting (waiting for its state folder, recovering its log, loading its handler):
+      // nothing was acknowledged to anyone yet, and what was written is recovered like after a
+      // crash. Waiting for a start that may never end would only get it killed.
+      log.info("stopped while starting", { reason });
+      process.exit(0);
+    }
   };
   process.on("SIGTERM", () => stop("SIGTERM", "drain"));
   process.on("SIGINT", () => stop("SIGINT", "drain"));
@@ -280,7 +291,16 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   }
 
   try {
-    running = await startRole({ env: setup.env, system: setup.system, spec, factory, log });
+    running = await startRole({
+      env: setup.env,
+      system: setup.system,
+      spec,
+      factory,
+      log,
+      onListening: () => {
+        listening = true;
+      },
+    });
   } catch (err) {
     // A problem of the setup is said as it is (what, where, how to fix); anything else with its stack.
     if (err instanceof RuntimeConfigError) log.error(`could not start: ${err.message}`);

@@ -43,6 +43,8 @@ export interface ReadinessOptions {
 }
 
 export const DEFAULT_MAX_START_EXITS = 3;
+/** How long one probe of /readyz may take (a process answers it from memory). */
+const PROBE_TIMEOUT_MS = 1000;
 
 /** Waits for every child of a stage (each as above); their outcomes, in order. */
 export function waitForStage(children: readonly StartingChild[], options: ReadinessOptions): Promise<Readiness[]> {
@@ -68,9 +70,9 @@ export async function waitForChild(child: StartingChild, options: ReadinessOptio
     }
     const url = child.url();
     if (url !== null) {
-      const probeMs = Math.max(1, Math.min(1000, deadline - clock.now()));
       try {
-        const res = await client.request("GET", `${url}/readyz?scope=self`, { timeoutMs: probeMs });
+        // A whole second even near the deadline: a probe cut short would only say "no answer".
+        const res = await client.request("GET", `${url}/readyz?scope=self`, { timeoutMs: PROBE_TIMEOUT_MS });
         if (res.status === 200) return { id: child.id, ready: true, waitedMs: clock.now() - began };
         last = `its /readyz?scope=self answered ${res.status}${reasonsOf(res.body)}`;
       } catch (err) {
