@@ -102,9 +102,12 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
         if (mode === "halt") {
           // Nothing more goes to services that are going away: sends in flight are cut, their
           // batches stay uncommitted and the next start re-sends them.
+          // Intake first (its flags are set at once), so a file or generator does not try an
+          // append the halted pipeline would refuse.
+          const intakeStopped = intake.stop?.();
           const halted = pipeline.halt(deadlineMs);
           dispatcher.close();
-          await intake.stop?.();
+          await intakeStopped;
           await halted;
         } else {
           await intake.stop?.();
