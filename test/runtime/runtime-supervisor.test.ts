@@ -118,8 +118,9 @@ describe("a supervised system", () => {
   it("runs one child per role, passes the environment and forwards logs; stop() drains all in order", async () => {
     const drained = join(tempDir(), "drained.txt");
     const sup = await start({ FAKE_DRAIN_FILE: drained });
+    expect((await sup.started).ready).toBe(true);
     await allRegistered();
-    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    expect(startedLogs()).toHaveLength(4);
     const pids = sup.pids();
     expect(Object.keys(pids).sort()).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
     expect(new Set(Object.values(pids)).size).toBe(5);
@@ -248,8 +249,8 @@ describe("a supervised system", () => {
   it("kills a child that does not drain in time and reports an unclean stop", async () => {
     // The source's drain budget is 1 s; with 0.2 s of grace it is killed before it would give up by itself.
     const sup = await start({ FAKE_DRAIN_MS: "60000" }, { killGraceMs: 200 });
-    await allRegistered();
-    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    // Listening, so that each drains (one told to stop while starting would just exit).
+    expect((await sup.started).ready).toBe(true);
     const result = await sup.stop();
     expect(result.clean).toBe(false);
     expect(events.find((e) => e.type === "exit" && e.id === "source:in")).toMatchObject({ signal: "SIGKILL", expected: true });
@@ -263,7 +264,7 @@ describe("a supervised system", () => {
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();
-    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    await supervisor.waitForLog((l) => l.msg === "system ready", "every child to be ready");
     supervisor.kill("SIGTERM");
     expect(await supervisor.waitForExit(30_000)).toEqual({ code: 0, signal: null });
     expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
@@ -279,7 +280,7 @@ describe("a supervised system", () => {
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();
-    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    await supervisor.waitForLog((l) => l.msg === "system ready", "every child to be ready");
     const childPids = supervisor.logs().flatMap((l) => (l.msg === "child started" ? [l.pid as number] : []));
     expect(childPids.length).toBe(5);
     supervisor.kill("SIGKILL");
