@@ -142,7 +142,11 @@ for (const [name, def] of originals) {
   const d = defaultsOf(def);
   if (Object.keys(d).length > 0) specDefaults[name] = d;
 }
-const snake = (s) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/-/g, "_").toUpperCase();
+const snake = (s) =>
+  s
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/-/g, "_")
+    .toUpperCase();
 const enums = [];
 const enumsOf = (node, name) => {
   node = resolveRef(node);

@@ -21,6 +21,9 @@ import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
 import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
+import { resolveEnv } from "./runtime/config/index.js";
+import { describeHolder } from "./runtime/core/file-lock.js";
+import { findOwner, supervisorLock } from "./runtime/core/ownership.js";
 import { type SimulationResult, SimulationTooLarge, simulate } from "./simulate/index.js";
 import { UsageError } from "./usage-error.js";
 import { blocksSimulation, findingDiagnostics, simulationTooLargeFinding, strictFailures } from "./validate/simulate-findings.js";
@@ -263,6 +266,26 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
   // The node target, built beside the spec; relative paths of the spec resolve against its folder.
   const specDir = dirname(resolve(specPath));
   const runDir = join(specDir, ".mbc", "run", model.name);
+  const runtimeEnv = { ...process.env, MBC_DATA_DIR: specDir };
+  // One runtime per state folder: say which one runs rather than start a second (whose sources
+  // would wait for the first's and give up), and before rewriting the files it runs from.
+  let stateDir: string;
+  try {
+    stateDir = resolveEnv(join(runDir, "system.json"), model, runtimeEnv).stateDir;
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  const owner = await findOwner(supervisorLock(stateDir));
+  if (owner !== null) {
+    const { holder, state } = owner;
+    const where = relative(process.cwd(), stateDir) || ".";
+    fail(
+      `not started: a runtime of ${model.name} already runs on its state folder ${where}: ${describeHolder(holder)}`,
+      state === "alive" && holder.pid !== null
+        ? `stop it first: \`kill ${holder.pid}\` drains and stops it (as Ctrl-C does in its terminal); then run mbc run again`
+        : `stop it first${holder.host === null ? "" : ` (on ${holder.host})`}; then run mbc run again`,
+    );
+  }
   try {
     const inputs = gatherBuildInputs({ specPath, specName: specPath, model, targets: ["node"], version: VERSION });
     writeTarget(runDir, buildArtefacts(model, inputs, ["node"]).get("node") ?? []);
@@ -276,8 +299,10 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
   const logFile = join(runDir, "runtime.log");
   const logFd = live ? openSync(logFile, "a") : null;
   const child = childProcess().spawn(process.execPath, [join(runDir, "mbc-runtime.mjs")], {
-    env: { ...process.env, MBC_DATA_DIR: specDir },
-    stdio: ["ignore", logFd ?? "inherit", logFd ?? "inherit"],
+    env: runtimeEnv,
+    // The IPC channel ties the runtime to mbc: if mbc dies, even by SIGKILL, the channel closes
+    // and the runtime stops (it drains, as on SIGTERM). Nothing is sent over it.
+    stdio: ["ignore", logFd ?? "inherit", logFd ?? "inherit", "ipc"],
     // Its own process group: Ctrl-C reaches mbc, which forwards it once (a second one stops at once).
     detached: true,
   });
@@ -310,5 +335,6 @@ export async function runRun(file: string | undefined, opts: { env?: string }): 
   if (timer) clearInterval(timer);
   if (logFd !== null) closeSync(logFd);
   process.stderr.write(code === 0 ? "mbc: stopped cleanly\n" : `mbc: the runtime exited with code ${code}\n`);
-  return code === 0 ? EXIT_OK : EXIT_SPEC_ERRORS;
+  // 2: the runtime's setup was refused (another runtime took the state folder meanwhile).
+  return code === 0 ? EXIT_OK : code === EXIT_USAGE ? EXIT_USAGE : EXIT_SPEC_ERRORS;
 }

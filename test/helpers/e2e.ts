@@ -289,9 +289,13 @@ export interface RunningSystem {
   logsOf(role: string, name?: string, instance?: number): Record<string, unknown>[];
 }
 
-/** Starts the supervisor of a built system: `node DIR/node/mbc-runtime.mjs` with its data and state in the temp folder. */
-export function startSystem(sys: E2ESystem): RunningSystem {
-  const child = spawnRuntime(sys.bundle, [], { env: { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir } });
+/**
+ * Starts the supervisor of a built system: `node DIR/node/mbc-runtime.mjs` with its data and
+ * state in the temp folder. `detached`: in a process group of its own, which a test may SIGKILL
+ * as a whole (faults.ts); the children lead groups of their own either way.
+ */
+export function startSystem(sys: E2ESystem, options: { detached?: boolean } = {}): RunningSystem {
+  const child = spawnRuntime(sys.bundle, [], { env: { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir }, detached: options.detached });
   // From now on, sys.ports are this run's.
   (sys as E2ESystem & { [RUN]: RuntimeChild | null })[RUN] = child;
   const supervisorLogs = () => child.logs().filter((l) => l.role === "supervisor");

@@ -9,8 +9,8 @@
  *   temporary folder; `freePorts(n)` reserves n consecutive free ports on 127.0.0.1 for
  *   the spec's fixed ports (ports.ts).
  * - `spawnRuntime(file, args)` starts a child with its output collected as lines (and as parsed
- *   JSON logs), `waitForLog`, `exited`, and `kill`; `killAll()` in afterEach/afterAll stops
- *   every child still running. `waitUntil` polls a condition with a deadline.
+ *   JSON logs), `waitForLog`, `exited`, and `kill` (with `detached`, in a process group of its
+ *   own); `killAll()` in afterEach/afterAll stops every child still running. `waitUntil` polls a condition with a deadline.
  *
  * Everything made here lives under os.tmpdir(); call the returned `cleanup` (or `cleanupAll`).
  */
@@ -158,8 +158,18 @@ export function childEnv(extra: Record<string, string | undefined> = {}): Record
 }
 
 /** Runs `node file args…`; its output is collected (and echoed when MBC_TEST_ECHO=1). */
-export function spawnRuntime(file: string, args: readonly string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): RuntimeChild {
-  const proc = spawn(process.execPath, [file, ...args], { cwd: options.cwd ?? dirname(file), env: childEnv(options.env), stdio: ["ignore", "pipe", "pipe"] });
+export function spawnRuntime(
+  file: string,
+  args: readonly string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string; detached?: boolean } = {},
+): RuntimeChild {
+  const proc = spawn(process.execPath, [file, ...args], {
+    cwd: options.cwd ?? dirname(file),
+    env: childEnv(options.env),
+    stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group, which a test may kill as a whole (as a terminal's session ends).
+    detached: options.detached ?? false,
+  });
   const lines: string[] = [];
   const parsed: Record<string, unknown>[] = [];
   const listeners = new Set<() => void>();
@@ -286,9 +296,13 @@ export async function httpJson(method: string, url: string, body?: unknown, head
  * - FAKE_DRAIN_FILE: drain appends "{id} {pid}" to this file;
  * - FAKE_DRAIN_MS: drain takes this long;
  * - FAKE_CRASH_ONCE_DIR: the first start of each role (per marker file in this folder) exits 3
- *   shortly after starting.
+ *   shortly after starting;
+ * - FAKE_CRASH_ALWAYS: the role with this id (`in`, `work/1`, …) exits 3 at every start;
+ * - FAKE_HANG_START: the role with this id never finishes starting;
+ * - FAKE_NOT_READY: the role with this id says it is not ready ("fake: never ready").
  * Routes: `POST /batch` answers 200, `POST /crash` throws an uncaught exception, `POST /reject`
- * leaves a rejection unhandled. Log lines: "fake started" {id, port, url, pid, execArgv, greeting (env GREETING)}, "fake drain";
+ * leaves a rejection unhandled. Log lines: "fake started" {id, pid, execArgv, greeting (env GREETING)} (before the
+ * process listens: the scaffolding's "started" says where), "fake drain" {id, deadline, mode};
  * it also prints one plain (non-JSON) line to stdout.
  */
 export const FAKE_ROLE_ENTRY = `
@@ -304,8 +318,12 @@ const fake: RoleFactory = (ctx) => {
       { method: "POST", path: "/crash", handle: () => { setTimeout(() => { throw new Error("boom"); }, 0); return { status: 200, json: {} }; } },
       { method: "POST", path: "/reject", handle: () => { Promise.reject(new Error("unhandled boom")); return { status: 200, json: {} }; } },
     ],
-    start({ port, url }) {
-      ctx.log.info("fake started", { id, port, url, pid: process.pid, execArgv: process.execArgv, greeting: process.env.GREETING ?? null });
+    ready: () => (process.env.FAKE_NOT_READY === id ? { ready: false, reasons: ["fake: never ready"] } : { ready: true }),
+    async start() {
+      if (process.env.FAKE_CRASH_ALWAYS === id) process.exit(3);
+      // Busy with something that never ends (a pending promise alone would let node exit 13).
+      if (process.env.FAKE_HANG_START === id) await new Promise(() => setInterval(() => {}, 1000));
+      ctx.log.info("fake started", { id, pid: process.pid, execArgv: process.execArgv, greeting: process.env.GREETING ?? null });
       console.log("plain output from " + id);
       const crashDir = process.env.FAKE_CRASH_ONCE_DIR;
       if (crashDir) {
@@ -316,11 +334,11 @@ const fake: RoleFactory = (ctx) => {
         }
       }
     },
-    async drain(deadline) {
-      ctx.log.info("fake drain", { id, deadline, pid: process.pid });
+    async drain(deadline, mode) {
+      ctx.log.info("fake drain", { id, deadline, mode, pid: process.pid });
       const ms = Number(process.env.FAKE_DRAIN_MS ?? 0);
       if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-      if (process.env.FAKE_DRAIN_FILE) appendFileSync(process.env.FAKE_DRAIN_FILE, id + " " + process.pid + "\\n");
+      if (process.env.FAKE_DRAIN_FILE) appendFileSync(process.env.FAKE_DRAIN_FILE, id + " " + process.pid + " " + mode + "\\n");
     },
   };
 };

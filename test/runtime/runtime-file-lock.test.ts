@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/runtime/core/contracts.js";
-import { acquireFileLock, waitForChange } from "../../src/runtime/service/builtins/file-lock.js";
+import { acquireFileLock, FileLockHeldError, inspectFileLock, parseStartTicks, waitForChange } from "../../src/runtime/core/file-lock.js";
 import { JsonlStore } from "../../src/runtime/service/builtins/jsonl-sink.js";
 
 let dir: string;
@@ -89,6 +89,67 @@ describe("file lock", () => {
     const third = await acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 2000 });
     await expect(acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 200 })).rejects.toThrow(/timed out/);
     await third.release();
+  });
+
+  const linux = existsSync("/proc/self/stat");
+  /** A live process of this host other than this one, with its kernel start time. */
+  const parent = () => ({ pid: process.ppid, ticks: parseStartTicks(readFileSync(`/proc/${process.ppid}/stat`, "utf8")) });
+
+  it("reads the kernel's start time of a process, whatever its command name holds", () => {
+    const fields = Array.from({ length: 50 }, (_, k) => String(k + 3));
+    expect(parseStartTicks(`123 (a) b (c) ${fields.join(" ")}`)).toBe(22);
+    expect(parseStartTicks("123 (short) S 1")).toBeNull();
+  });
+
+  it.runIf(linux)("never breaks the lock of a live holder on this host, however long untouched", async () => {
+    const lock = join(dir, "x.lock");
+    const { hostname } = await import("node:os");
+    const { pid, ticks } = parent();
+    writeFileSync(lock, JSON.stringify({ pid, host: hostname(), ticks, token: "alive", at: "2020-01-01T00:00:00.000Z" }));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const err = await acquireFileLock(lock, { staleMs: 1000, timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FileLockHeldError);
+    expect((err as FileLockHeldError).holder).toEqual({ pid, host: hostname(), since: "2020-01-01T00:00:00.000Z" });
+    expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ token: "alive" });
+    expect(await inspectFileLock(lock, 1000)).toEqual({ holder: { pid, host: hostname(), since: "2020-01-01T00:00:00.000Z" }, state: "alive" });
+  });
+
+  it.runIf(linux)("breaks at once a lock whose pid now belongs to a process started at another time", async () => {
+    const lock = join(dir, "x.lock");
+    const { hostname } = await import("node:os");
+    const { pid, ticks } = parent();
+    writeFileSync(lock, JSON.stringify({ pid, host: hostname(), ticks: (ticks ?? 0) + 1, token: "reused" }));
+    expect(await inspectFileLock(lock, 60_000)).toBeNull();
+    const held = await acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 2000 });
+    expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ pid: process.pid, ticks: parseStartTicks(readFileSync("/proc/self/stat", "utf8")) });
+    await held.release();
+  });
+
+  it.runIf(linux)("judges a holder in another pid namespace under the same host name by age, not by a pid of ours", async () => {
+    const lock = join(dir, "x.lock");
+    const { hostname } = await import("node:os");
+    // Pid 4194305 does not exist here; in the holder's namespace it may.
+    writeFileSync(lock, JSON.stringify({ pid: 4_194_305, host: hostname(), ns: "pid:[1]", token: "elsewhere" }));
+    await expect(acquireFileLock(lock, { staleMs: 60_000, timeoutMs: 200 })).rejects.toBeInstanceOf(FileLockHeldError);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const held = await acquireFileLock(lock, { staleMs: 10_000, timeoutMs: 2000 });
+    await held.release();
+  });
+
+  it("tells its holder once when another process took the lock from it", async () => {
+    const lock = join(dir, "x.lock");
+    let lost = 0;
+    const held = await acquireFileLock(lock, { staleMs: 150, onLost: () => lost++ });
+    expect(await inspectFileLock(lock)).toMatchObject({ holder: { pid: process.pid }, state: "alive" });
+    renameSync(lock, `${lock}.aside`);
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: "elsewhere", token: "another" }));
+    for (let i = 0; i < 200 && lost === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(lost).toBe(1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lost).toBe(1);
+    await held.release();
   });
 
   it("knows its lock is no longer its own once the file under the name was replaced", async () => {

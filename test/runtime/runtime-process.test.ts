@@ -204,8 +204,11 @@ describe("a role process", () => {
     await setup();
     const drained = join(tempDir(), "drained.txt");
     const child = spawnRuntime(bundle.file, ["--role", "service", "--name", "sink"], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
-    const started = await child.waitForLog((l) => l.msg === "fake started", "the role to start");
+    const started = await child.waitForLog((l) => l.msg === "started", "the role to start");
     expect(started).toMatchObject({ role: "service", name: "sink", instance: 0, level: "info", port: port + 4, url: `http://127.0.0.1:${port + 4}` });
+    // The role started before the process listened, and it registered after.
+    const messages0 = child.logs().map((l) => l.msg);
+    expect(messages0.indexOf("fake started")).toBeLessThan(messages0.indexOf("started"));
     await waitUntil(async () => (await listed("sink")).length === 1, "the instance to register");
     expect((await listed("sink"))[0]).toMatchObject({ instance: 0, url: `http://127.0.0.1:${port + 4}` });
 
@@ -220,7 +223,7 @@ describe("a role process", () => {
 
     child.kill("SIGTERM");
     expect(await child.waitForExit()).toEqual({ code: 0, signal: null });
-    expect(readFileSync(drained, "utf8")).toBe(`sink/0 ${child.pid}\n`);
+    expect(readFileSync(drained, "utf8")).toBe(`sink/0 ${child.pid} drain\n`);
     // Deregistered, not expired: the ttl is 10 s.
     expect(await listed("sink")).toEqual([]);
     const messages = child.logs().map((l) => l.msg);
@@ -250,11 +253,14 @@ describe("a role process", () => {
   it("is ready only once its downstream service has a live instance", async () => {
     await setup();
     const child = spawnRuntime(bundle.file, ["--role", "source", "--name", "in"], { env: { MBC_SYSTEM: system.systemPath } });
-    await child.waitForLog((l) => l.msg === "fake started", "the source to start");
+    await child.waitForLog((l) => l.msg === "started", "the source to start");
     const base = `http://127.0.0.1:${port + 1}`;
     const notReady = await httpJson("GET", `${base}/readyz`);
     expect(notReady.status).toBe(503);
     expect(notReady.json).toEqual({ ready: false, reasons: ["no live instance of work"] });
+    // Its own state is fine: only what it needs of others is missing.
+    expect(await httpJson("GET", `${base}/readyz?scope=self`)).toMatchObject({ status: 200, json: { ready: true } });
+    expect((await httpJson("GET", `${base}/readyz?scope=everything`)).status).toBe(400);
     await httpJson("PUT", `http://127.0.0.1:${port}/v1/instances/work/0`, { url: "http://127.0.0.1:1" });
     await waitUntil(async () => (await httpJson("GET", `${base}/readyz`)).status === 200, "readiness once work has an instance", 5000);
     child.kill("SIGINT");
@@ -283,7 +289,7 @@ describe("a role process", () => {
       ["/reject", "unhandled rejection: exiting"],
     ] as const) {
       const child = spawnRuntime(bundle.file, ["--role", "service", "--name", "sink"], { env: { MBC_SYSTEM: system.systemPath } });
-      await child.waitForLog((l) => l.msg === "fake started", "start");
+      await child.waitForLog((l) => l.msg === "started", "start");
       await httpJson("POST", `http://127.0.0.1:${port + 4}${path}`, {}).catch(() => null);
       expect((await child.waitForExit()).code).toBe(1);
       const line = child.logs().find((l) => l.msg === msg);

@@ -327,6 +327,52 @@ describe("http source", () => {
     expect(delivered).toEqual(acked);
   });
 
+  it("halts: sends nothing more, ignores late answers and failures (no dead letter), keeps what it acknowledged for the next start", async () => {
+    const stateDir = freshDir();
+    const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 2, maxWait: 1h } }");
+    const stuck = new FakeDispatcher("manual");
+    const first = await openPipeline(source, stateDir, { dispatcher: stuck, maxInFlight: 2 });
+    const url = await serveHttp(source, first.pipeline);
+    for (let k = 0; k < 3; k++)
+      expect(
+        (
+          await httpJson("POST", url, [
+            { k, n: 0 },
+            { k, n: 1 },
+          ])
+        ).status,
+      ).toBe(202);
+    // An open batch too: acknowledged, not closed.
+    expect((await httpJson("POST", url, [{ k: 3, n: 0 }])).status).toBe(202);
+    await waitUntil(() => stuck.sent.length === 2, "two batches in flight");
+
+    await first.pipeline.halt(Date.now() + 5000);
+    // What was in flight fails now (the services went away), or is answered late: neither counts.
+    (stuck.sent[0] as Sent).reject(failedAs("unavailable", "orders-0"));
+    (stuck.sent[1] as Sent).resolve();
+    await new Promise((r) => setImmediate(r));
+    expect(stuck.sent).toHaveLength(2);
+    expect(first.calls.deadLetters).toBe(0);
+    expect(existsSync(deadLetterDir(stateDir))).toBe(false);
+    expect(committedIds(stateDir)).toEqual([]);
+    expect((await httpJson("POST", url, [{ k: 9 }])).status).toBe(503);
+    for (const s of servers.splice(0)) await s.close(0);
+
+    // The next start has every acknowledged record: the three batches, and the open one closed with its boundaries logged.
+    const again = await openPipeline(source, stateDir);
+    expect(again.pipeline.recovery.pending.map((b) => b.id)).toEqual(["orders-0", "orders-2", "orders-4", "orders-6"]);
+    await waitUntil(() => again.pipeline.depth === 0, "everything committed after the restart");
+    expect((again.dispatcher as FakeDispatcher).sent.flatMap((s) => s.batch.records)).toEqual([
+      { k: 0, n: 0 },
+      { k: 0, n: 1 },
+      { k: 1, n: 0 },
+      { k: 1, n: 1 },
+      { k: 2, n: 0 },
+      { k: 2, n: 1 },
+      { k: 3, n: 0 },
+    ]);
+  });
+
   it("re-batches records that were acknowledged but not batched before the restart", async () => {
     const stateDir = freshDir();
     const source = sourceModel("{ type: http, port: 8080, to: sink, batch: { maxRecords: 100, maxWait: 1h } }");

@@ -79,7 +79,10 @@ describe("a supervised system", () => {
     await killAll();
   });
 
-  async function start(vars: Record<string, string> = {}, tuning: { stableMs?: number; killGraceMs?: number } = {}): Promise<SupervisorHandle> {
+  async function start(
+    vars: Record<string, string> = {},
+    tuning: { stableMs?: number; killGraceMs?: number; startTimeoutMs?: number } = {},
+  ): Promise<SupervisorHandle> {
     port = await freePorts(6);
     system = makeSystem(spec(port));
     events = [];
@@ -115,8 +118,9 @@ describe("a supervised system", () => {
   it("runs one child per role, passes the environment and forwards logs; stop() drains all in order", async () => {
     const drained = join(tempDir(), "drained.txt");
     const sup = await start({ FAKE_DRAIN_FILE: drained });
+    expect((await sup.started).ready).toBe(true);
     await allRegistered();
-    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    expect(startedLogs()).toHaveLength(4);
     const pids = sup.pids();
     expect(Object.keys(pids).sort()).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
     expect(new Set(Object.values(pids)).size).toBe(5);
@@ -127,6 +131,7 @@ describe("a supervised system", () => {
     expect(sink).toMatchObject({ greeting: "hello", execArgv: ["--max-old-space-size=192"] });
     expect(startedLogs().find((l) => l.id === "work/0")).toMatchObject({ greeting: null, execArgv: [] });
     // Plain output is wrapped into a JSON line naming the child.
+    await waitUntil(() => lines.some(({ line }) => line.includes("plain output from in")), "the source's plain output");
     const plain = lines.find(({ line }) => line.includes("plain output from in"));
     expect(JSON.parse(plain?.line ?? "{}")).toMatchObject({ role: "supervisor", child: "source:in", stream: "stdout", msg: "plain output from in" });
     expect((await httpJson("GET", `http://127.0.0.1:${port + 1}/healthz`)).status).toBe(200);
@@ -144,6 +149,58 @@ describe("a supervised system", () => {
     expect(order.slice(3)).toEqual(["sink/0"]);
     expect(events.filter((e) => e.type === "exit").every((e) => e.type === "exit" && e.expected && e.code === 0)).toBe(true);
     expect(events.at(-1)).toEqual({ type: "stopped", clean: true });
+  });
+
+  it("starts each stage once the one below it is ready: registry, sink, work, source", async () => {
+    const sup = await start();
+    expect(await sup.started).toEqual({ ready: true, notReady: [] });
+    const order = events.flatMap((e) => (e.type === "spawn" || e.type === "ready" ? [`${e.type} ${e.id}`] : []));
+    expect(order).toEqual([
+      "spawn registry",
+      "ready registry",
+      "spawn service:sink/0",
+      "ready service:sink/0",
+      // One stage: started together, in either order of readiness.
+      ...order.slice(4, 8),
+      "spawn source:in",
+      "ready source:in",
+    ]);
+    expect(order.slice(4, 6).sort()).toEqual(["spawn service:work/0", "spawn service:work/1"]);
+    expect(order.slice(6, 8).sort()).toEqual(["ready service:work/0", "ready service:work/1"]);
+    expect(events.at(-1)).toEqual({ type: "started", ready: true });
+    // Ready means registered: by the time the source starts, every instance is listed.
+    expect(await registered()).toBe("sink/0,work/0,work/1");
+    expect((await sup.stop()).clean).toBe(true);
+  });
+
+  it("gives up on a child that does not become ready, says why, and starts the stages above it anyway", async () => {
+    const sup = await start({ FAKE_HANG_START: "sink/0", FAKE_NOT_READY: "work/1" }, { startTimeoutMs: 1500 });
+    const outcome = await sup.started;
+    expect(outcome.ready).toBe(false);
+    expect(Object.fromEntries(outcome.notReady.map((n) => [n.id, n.reason]))).toEqual({
+      "service:sink/0": expect.stringMatching(/not ready within 1500 ms: it has not started listening/),
+      "service:work/1": expect.stringMatching(/not ready within 1500 ms: its \/readyz\?scope=self answered 503: fake: never ready/),
+    });
+    expect(events.filter((e) => e.type === "not-ready").map((e) => e.type === "not-ready" && e.id)).toEqual(["service:sink/0", "service:work/1"]);
+    // Not stopped, not blocking: the source runs, and the stuck child is still there.
+    expect(events.some((e) => e.type === "ready" && e.id === "source:in")).toBe(true);
+    expect(sup.children().every((c) => c.state === "running")).toBe(true);
+    // The one still starting stops at once on SIGTERM (nothing acknowledged yet): a clean stop.
+    expect(await sup.stop()).toEqual({ clean: true });
+    expect(events.find((e) => e.type === "exit" && e.id === "service:sink/0")).toMatchObject({ code: 0, expected: true });
+  });
+
+  it("gives up on a child that crashes at every start without waiting for the timeout, and keeps restarting it", async () => {
+    const began = Date.now();
+    const sup = await start({ FAKE_CRASH_ALWAYS: "sink/0" }, { startTimeoutMs: 60_000 });
+    const outcome = await sup.started;
+    expect(Date.now() - began).toBeLessThan(60_000);
+    expect(outcome.notReady).toEqual([{ id: "service:sink/0", reason: expect.stringMatching(/exited 3 times before it was ready \(last exit code 3\)/) }]);
+    expect(events.some((e) => e.type === "ready" && e.id === "source:in")).toBe(true);
+    const restarts = () => sup.children().find((c) => c.id === "service:sink/0")?.restarts ?? 0;
+    const after = restarts();
+    await waitUntil(() => restarts() > after, "the crashing child to be restarted again");
+    await sup.stop();
   });
 
   it("restarts a child that exits with an error, with its backoff", async () => {
@@ -192,8 +249,8 @@ describe("a supervised system", () => {
   it("kills a child that does not drain in time and reports an unclean stop", async () => {
     // The source's drain budget is 1 s; with 0.2 s of grace it is killed before it would give up by itself.
     const sup = await start({ FAKE_DRAIN_MS: "60000" }, { killGraceMs: 200 });
-    await allRegistered();
-    await waitUntil(() => startedLogs().length === 4, "every fake role to start");
+    // Listening, so that each drains (one told to stop while starting would just exit).
+    expect((await sup.started).ready).toBe(true);
     const result = await sup.stop();
     expect(result.clean).toBe(false);
     expect(events.find((e) => e.type === "exit" && e.id === "source:in")).toMatchObject({ signal: "SIGKILL", expected: true });
@@ -207,7 +264,7 @@ describe("a supervised system", () => {
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();
-    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    await supervisor.waitForLog((l) => l.msg === "system ready", "every child to be ready");
     supervisor.kill("SIGTERM");
     expect(await supervisor.waitForExit(30_000)).toEqual({ code: 0, signal: null });
     expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
@@ -217,13 +274,13 @@ describe("a supervised system", () => {
     expect(supervisor.logs().some((l) => l.msg === "system stopped" && l.clean === true)).toBe(true);
   }, 60_000);
 
-  it("children drain and exit by themselves when the supervisor dies", async () => {
+  it("children halt and exit by themselves when the supervisor dies", async () => {
     port = await freePorts(6);
     system = makeSystem(spec(port));
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();
-    await supervisor.waitForLog((l) => l.msg === "fake started" && l.id === "in", "the source to start");
+    await supervisor.waitForLog((l) => l.msg === "system ready", "every child to be ready");
     const childPids = supervisor.logs().flatMap((l) => (l.msg === "child started" ? [l.pid as number] : []));
     expect(childPids.length).toBe(5);
     supervisor.kill("SIGKILL");
@@ -233,7 +290,11 @@ describe("a supervised system", () => {
     } finally {
       for (const pid of childPids) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
-    // They drained (the fake roles wrote their drain lines) rather than being killed.
-    expect(readFileSync(drained, "utf8").trim().split("\n").length).toBe(4);
+    // They halted (the fake roles wrote their drain lines, in mode "halt") rather than being killed.
+    const modes = readFileSync(drained, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => `${l.split(" ")[0]} ${l.split(" ")[2]}`);
+    expect(modes.sort()).toEqual(["in halt", "sink/0 halt", "work/0 halt", "work/1 halt"]);
   }, 60_000);
 });

@@ -156,6 +156,39 @@ describe("discovery on a manual clock", () => {
     }
   });
 
+  it("waitFor asks the registry at once: an instance registered since the last poll is found without waiting for the next", async () => {
+    const s = setup();
+    const discovery = discover(s);
+    try {
+      await s.clock.advance(0);
+      expect(discovery.instances("a")).toEqual([]);
+      // Registered just after the poll: the cached view does not list it for another interval.
+      const a0 = s.beat("a", 0, "http://h:1000");
+      await s.clock.advance(0);
+      expect(discovery.instances("a")).toEqual([]);
+      const polls = s.http.requests.filter((r) => r === "GET /v1/instances").length;
+      let resolved = false;
+      const waiting = discovery.waitFor(["a"], 1000).then(() => {
+        resolved = true;
+      });
+      // No time passes: the answer comes from the poll waitFor made.
+      await s.clock.advance(0);
+      expect(resolved).toBe(true);
+      await waiting;
+      expect(urls(discovery.instances("a"))).toEqual(["http://h:1000"]);
+      expect(s.http.requests.filter((r) => r === "GET /v1/instances").length).toBe(polls + 1);
+      // Several waiters at once share one poll.
+      const more = [discovery.waitFor(["b"], 50), discovery.waitFor(["b"], 50), discovery.waitFor(["a", "b"], 50)].map((p) => p.catch(() => "missing"));
+      await s.clock.advance(0);
+      expect(s.http.requests.filter((r) => r === "GET /v1/instances").length).toBe(polls + 2);
+      await s.clock.advance(50);
+      expect(await Promise.all(more)).toEqual(["missing", "missing", "missing"]);
+      await a0.stop();
+    } finally {
+      discovery.close();
+    }
+  });
+
   it("keeps its last view while the registry is down and follows the restarted registry once heartbeats repopulate it", async () => {
     const s = setup();
     const discovery = discover(s);

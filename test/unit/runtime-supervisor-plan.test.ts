@@ -50,6 +50,14 @@ describe("the supervisor's plan", () => {
     const { model } = makeSystem(spec(7400));
     const plans = planChildren(model);
     expect(plans.map((p) => p.id)).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
+    // Each stage starts once the one below is ready: the registry, the sink, work, the source.
+    expect(Object.fromEntries(plans.map((p) => [p.id, p.startStage]))).toEqual({
+      registry: 0,
+      "service:sink/0": 1,
+      "service:work/0": 2,
+      "service:work/1": 2,
+      "source:in": 3,
+    });
     expect(Object.fromEntries(plans.map((p) => [p.id, p.stopStage]))).toEqual({
       "source:in": 0,
       "service:work/0": 1,
@@ -65,6 +73,38 @@ describe("the supervisor's plan", () => {
     });
     expect(plans.find((p) => p.id === "source:in")?.args).toEqual(["--role", "source", "--name", "in"]);
     expect(plans.find((p) => p.id === "registry")?.args).toEqual(["--role", "registry"]);
+  });
+
+  it("starts a service one stage above the highest of its next stages, whatever the file order", () => {
+    const { model } = makeSystem(`mbc: 1
+name: diamond
+sources:
+  a:
+    type: http
+    port: 7501
+    to: top
+  b:
+    type: generator
+    rate: 10/s
+    to: store
+services:
+  store:
+    handler: builtin:jsonl-sink
+    config:
+      path: ./out.jsonl
+  top:
+    handler: builtin:passthrough
+    to: [left, store]
+  left:
+    handler: builtin:passthrough
+    to: mid
+  mid:
+    handler: builtin:passthrough
+    to: store
+`);
+    const stages = Object.fromEntries(planChildren(model).map((p) => [p.id, p.startStage]));
+    // store ← mid ← left ← top, and top → store directly too: top waits for the longest path.
+    expect(stages).toEqual({ registry: 0, "service:store/0": 1, "service:mid/0": 2, "service:left/0": 3, "service:top/0": 4, "source:a": 5, "source:b": 5 });
   });
 
   it("backs restarts off as the service's retry says, capped, never below 50 ms", () => {

@@ -13,7 +13,10 @@ import { BUILTIN_HANDLERS, LOAD_BALANCING, type Model } from "../../model/types.
 import { configuredPort, type ProcessRole } from "../../policy/index.js";
 import type { RuntimeEnv, SystemFile } from "../core/contracts.js";
 
-/** A configuration problem that stops a process before it starts (exit status 2). */
+/**
+ * A problem of the process's setup that stops it before it starts (exit status 2): its
+ * configuration, or a state folder that another process owns (core/ownership.ts).
+ */
 export class RuntimeConfigError extends Error {
   readonly exitCode = 2;
   constructor(message: string) {

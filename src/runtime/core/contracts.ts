@@ -138,14 +138,22 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-/** A process role's lifecycle, run by the process scaffolding (src/runtime/process.ts). */
+/**
+ * How a process stops. `drain`: on SIGTERM/SIGINT, while the rest of the system is up — finish
+ * in-flight work. `halt`: its supervisor died, and every other process of the system is going
+ * away too — stop intake, make durable what was acknowledged, send nothing more (a restart
+ * re-sends what is not committed).
+ */
+export type StopMode = "drain" | "halt";
+
+/** A process role's lifecycle, run by the process scaffolding (src/runtime/process/). */
 export interface RoleHandle {
   /**
-   * Stop intake, finish in-flight work up to the deadline, checkpoint. `deadlineMs` is an
-   * absolute time on the Date.now() clock; work still running then is abandoned (it is not
-   * committed, so a restart re-sends it).
+   * Stop intake, finish in-flight work up to the deadline (`halt`: only make durable what was
+   * acknowledged), checkpoint. `deadlineMs` is an absolute time on the Date.now() clock; work
+   * still running then is abandoned (it is not committed, so a restart re-sends it).
    */
-  drain(deadlineMs: number): Promise<void>;
+  drain(deadlineMs: number, mode?: StopMode): Promise<void>;
 }
 
 /** What a role process tells its supervisor over IPC once it listens. */

@@ -264,16 +264,24 @@ export interface ReadyState {
   reasons?: string[];
 }
 
-/** `/healthz` (alive), `/readyz` (200 or 503 with reasons), `/metrics` (Prometheus text). */
-export function commonRoutes(options: { ready: () => ReadyState; metrics: RuntimeMetrics }): Route[] {
+/**
+ * What `/readyz` reports: `all` (plain `/readyz`) the process and what it needs of others (a
+ * downstream service with a live instance); `self` (`/readyz?scope=self`) only its own state.
+ */
+export type ReadyScope = "all" | "self";
+
+/** `/healthz` (alive), `/readyz` (200 or 503 with reasons; `?scope=self`), `/metrics` (Prometheus text). */
+export function commonRoutes(options: { ready: (scope: ReadyScope) => ReadyState; metrics: RuntimeMetrics }): Route[] {
   return [
     { method: "GET", path: "/healthz", whileDraining: true, handle: () => ({ status: 200, json: { ok: true } }) },
     {
       method: "GET",
       path: "/readyz",
       whileDraining: true,
-      handle: () => {
-        const state = options.ready();
+      handle: (req) => {
+        const scope = req.query.get("scope");
+        if (scope !== null && scope !== "self") throw new HttpError(400, `unknown scope ${JSON.stringify(scope)}: use /readyz or /readyz?scope=self`);
+        const state = options.ready(scope === "self" ? "self" : "all");
         return state.ready ? { status: 200, json: { ready: true } } : { status: 503, json: { ready: false, reasons: state.reasons ?? [] } };
       },
     },

@@ -30,16 +30,10 @@ export interface RoleContext {
   readonly clock: Clock;
 }
 
-export interface StartInfo {
-  /** The port the server listens on. */
-  port: number;
-  /** The URL others reach this process at: http://{advertiseHost}:{port}. */
-  url: string;
-}
-
 export interface Role extends RoleHandle {
   routes?: readonly Route[];
-  start?(info: StartInfo): void | Promise<void>;
+  /** Starts the work, before the server listens: the process is reachable only once it can serve. */
+  start?(): void | Promise<void>;
   ready?(): ReadyState;
 }
 

@@ -10,44 +10,52 @@
  * - `routes`: its HTTP routes (http.ts's Route). `/healthz`, `/readyz` and `/metrics` are added
  *   here and cannot be shadowed. While the process drains, a route answers 503 with
  *   `Retry-After` unless it sets `whileDraining`.
- * - `start({port, url})`: called once the server listens, before the process registers; start
- *   the work here (a source's reading, a service's handler loading). A throw fails the start:
- *   the process exits 1 and the supervisor restarts it.
+ * - `start()`: called before the server listens; start the work here (a source's reading, a
+ *   service's handler loading). A throw fails the start: the process exits 1 and the supervisor
+ *   restarts it.
  * - `ready()` (optional): extra readiness conditions, on top of the ones kept here.
- * - `drain(deadlineMs)`: stop intake, finish in-flight work by `deadlineMs` (Date.now() clock),
- *   write the checkpoint. Called once, on SIGTERM/SIGINT (or when the supervisor goes away).
+ * - `drain(deadlineMs, mode)`: stop intake, finish in-flight work by `deadlineMs` (Date.now()
+ *   clock), write the checkpoint. Called once: mode `drain` on SIGTERM/SIGINT, `halt` when the
+ *   supervisor went away (its IPC channel closed), when the rest of the system is going away
+ *   too and in-flight work would only fail: make durable what was acknowledged, send nothing.
  *
  * What the scaffolding does around a role:
  *
- * 1. Listens on the role's port (registry.port; an http source's port; a service instance's
- *    `port + K`; else MBC_PORT, or an ephemeral port) at MBC_BIND.
- * 2. Calls `start`, then, for a service instance, registers it through the system's registry
- *    backend (src/runtime/registry/: url `http://{advertiseHost}:{port}`, weight and capacity),
- *    which keeps it registered until the drain.
+ * 1. Calls `start`, and only then listens on the role's port (registry.port; an http source's
+ *    port; a service instance's `port + K`; else MBC_PORT, or an ephemeral port) at MBC_BIND:
+ *    whoever reaches the process finds it able to serve, never "starting" (an instance
+ *    restarted on the port it had is refused a connection meanwhile, which a caller retries
+ *    elsewhere at once).
+ * 2. Then, for a service instance, registers it through the system's registry backend
+ *    (src/runtime/registry/: url `http://{advertiseHost}:{port}`, weight and capacity), which
+ *    keeps it registered until the drain.
  * 3. `/readyz` answers 200 when started, not draining, registered (a service instance, as its
  *    registrar knows), every downstream service has a live instance (as discovery sees it) and
- *    the role's own `ready()` agrees; 503 with the reasons otherwise.
+ *    the role's own `ready()` agrees; 503 with the reasons otherwise. `/readyz?scope=self`
+ *    leaves out the downstream services: the process's own state only (what the supervisor
+ *    waits for at start, and what a Kubernetes probe asks).
  * 4. On SIGTERM or SIGINT (or the supervisor's IPC channel closing): marks itself draining,
- *    deregisters, calls `drain(deadline)` with the policy's drain budget (at most 30 s), closes
- *    the server and exits 0 — 1 when the drain failed or overran its deadline (what it did not
- *    commit is re-sent after a restart).
+ *    deregisters, calls `drain(deadline, mode)` with the policy's drain budget (at most 30 s),
+ *    closes the server and exits 0 — 1 when the drain failed or overran its deadline (what it
+ *    did not commit is re-sent after a restart).
  * 5. An uncaught exception or unhandled rejection is logged and exits 1: the process's state
- *    is unknown, and the supervisor (or Compose, or systemd) restarts it.
+ *    is unknown, and the supervisor (or Compose, or systemd) restarts it. A problem of its
+ *    setup (RuntimeConfigError: bad configuration, a state folder another process owns) exits 2.
  *
  * `startRole` does 1–4 without touching process-wide state (tests run it in-process);
  * `runRole` adds the signal and crash handlers (src/runtime/entry.ts picks the role).
  */
 import { downstreamOf, drainBudgetMs, type ProcessRole } from "../../policy/index.js";
-import { listenPort, type RuntimeSetup, urlHost } from "../config/index.js";
+import { listenPort, RuntimeConfigError, type RuntimeSetup, urlHost } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
-import type { DiscoveryClient, Logger, RuntimeEnv, StartedMessage, SystemFile } from "../core/contracts.js";
-import { commonRoutes, createHttpClient, createRouter, type ReadyState, type RunningServer, startServer } from "../core/http.js";
+import type { DiscoveryClient, Logger, RuntimeEnv, StartedMessage, StopMode, SystemFile } from "../core/contracts.js";
+import { commonRoutes, createHttpClient, createRouter, type ReadyScope, type ReadyState, type RunningServer, startServer } from "../core/http.js";
 import { createLogger, installCrashHandlers } from "../core/log.js";
 import { createMetrics, type MetricsIdentity, type RuntimeMetrics } from "../core/metrics.js";
 import type { Role, RoleContext, RoleFactory } from "../core/role.js";
 import { type Registrar, type RegistryContext, registryBackend } from "../registry/index.js";
 
-export type { Role, RoleContext, RoleFactory, StartInfo } from "../core/role.js";
+export type { Role, RoleContext, RoleFactory } from "../core/role.js";
 export type { ProcessRole };
 
 /** The log fields and metric labels of a process. */
@@ -76,6 +84,8 @@ export interface StartRoleOptions {
   log?: Logger;
   metrics?: RuntimeMetrics;
   clock?: Clock;
+  /** Called when the server is about to listen: from then on the process may acknowledge work. */
+  onListening?: () => void;
 }
 
 export interface RunningRole {
@@ -83,9 +93,10 @@ export interface RunningRole {
   readonly url: string;
   readonly log: Logger;
   readonly metrics: RuntimeMetrics;
-  readiness(): ReadyState;
-  /** Drains and closes (once; later calls join the first). Resolves with the exit status. */
-  shutdown(reason: string): Promise<number>;
+  /** What /readyz answers (`self`: /readyz?scope=self). */
+  readiness(scope?: ReadyScope): ReadyState;
+  /** Drains (or halts) and closes (once; later calls join the first). Resolves with the exit status. */
+  shutdown(reason: string, mode?: StopMode): Promise<number>;
 }
 
 /** Grace after the drain deadline before giving up on a role's drain. */
@@ -140,12 +151,12 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   }
 
   const downstream = downstreamOf(spec);
-  const readiness = (): ReadyState => {
+  const readiness = (scope: ReadyScope = "all"): ReadyState => {
     const reasons: string[] = [];
     if (draining) reasons.push("draining");
     if (!started) reasons.push("starting");
     if (registrar && !registrar.registered()) reasons.push("not registered with the registry");
-    if (downstream.length > 0) {
+    if (scope === "all" && downstream.length > 0) {
       const view = getDiscovery();
       for (const s of downstream) if (view.instances(s).length === 0) reasons.push(`no live instance of ${s}`);
     }
@@ -159,21 +170,26 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   const routes = [...commonRoutes({ ready: readiness, metrics }), ...(role.routes ?? [])];
   const router = createRouter(routes, { log, isDraining: () => draining });
   try {
+    await role.start?.();
+  } catch (err) {
+    releaseClients();
+    throw err;
+  }
+  started = true;
+  options.onListening?.();
+  try {
     server = await startServer(router, env.bind, listenPort(model, spec, env.port));
   } catch (err) {
+    // Started, but unreachable: stop what start began, sending nothing more.
+    draining = true;
+    await Promise.resolve(role.drain(Date.now() + drainBudgetMs(model, spec), "halt")).catch((drainErr: unknown) =>
+      log.error("stopping after the failed listen failed", { error: drainErr }),
+    );
     releaseClients();
     throw err;
   }
   const port = server.port;
   const url = `http://${urlHost(env.advertiseHost)}:${port}`;
-  try {
-    await role.start?.({ port, url });
-  } catch (err) {
-    await server.close(0);
-    releaseClients();
-    throw err;
-  }
-  started = true;
   // Readiness depends on the downstream view: start polling now rather than at the first probe.
   if (downstream.length > 0) getDiscovery();
   if (spec.kind === "service") {
@@ -189,17 +205,17 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
   log.info("started", { port, url, bind: env.bind });
 
   let shutdownPromise: Promise<number> | null = null;
-  const shutdown = async (reason: string): Promise<number> => {
+  const shutdown = async (reason: string, mode: StopMode): Promise<number> => {
     draining = true;
     const budget = drainBudgetMs(model, spec);
-    log.info("shutting down: draining", { reason, budgetMs: budget });
+    log.info(mode === "halt" ? "shutting down: halting" : "shutting down: draining", { reason, budgetMs: budget });
     await registrar?.stop();
     const deadline = Date.now() + budget;
     let code = 0;
     let overrun: NodeJS.Timeout | undefined;
     try {
       const finished = await Promise.race([
-        Promise.resolve(role.drain(deadline)).then(() => true),
+        Promise.resolve(role.drain(deadline, mode)).then(() => true),
         new Promise<false>((resolve) => {
           overrun = setTimeout(() => resolve(false), budget + DRAIN_GRACE_MS);
         }),
@@ -226,8 +242,8 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
     log,
     metrics,
     readiness,
-    shutdown(reason) {
-      shutdownPromise ??= shutdown(reason);
+    shutdown(reason, mode = "drain") {
+      shutdownPromise ??= shutdown(reason, mode);
       return shutdownPromise;
     },
   };
@@ -246,40 +262,59 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   installCrashHandlers(log);
 
   let running: RunningRole | null = null;
-  let stopReason: string | null = null;
-  const stop = (reason: string) => {
-    if (stopReason !== null) {
+  let listening = false;
+  let stopping: { reason: string; mode: StopMode } | null = null;
+  const stop = (reason: string, mode: StopMode) => {
+    if (stopping !== null) {
       // The terminal and the supervisor may both signal: one drain is enough.
       log.info("already shutting down", { reason });
       return;
     }
-    stopReason = reason;
-    if (running) running.shutdown(reason).then((code) => process.exit(code));
+    stopping = { reason, mode };
+    if (running) running.shutdown(reason, mode).then((code) => process.exit(code));
+    else if (!listening) {
+      // Still starting (waiting for its state folder, recovering its log, loading its handler):
+      // nothing was acknowledged to anyone yet, and what was written is recovered like after a
+      // crash. Waiting for a start that may never end would only get it killed.
+      log.info("stopped while starting", { reason });
+      process.exit(0);
+    }
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM", "drain"));
+  process.on("SIGINT", () => stop("SIGINT", "drain"));
   if (process.send !== undefined) {
     // Started by the supervisor with an IPC channel: it closes when the supervisor dies, and
-    // then nobody would stop this process. The channel itself must not keep it alive.
-    process.on("disconnect", () => stop("the supervisor went away"));
+    // then nobody would stop this process. Every other process of the system sees the same
+    // and goes away: halt rather than drain into them. The channel must not keep it alive.
+    process.on("disconnect", () => stop("the supervisor went away", "halt"));
     process.channel?.unref();
   }
 
   try {
-    running = await startRole({ env: setup.env, system: setup.system, spec, factory, log });
+    running = await startRole({
+      env: setup.env,
+      system: setup.system,
+      spec,
+      factory,
+      log,
+      onListening: () => {
+        listening = true;
+      },
+    });
   } catch (err) {
-    log.error("could not start", { error: err });
-    process.exit(1);
+    // A problem of the setup is said as it is (what, where, how to fix); anything else with its stack.
+    if (err instanceof RuntimeConfigError) log.error(`could not start: ${err.message}`);
+    else log.error("could not start", { error: err });
+    process.exit(err instanceof RuntimeConfigError ? err.exitCode : 1);
   }
   // The supervisor learns where the process listens: the registry's URL for the others when its
-  // port is any free one, and the port a restarted child takes again.
-  if (process.send !== undefined) {
+  // port is any free one, the port a restarted child takes again, and where to ask /readyz.
+  if (process.send !== undefined && process.connected) {
     const message: StartedMessage = { type: "mbc:started", port: running.port, url: running.url };
-    try {
-      process.send(message);
-    } catch {
-      // The supervisor is gone: the disconnect handler stops this process.
-    }
+    // With a callback, a channel that closed meanwhile is an error passed here rather than an
+    // 'error' event on the process (which would crash it): the disconnect handler stops it.
+    process.send(message, undefined, {}, () => {});
   }
-  if (stopReason !== null) running.shutdown(stopReason).then((code) => process.exit(code));
+  const pending = stopping as { reason: string; mode: StopMode } | null;
+  if (pending !== null) running.shutdown(pending.reason, pending.mode).then((code) => process.exit(code));
 }

@@ -348,7 +348,10 @@ export const serviceRole: RoleFactory = (ctx) => {
     routes: role.routes,
     start: () => role.start(),
     ready: () => role.ready(),
-    async drain(deadlineMs) {
+    async drain(deadlineMs, mode) {
+      // Halting (the supervisor died): the stages below are going away too, and the caller
+      // stops waiting for answers. Cut the sends downstream rather than retry into them.
+      if (mode === "halt") dispatcher.close();
       try {
         await role.drain(deadlineMs);
       } finally {

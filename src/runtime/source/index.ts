@@ -1,19 +1,23 @@
 /**
- * The source role: `--role source --name NAME`. It opens the source's durable pipeline
- * (pipeline.ts) and feeds it through the source's kind (kinds/: http, file, generator).
+ * The source role: `--role source --name NAME`. It takes ownership of the source's state folder
+ * (core/ownership.ts: a second process on it waits, then exits 2 naming this one), opens the
+ * source's durable pipeline (pipeline.ts) and feeds it through the source's kind (kinds/: http,
+ * file, generator). It lets go of the folder once the log is closed.
  */
 import type { ServiceModel } from "../../model/types.js";
+import { RuntimeConfigError } from "../config/index.js";
 import type { Dispatcher } from "../core/contracts.js";
 import type { Route } from "../core/http.js";
+import { OwnershipError, sourceOwnerLock, takeOwnership } from "../core/ownership.js";
 import type { Role, RoleContext, RoleFactory } from "../core/role.js";
 import { createDispatcher } from "../dispatch/index.js";
 import { sourceKinds } from "./kinds/index.js";
-import { type QueueLimits, SourcePipeline } from "./pipeline.js";
+import { type QueueLimits, SourcePipeline, sourceLogDir } from "./pipeline.js";
 
 export interface SourceRoleOptions {
   /** Replaces the HTTP dispatcher (tests). */
   dispatcher?: Dispatcher;
-  /** What to do when the durable log fails; default: crash (exit 1) so that a restart recovers. */
+  /** What to do when the durable log fails, or another process took the state folder over; default: crash (exit 1) so that a restart recovers. */
   onFatal?: (error: Error) => void;
   /** File source poll interval. */
   pollMs?: number;
@@ -66,24 +70,45 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
   const kind = sourceKinds[source.type];
   kind.check(source);
 
+  const onFatal = options.onFatal ?? crash;
+  const stateDir = sourceLogDir(ctx.env.stateDir, source.name);
+  // Before the log is read: two writers would repair and append to it under each other.
+  const owner = await takeOwnership({
+    path: sourceOwnerLock(ctx.env.stateDir, source.name),
+    what: `the state folder of source ${source.name} (${stateDir})`,
+    hint: "stop that process first, or give this one another MBC_STATE_DIR",
+    log,
+    onLost: () => onFatal(new Error(`another process took over the state folder ${stateDir}: this one stops writing to it`)),
+  }).catch((err: unknown) => {
+    // Exit 2, as for any other problem of the process's setup.
+    throw err instanceof OwnershipError ? new RuntimeConfigError(err.message) : err;
+  });
+
   const dispatcher = options.dispatcher ?? createDispatcher({ services: model.services, discovery: ctx.discovery, log, metrics, client: ctx.client });
   const discovery = options.dispatcher === undefined ? ctx.discovery : null;
-  const pipeline = await SourcePipeline.open({
-    source,
-    stateDir: ctx.env.stateDir,
-    fsync: model.checkpoint.fsync,
-    dispatcher,
-    log,
-    metrics,
-    discardUnbatched: kind.rereads,
-    maxInFlight: options.maxInFlight,
-    queue: options.queue,
-    canSend: discovery === null ? undefined : () => discovery.instances(source.to).length > 0,
-    onFatal: options.onFatal ?? crash,
-    backoff: model.services.find((s) => s.name === source.to)?.retry,
-    deadLetterAfterMs: deadLetterAfter(model.services, source.to),
-    clock: ctx.clock,
-  });
+  let pipeline: SourcePipeline;
+  try {
+    pipeline = await SourcePipeline.open({
+      source,
+      stateDir: ctx.env.stateDir,
+      fsync: model.checkpoint.fsync,
+      dispatcher,
+      log,
+      metrics,
+      discardUnbatched: kind.rereads,
+      maxInFlight: options.maxInFlight,
+      queue: options.queue,
+      canSend: discovery === null ? undefined : () => discovery.instances(source.to).length > 0,
+      onFatal,
+      backoff: model.services.find((s) => s.name === source.to)?.retry,
+      deadLetterAfterMs: deadLetterAfter(model.services, source.to),
+      clock: ctx.clock,
+    });
+  } catch (err) {
+    dispatcher.close();
+    await owner.release();
+    throw err;
+  }
   const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
   const intake = kind.open({ source, pipeline, env: ctx.env, log, metrics, pollMs: options.pollMs });
   const routes: Route[] = intake.routes ?? [];
@@ -98,15 +123,29 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
       const failure = pipeline.failure;
       return failure === null ? { ready: true } : { ready: false, reasons: [`the durable log failed: ${failure.message}`] };
     },
-    async drain(deadlineMs) {
+    async drain(deadlineMs, mode = "drain") {
       try {
-        await intake.stop?.();
-        await pipeline.drain(deadlineMs);
+        if (mode === "halt") {
+          // Nothing more goes to services that are going away: sends in flight are cut, their
+          // batches stay uncommitted and the next start re-sends them.
+          // Intake first (its flags are set at once), so a file or generator does not try an
+          // append the halted pipeline would refuse.
+          const intakeStopped = intake.stop?.();
+          const halted = pipeline.halt(deadlineMs);
+          dispatcher.close();
+          await intakeStopped;
+          await halted;
+        } else {
+          await intake.stop?.();
+          await pipeline.drain(deadlineMs);
+        }
         const { committed, deadLetters } = pipeline.stats;
-        log.info("source drained", { committed, deadLetters, uncommitted: pipeline.depth, nextSeq: pipeline.nextSeq });
+        log.info(mode === "halt" ? "source halted" : "source drained", { committed, deadLetters, uncommitted: pipeline.depth, nextSeq: pipeline.nextSeq });
       } finally {
         unsubscribe();
         dispatcher.close();
+        // The log is closed: the next owner may have the folder.
+        await owner.release();
       }
     },
   };

@@ -646,6 +646,32 @@ export class SourcePipeline {
     this.notify();
   }
 
+  /**
+   * Stops without sending anything more: for a source whose supervisor died, whose services are
+   * going away as well. Intake and sending stop at once, and answers that come later are
+   * ignored (their batches stay uncommitted: never dead-lettered); appends in progress become
+   * durable (they may be acknowledged) until `deadlineMs`, the open batch's boundaries are
+   * logged, and the log is flushed and closed. The next start re-sends what is not committed.
+   */
+  async halt(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    this.stopped = true;
+    this.notify();
+    await this.waitUntil(() => this.appending === 0 || this.fatal !== null, deadlineMs);
+    if (this.fatal === null) this.batcher.flush();
+    this.batcher.stop();
+    if (this.retryTimer !== null) this.clock.clearTimer(this.retryTimer);
+    this.retryTimer = null;
+    if (this.entries.length > 0)
+      this.logger.info("halted: unfinished batches stay uncommitted and are re-sent at the next start", { batches: this.entries.length });
+    try {
+      await this.log.close();
+    } catch (error) {
+      this.logger.error("could not flush the durable log", { error });
+    }
+    this.notify();
+  }
+
   /** Waits until `done()` holds or `deadlineMs` passes; whether it holds. */
   private async waitUntil(done: () => boolean, deadlineMs: number): Promise<boolean> {
     while (!done()) {

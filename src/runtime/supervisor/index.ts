@@ -2,9 +2,17 @@
  * The supervisor: `node mbc-runtime.mjs` with no role runs the whole system on one machine, one
  * child process per role, each running the same bundle with `--role …`.
  *
- * - Start order: the registry, when the system's registry backend runs one (waiting until it
- *   answers /healthz, up to 10 s), then the service
- *   instances, sinks first (so a stage's downstream is up before it), then the sources.
+ * - Ownership: it takes `STATE_DIR/supervisor.lock` first (core/ownership.ts), so a second
+ *   runtime on the same state folder waits for the first to let go, up to the lock's stale
+ *   time, then exits 2 naming it, rather than starting a second copy of the system.
+ * - Start order, in stages (what Compose's `depends_on: service_healthy` and systemd's ordering
+ *   do): the registry, when the system's registry backend runs one; then the service instances,
+ *   sinks first — a service's stage is one above the highest of its `to` — then the sources.
+ *   The children of a stage start together, and the next stage starts once each of them is
+ *   ready (`/readyz?scope=self`: listening, started, registered) or given up on
+ *   (readiness.ts: a crash loop, or the start timeout, default 30 s), with an error that names
+ *   the child and what its /readyz said. A child given up on keeps being restarted. So no
+ *   process is started before what it sends to can take its batches.
  * - Each child gets the supervisor's environment plus MBC_SYSTEM (so it reads the same
  *   system.json), its service's `env`, and `--max-old-space-size` from its `resources.memory`.
  * - Children's output is forwarded line by line to the supervisor's stderr: JSON lines as they
@@ -21,7 +29,9 @@
  *   their batches while every service is still up), then services from upstream to downstream,
  *   then the registry. Each stage gets its drain budget plus a grace; a child still running
  *   then is killed (SIGKILL, with its process group). A child whose supervisor dies sees its
- *   IPC channel close and drains by itself (process.ts).
+ *   IPC channel close and halts by itself (process/: it stops intake, makes durable what it
+ *   acknowledged, sends nothing more and exits); the supervisor, when a parent started it with
+ *   an IPC channel (`mbc run`), stops the system the same way once that parent is gone.
  * - `stop()` resolves `{clean}`: clean when every child exited 0 in time (or died of the
  *   SIGTERM itself, which happens only before it has installed its handlers, i.e. while it is
  *   still loading, with nothing in flight).
@@ -42,10 +52,14 @@ import {
   restartPolicyOf,
 } from "../../policy/index.js";
 import type { EnvVars, RuntimeSetup } from "../config/index.js";
+import { type Clock, systemClock } from "../core/clock.js";
 import type { Logger, RuntimeEnv, StartedMessage } from "../core/contracts.js";
+import type { FileLock } from "../core/file-lock.js";
 import { createHttpClient } from "../core/http.js";
 import { createLogger, formatLine, installCrashHandlers } from "../core/log.js";
+import { OwnershipError, supervisorLock, takeOwnership } from "../core/ownership.js";
 import { registryBackend } from "../registry/index.js";
+import { type Readiness, waitForStage } from "./readiness.js";
 
 /** A child's "mbc:started" message (process.ts), checked. */
 export function isStartedMessage(value: unknown): value is StartedMessage {
@@ -64,6 +78,8 @@ export interface ChildPlan {
   env: Record<string, string>;
   restart: RestartPolicy;
   drainBudgetMs: number;
+  /** Start stage: lower starts first, and is ready before the next starts (the registry 0, services from the sinks up, sources last). */
+  startStage: number;
   /** Stop stage: lower stops first (sources 0, services by depth, the registry last). */
   stopStage: number;
 }
@@ -77,6 +93,10 @@ export function planChildren(model: Model): ChildPlan[] {
   const depth = new Map<string, number>();
   for (const name of order) depth.set(name, Math.max(0, ...(graph.prev.get(name) ?? []).map((p) => (depth.get(p) ?? 0) + 1)));
   const maxDepth = Math.max(0, ...depth.values());
+  // Height: a service starts once every service below it is ready (sinks first).
+  const height = new Map<string, number>();
+  for (const name of [...order].reverse()) height.set(name, Math.max(0, ...(graph.next.get(name) ?? []).map((n) => (height.get(n) ?? 0) + 1)));
+  const maxHeight = Math.max(0, ...height.values());
 
   const plans: ChildPlan[] = [];
   // The system's own registry process, when its registry backend has one (not when it is outside).
@@ -90,6 +110,7 @@ export function planChildren(model: Model): ChildPlan[] {
       env: {},
       restart: DEFAULT_RESTART,
       drainBudgetMs: drainBudgetMs(model, registry),
+      startStage: 0,
       stopStage: maxDepth + 2,
     });
   }
@@ -107,6 +128,7 @@ export function planChildren(model: Model): ChildPlan[] {
         env: { ...service.env },
         restart: restartPolicyOf(service),
         drainBudgetMs: drainBudgetMs(model, spec),
+        startStage: 1 + (height.get(name) ?? 0),
         stopStage: 1 + (depth.get(name) ?? 0),
       });
     }
@@ -121,6 +143,7 @@ export function planChildren(model: Model): ChildPlan[] {
       env: {},
       restart: DEFAULT_RESTART,
       drainBudgetMs: drainBudgetMs(model, spec),
+      startStage: maxHeight + 2,
       stopStage: 0,
     });
   }
@@ -143,6 +166,9 @@ export type SupervisorEvent =
   | { type: "spawn"; id: string; pid: number }
   | { type: "exit"; id: string; pid: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }
   | { type: "restart"; id: string; delayMs: number; attempt: number }
+  | { type: "ready"; id: string }
+  | { type: "not-ready"; id: string; reason: string }
+  | { type: "started"; ready: boolean }
   | { type: "stopped"; clean: boolean };
 
 export interface SupervisorOptions {
@@ -161,13 +187,26 @@ export interface SupervisorOptions {
   stableMs?: number;
   /** Extra time a stop stage gets on top of its drain budget before SIGKILL (default 5 s). */
   killGraceMs?: number;
+  /** Longest wait at start for a child to be ready before the stage above it starts anyway (default 30 s). */
+  startTimeoutMs?: number;
+  /** Take the state folder's supervisor lock (default true). */
+  lock?: boolean;
+  clock?: Clock;
   log?: Logger;
   onStatus?: (event: SupervisorEvent) => void;
   /** Each line a child writes (stdout or stderr), as forwarded; default: written to stderr. */
   onLog?: (line: string, id: string) => void;
 }
 
+/** How the start went: every child ready, or which were given up on and why. */
+export interface StartOutcome {
+  ready: boolean;
+  notReady: { id: string; reason: string }[];
+}
+
 export interface SupervisorHandle {
+  /** Resolves once every stage has started (each child ready or given up on), or the start was cut short by stop(). */
+  readonly started: Promise<StartOutcome>;
   children(): ChildStatus[];
   /** Pids of the running children, by child id. */
   pids(): Record<string, number>;
@@ -189,15 +228,22 @@ interface Child {
   exited: Promise<void>;
   /** Where it listened last (its "mbc:started" message); a restart takes the same port again. */
   listening: StartedMessage | null;
+  /** The pid of the process that sent `listening`. */
+  listeningPid: number | null;
 }
 
-const REGISTRY_WAIT_MS = 10_000;
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
 
 function variableSet(vars: EnvVars, key: string): boolean {
   const value = vars[key];
   return value !== undefined && value.trim() !== "";
 }
 
+/**
+ * Takes the state folder, then starts the children stage by stage (in the background: the handle
+ * comes back at once, `started` tells when the start is over). Throws an OwnershipError when
+ * another runtime keeps the state folder for the whole of the lock's stale time.
+ */
 export async function startSupervisor(options: SupervisorOptions): Promise<SupervisorHandle> {
   const { entry, env, model } = options;
   const systemPath = options.systemPath ?? join(env.systemDir, "system.json");
@@ -205,6 +251,20 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const vars = options.vars ?? process.env;
   const stableMs = options.stableMs ?? 10_000;
   const killGraceMs = options.killGraceMs ?? 5_000;
+  const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  const clock = options.clock ?? systemClock;
+  const lock: FileLock | null =
+    options.lock === false
+      ? null
+      : await takeOwnership({
+          path: supervisorLock(env.stateDir),
+          what: `the state folder ${env.stateDir}`,
+          hint: "a runtime of this system already runs on it: stop that one first (SIGTERM drains it), or give this one another MBC_STATE_DIR",
+          log,
+          // Another host judged this supervisor dead (its lock went untouched): say so; the
+          // sources' own locks keep their logs safe.
+          onLost: () => log.error("another process took over the state folder's supervisor lock", { stateDir: env.stateDir }),
+        });
   const emit = (event: SupervisorEvent) => {
     try {
       options.onStatus?.(event);
@@ -279,8 +339,8 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     proc.on("message", (message) => {
       if (!isStartedMessage(message)) return;
       child.listening = message;
+      child.listeningPid = proc.pid ?? null;
       log.info("child listening", { child: plan.id, port: message.port, url: message.url });
-      for (const wake of startedWaiters.splice(0)) wake();
     });
     let done = false;
     const onGone = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
@@ -324,45 +384,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     }, delayMs);
   };
 
-  // Wakes whoever waits for a child's "mbc:started" message.
-  const startedWaiters: (() => void)[] = [];
-  let registryUrl = env.registryUrl;
   // The registry on any free port (system.json's port 0) and no MBC_REGISTRY_URL: the children
   // learn its URL from the supervisor once it has started.
   const registryPortFree = model.registry.port === 0 && variableSet(vars, "MBC_REGISTRY_URL") === false;
-
-  const waitForRegistry = async (registry: Child) => {
-    const deadline = Date.now() + REGISTRY_WAIT_MS;
-    if (registryPortFree) {
-      while (!stopping && registry.listening === null && Date.now() < deadline) {
-        await new Promise<void>((resolve) => {
-          startedWaiters.push(resolve);
-          setTimeout(resolve, 100).unref();
-        });
-      }
-      if (registry.listening === null) {
-        if (!stopping) log.warn("the registry did not say where it listens: starting the other children anyway");
-        return;
-      }
-      registryUrl = registry.listening.url;
-      baseEnv.MBC_REGISTRY_URL = registryUrl;
-    }
-    const client = createHttpClient({ maxSockets: 1 });
-    try {
-      while (!stopping && Date.now() < deadline) {
-        try {
-          const res = await client.request("GET", `${registryUrl}/healthz`, { timeoutMs: 1000 });
-          if (res.status === 200) return;
-        } catch {
-          // Not listening yet.
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      if (!stopping) log.warn("the registry is not answering yet: starting the other children anyway", { registry: registryUrl });
-    } finally {
-      client.close();
-    }
-  };
 
   const plans = planChildren(model);
   for (const plan of plans) {
@@ -377,14 +401,63 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       restartTimer: null,
       exited: Promise.resolve(),
       listening: null,
+      listeningPid: null,
     });
   }
   log.info("starting the system", { system: model.name, children: plans.length });
-  for (const child of children.values()) {
-    if (stopping) break;
-    spawnChild(child);
-    if (child.plan.spec.kind === "registry") await waitForRegistry(child);
-  }
+
+  const startStages = async (): Promise<StartOutcome> => {
+    const began = clock.now();
+    const notReady: { id: string; reason: string }[] = [];
+    const client = createHttpClient({ maxSockets: 4 });
+    try {
+      for (const stage of [...new Set(plans.map((p) => p.startStage))].sort((a, b) => a - b)) {
+        if (stopping) break;
+        const members = [...children.values()].filter((c) => c.plan.startStage === stage);
+        const exitsBefore = new Map(members.map((c) => [c.plan.id, c.restarts]));
+        for (const c of members) spawnChild(c);
+        const outcomes: Readiness[] = await waitForStage(
+          members.map((c) => ({
+            id: c.plan.id,
+            // Only the current process's word counts: a restarted child says again where it listens.
+            url: () => (c.proc !== null && c.listeningPid === c.proc.pid ? (c.listening?.url ?? null) : null),
+            exits: () => c.restarts - (exitsBefore.get(c.plan.id) ?? 0),
+            lastExit: () => c.lastExit,
+          })),
+          { client, clock, timeoutMs: startTimeoutMs, stopping: () => stopping },
+        );
+        if (stopping) break;
+        for (const outcome of outcomes) {
+          if (outcome.ready) {
+            emit({ type: "ready", id: outcome.id });
+            continue;
+          }
+          notReady.push({ id: outcome.id, reason: outcome.reason });
+          emit({ type: "not-ready", id: outcome.id, reason: outcome.reason });
+          log.error("child not ready: starting the stages above it anyway", { child: outcome.id, reason: outcome.reason });
+        }
+        const registry = members.find((c) => c.plan.spec.kind === "registry");
+        if (registry !== undefined && registryPortFree) {
+          // The others reach the registry at the URL it reported (a restarted registry takes the same port).
+          if (registry.listening !== null) {
+            baseEnv.MBC_REGISTRY_URL = registry.listening.url;
+          } else log.warn("the registry did not say where it listens: the other children cannot find it");
+        }
+      }
+    } finally {
+      client.close();
+    }
+    if (stopping) return { ready: false, notReady };
+    const ready = notReady.length === 0;
+    if (ready) log.info("system ready", { children: plans.length, ms: clock.now() - began });
+    else log.warn("system started, but not every child is ready", { notReady: notReady.map((n) => n.id) });
+    emit({ type: "started", ready });
+    return { ready, notReady };
+  };
+  const started = startStages().catch((err: unknown) => {
+    log.error("starting the system failed", { error: err });
+    return { ready: false, notReady: [] };
+  });
 
   const signalChild = (child: Child, signal: NodeJS.Signals) => {
     const pid = child.proc?.pid;
@@ -444,12 +517,14 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
         log.warn("child did not stop cleanly", { child: c.plan.id, code: c.lastExit?.code ?? null, signal: c.lastExit?.signal ?? null });
       }
     }
+    await lock?.release();
     log.info("system stopped", { clean });
     emit({ type: "stopped", clean });
     return { clean };
   };
 
   return {
+    started,
     children: () =>
       [...children.values()].map((c) => ({
         id: c.plan.id,
@@ -476,24 +551,37 @@ export async function runSupervisor(options: { setup: RuntimeSetup; entry: strin
   const { setup } = options;
   const log = createLogger({ role: "supervisor" });
   let handle: SupervisorHandle | null = null;
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
+  let stops = 0;
+  const stop = (reason: string, fields: Record<string, unknown> = {}) => {
+    stops++;
+    if (stops > 1) {
       // A second Ctrl-C: the user does not want to wait for the drain.
-      log.warn("second signal: killing every child now", { signal });
+      log.warn("second signal: killing every child now", { reason, ...fields });
       if (handle) for (const pid of Object.values(handle.pids())) killQuietly(-pid);
       process.exit(1);
     }
-    log.info("signal: stopping", { signal });
+    log.info(`${reason}: stopping`, fields);
     if (handle) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
   };
+  const onSignal = (signal: NodeJS.Signals) => stop("signal", { signal });
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  // On a crash the children notice the IPC channel closing and drain by themselves.
+  if (process.send !== undefined) {
+    // Started with an IPC channel (`mbc run`): when that parent dies, even by SIGKILL, the
+    // channel closes and nobody is left to stop this system. Stop it as on SIGTERM.
+    process.on("disconnect", () => stop("the process that started the runtime went away"));
+    process.channel?.unref();
+  }
+  // On a crash the children notice the IPC channel closing and halt by themselves.
   installCrashHandlers(log);
-  handle = await startSupervisor({ entry: options.entry, env: setup.env, model: setup.system.model, systemPath: setup.systemPath, vars: options.vars, log });
-  if (signals > 0) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
+  try {
+    handle = await startSupervisor({ entry: options.entry, env: setup.env, model: setup.system.model, systemPath: setup.systemPath, vars: options.vars, log });
+  } catch (err) {
+    if (!(err instanceof OwnershipError)) throw err;
+    log.error(err.message, { holder: err.holder });
+    process.exit(err.exitCode);
+  }
+  if (stops > 0) handle.stop().then(({ clean }) => process.exit(clean ? 0 : 1));
 }
 
 function killQuietly(pid: number): void {

@@ -9,6 +9,8 @@
  *
  * `instances(service)` returns the same (frozen) array until that service's view changes, so a
  * caller can tell a change by identity. `onChange` is told after each change of the view.
+ * `waitFor` polls at once when the view lacks a service (then at the interval), so a caller
+ * waiting for an instance that has just registered does not wait a whole interval.
  */
 import { type Clock, systemClock, type TimerHandle } from "../../core/clock.js";
 import type { Discovery, InstanceEndpoint, Logger } from "../../core/contracts.js";
@@ -218,7 +220,7 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
     waitFor(services, waitMs) {
       if (hasAll(services)) return Promise.resolve();
       if (closed) return Promise.reject(new Error("discovery is closed"));
-      return new Promise<void>((resolve, reject) => {
+      const waiting = new Promise<void>((resolve, reject) => {
         const waiter: Waiter = {
           services,
           resolve,
@@ -231,6 +233,10 @@ export function createDiscovery(options: DiscoveryOptions): DiscoveryClient {
         };
         waiters.add(waiter);
       });
+      // Ask now rather than at the next poll: an instance that registered since the last one
+      // is seen at once (a poll in progress is joined, so waiters do not multiply requests).
+      void refresh();
+      return waiting;
     },
     close() {
       if (closed) return;

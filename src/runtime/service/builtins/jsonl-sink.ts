@@ -6,7 +6,7 @@
  * - `P`          the records, one JSON line each;
  * - `P.batches`  the index: one line `{"key": …, "end": N, "records": n}` per stored batch,
  *                where `end` is P's length once that batch was appended;
- * - `P.lock`     held while one group of batches is appended (see file-lock.ts).
+ * - `P.lock`     held while one group of batches is appended (see core/file-lock.ts).
  *
  * A batch's key is its id and its path, `source/…/sink#id` (the services it passed, this sink
  * last): a fan-out copy that reaches the sink by another path is another key, and is stored,
@@ -58,8 +58,8 @@ import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Clock, sleep, systemClock, type TimerHandle } from "../../core/clock.js";
 import type { Logger } from "../../core/contracts.js";
+import { acquireFileLock, type FileLock, type FileLockOptions } from "../../core/file-lock.js";
 import { covers, type PieceRange, parsePieceId } from "../../core/pieces.js";
-import { acquireFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 
 export interface JsonlStoreOptions {
   /** fsync data and index before a batch counts as stored (checkpoint.fsync). */
