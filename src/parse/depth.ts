@@ -5,9 +5,9 @@
  * deeper than MAX_DEPTH is reported, at the first collection past it, before anything recurses.
  */
 import { type CST, type Document, isAlias, isMap, isPair, isSeq, type Node } from "yaml";
+import { MAX_DEPTH } from "./limits.js";
 
-/** The deepest nesting of mappings and lists a spec may have (a real one has under 10). */
-export const MAX_DEPTH = 100;
+export { MAX_DEPTH };
 
 export interface TokenDepth {
   /** The offset of the first collection nested deeper than the limit, if any. */

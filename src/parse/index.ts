@@ -10,7 +10,7 @@ import { anchorResolver, measureExpansion } from "./expansion.js";
 import { yamlErrorHints } from "./hints.js";
 import { decodeSpec, MAX_SPEC_BYTES } from "./text.js";
 
-export { MAX_DEPTH } from "./depth.js";
+export { MAX_DEPTH } from "./limits.js";
 export { MAX_SPEC_BYTES } from "./text.js";
 
 /** At most this many aliases are expanded; more indicates a "billion laughs" document. */

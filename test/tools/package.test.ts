@@ -50,6 +50,8 @@ const SHIPPED: RegExp[] = [
   /^dist\/index\.mjs$/,
   /^dist\/runtime\/mbc-runtime\.mjs$/,
   /^dist\/types\/src\/[\w/-]+\.d\.ts$/,
+  // Declarations of the generators' checks, which validation runs (src/build/checks.ts).
+  /^dist\/types\/generators\/[a-z]+\/[\w-]+\.d\.ts$/,
   /^schema\/mbc\.schema\.json$/,
   /^generators\/[a-z]+\/templates\/[\w.-]+\.hbs$/,
   // npm packs a README of every folder it packs anything of, whatever `files` says.
