@@ -17,6 +17,7 @@ import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, pars
 import { hasErrors } from "./diagnostic.js";
 import { formatters } from "./format/index.js";
 import { escapeControls } from "./format/terminal.js";
+import type { Model } from "./model/types.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
@@ -24,6 +25,7 @@ import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.j
 import { resolveEnv } from "./runtime/config/index.js";
 import { describeHolder } from "./runtime/core/file-lock.js";
 import { findOwner, supervisorLock } from "./runtime/core/ownership.js";
+import { runDeadLetterCommand } from "./runtime/dead-letter-command.js";
 import { type SimulationResult, SimulationTooLarge, simulate } from "./simulate/index.js";
 import { UsageError } from "./usage-error.js";
 import { blocksSimulation, findingDiagnostics, simulationTooLargeFinding, strictFailures } from "./validate/simulate-findings.js";
@@ -254,6 +256,32 @@ async function scrape(url: string): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/** The state folder `mbc run` gives a spec's runtime (its checkpoint.dir, against the spec's folder). */
+function runStateDir(specPath: string, model: Model): string {
+  const specDir = dirname(resolve(specPath));
+  const runDir = join(specDir, ".mbc", "run", model.name);
+  try {
+    return resolveEnv(join(runDir, "system.json"), model, { ...process.env, MBC_DATA_DIR: specDir }).stateDir;
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** `mbc dead-letter list|replay [ID…|--all] [--spec FILE]`: the runtime's command, on `mbc run`'s state folder. */
+export async function runDeadLetter(action: string, ids: string[], opts: { spec?: string; env?: string; all?: boolean; json?: boolean }): Promise<number> {
+  const { loaded, file: specPath } = await loadForCommand(opts.spec, opts.env, "dead-letter");
+  const model = loaded.model;
+  if (model === null || hasErrors(loaded.diagnostics)) {
+    say("mbc: the spec has errors: its state folder is not known");
+    return EXIT_SPEC_ERRORS;
+  }
+  const argv = [action, ...ids, ...(opts.all ? ["--all"] : []), ...(opts.json ? ["--json"] : [])];
+  return runDeadLetterCommand(argv, runStateDir(specPath, model), {
+    out: (text) => writeStdout(text),
+    err: (text) => process.stderr.write(text),
+  });
 }
 
 export async function runRun(file: string | undefined, opts: { env?: string }): Promise<number> {

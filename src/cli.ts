@@ -192,6 +192,17 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .action(async (spec: string | undefined, opts) => setExit(await (await commands()).runRun(spec, opts)));
 
   program
+    .command("dead-letter")
+    .description("list the dead letters of `mbc run`'s state folder, or replay them: their sources send them again")
+    .argument("<action>", "list, or replay")
+    .argument("[ids...]", "replay: the ids to replay (see list)")
+    .option("-s, --spec <file>", `spec file; default ./${DEFAULT_SPEC}`)
+    .option("-e, --env <name>", "merge this environment overlay first")
+    .option("--all", "replay: every dead letter")
+    .option("--json", "list: as JSON")
+    .action(async (action: string, ids: string[], opts) => setExit(await (await commands()).runDeadLetter(action, ids, opts)));
+
+  program
     .command("schema")
     .description("print the JSON Schema of the spec (what editors load)")
     .option("-o, --out <file>", "write it to a file instead")

@@ -3,9 +3,10 @@
  * (src/runtime/main.ts calls it with the real roles; tests with fakes).
  */
 
-import { type EnvVars, loadRuntime, parseArgs, RuntimeConfigError, type RuntimeSetup } from "./config/index.js";
+import { type EnvVars, loadRuntime, loadSystem, parseArgs, RuntimeConfigError, type RuntimeSetup, resolveEnv, systemPathFor } from "./config/index.js";
 import { createLogger } from "./core/log.js";
 import type { RoleFactory } from "./core/role.js";
+import { runDeadLetterCommand } from "./dead-letter-command.js";
 
 export type { RoleFactory };
 
@@ -23,6 +24,10 @@ export interface MainOptions {
 
 /** The entry of mbc-runtime.mjs: the supervisor without --role, else the one role. */
 export async function runMain(options: MainOptions): Promise<void> {
+  if (options.argv[0] === "dead-letter") {
+    process.exitCode = await deadLetters(options);
+    return;
+  }
   let setup: RuntimeSetup;
   try {
     setup = loadRuntime(options.argv, options.vars, options.entry);
@@ -57,4 +62,18 @@ export async function runMain(options: MainOptions): Promise<void> {
     createLogger(role.kind === "supervisor" ? { role: "supervisor" } : identityOf(role).fields).error("failed", { error: err });
     process.exit(1);
   }
+}
+
+/** `dead-letter …`: on the state folder the system's processes use (MBC_STATE_DIR, else checkpoint.dir). */
+async function deadLetters(options: MainOptions): Promise<number> {
+  const io = { out: (text: string) => process.stdout.write(text), err: (text: string) => process.stderr.write(text) };
+  let stateDir: string;
+  try {
+    const systemPath = systemPathFor(options.entry, options.vars);
+    stateDir = resolveEnv(systemPath, loadSystem(systemPath).model, options.vars).stateDir;
+  } catch (err) {
+    io.err(`${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof RuntimeConfigError ? err.exitCode : 1;
+  }
+  return runDeadLetterCommand(options.argv.slice(1), stateDir, io);
 }

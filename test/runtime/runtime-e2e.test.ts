@@ -14,10 +14,11 @@
  * MBC_TEST_ECHO=1 echoes every process's log lines; MBC_E2E_TIMINGS=1 prints what each test
  * measured (durations, 503s, retries, memory).
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { binPath } from "../helpers/cli.js";
+import { binPath, runMbc } from "../helpers/cli.js";
 import {
   at,
   buildSystem,
@@ -361,7 +362,7 @@ describe("the built node target, end to end on loopback", () => {
     await stopCleanly(second);
   });
 
-  it("isolates 1 poison record in 1,000: dead-letters exactly those records, stores every other record once, and keeps going", {
+  it("isolates 1 poison record in 1,000: dead-letters exactly those records, stores every other record once, and replays them once when fixed", {
     timeout: 180_000,
   }, async () => {
     const spec = {
@@ -375,18 +376,24 @@ describe("the built node target, end to end on loopback", () => {
       },
     };
     const sys = await buildSystem(spec, {
+      // Every thousandth record is refused while the data folder holds a file `strict`.
       "handlers/poison.mjs": [
+        'import { existsSync } from "node:fs";',
+        'import { join } from "node:path";',
         "export default async function refuseEveryThousandth(records) {",
+        '  const strict = existsSync(join(process.env.MBC_DATA_DIR ?? ".", "strict"));',
         "  for (const r of records) {",
         "    const n = Number(String(r.id).split('-')[1]);",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: the handler's own template string.
-        "    if (n % 1000 === 999) throw new Error(`record ${r.id} is not valid`);",
+        "    if (strict && n % 1000 === 999) throw new Error(`record ${r.id} is not valid`);",
         "  }",
         "  return records;",
         "}",
         "",
       ].join("\n"),
     });
+    mkdirSync(sys.dataDir, { recursive: true });
+    writeFileSync(join(sys.dataDir, "strict"), "");
     const run = startSystem(sys);
     await waitReady(sys, run.child);
     const sourceUrl = () => `http://127.0.0.1:${sys.ports.sources.input}`;
@@ -416,6 +423,39 @@ describe("the built node target, end to end on loopback", () => {
     expect(metricValue(source, "mbc_pieces_bisecting")).toBe(0);
     expect(run.restarts()).toEqual([]);
     log("poison", { letters: letters.length, splits: metricValue(source, "mbc_batches_total", { outcome: "split" }) });
+
+    // The handler is fixed; the dead letters are replayed by the runtime's own command: each is
+    // stored once, and leaves the listing.
+    rmSync(join(sys.dataDir, "strict"));
+    const command = (...args: string[]) =>
+      spawnSync(process.execPath, [sys.bundle, "dead-letter", ...args], { encoding: "utf8", env: { ...process.env, MBC_STATE_DIR: sys.stateDir } });
+    expect(command("list").stdout).toContain("5 dead letters");
+    const replay = command("replay", "--all");
+    expect(replay.status).toBe(0);
+    expect(replay.stdout.match(/^queued /gm)).toHaveLength(5);
+    await waitUntil(() => readIds(sys.sinkFile("store")).ids.size === load.ackedRecords, "the replayed records in the sink", 60_000);
+    await waitUntil(
+      () => !existsSync(join(sys.stateDir, "dead-letter", "replay")) || readdirSync(join(sys.stateDir, "dead-letter", "replay")).length === 0,
+      "the replay folder empty",
+      30_000,
+    );
+    expect(command("list").stdout).toContain("no dead letters");
+    expectExactlyOnce(readIds(sys.sinkFile("store")).ids, load.ackedIds());
+    expect(metricValue(await scrape(sourceUrl()), "mbc_dead_letters_replayed_total", { outcome: "stored" })).toBe(5);
+
+    // Replayed again (the same entry, put back by hand): the sink knows its key, nothing is stored twice.
+    const again = letters[0] as (typeof letters)[number];
+    mkdirSync(join(sys.stateDir, "dead-letter", "replay"), { recursive: true });
+    writeFileSync(
+      join(sys.stateDir, "dead-letter", "replay", again.file),
+      JSON.stringify({ id: again.id, via: again.via, records: again.records, failures: again.failures }),
+    );
+    await waitUntil(
+      async () => metricValue(await scrape(sourceUrl()), "mbc_dead_letters_replayed_total", { outcome: "stored" }) === 6,
+      "the second replay",
+      30_000,
+    );
+    expectExactlyOnce(readIds(sys.sinkFile("store")).ids, load.ackedIds());
 
     await stopCleanly(run);
   });
@@ -584,6 +624,11 @@ describe("the built node target, end to end on loopback", () => {
     await load.done;
     const sink = join(specDir, "data", "results.jsonl");
     await waitUntil(() => readIds(sink).ids.size === 2000, "the records in the example's sink", 30_000, 100);
+
+    // mbc dead-letter finds the state folder of mbc run: nothing there.
+    const listed = runMbc(["dead-letter", "list", "--spec", specPath], { cwd: root });
+    expect(listed.status).toBe(0);
+    expect(listed.stdout).toMatch(/^no dead letters in /);
 
     mbc.kill("SIGTERM");
     const exit = await mbc.waitForExit(60_000);

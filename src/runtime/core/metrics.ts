@@ -48,6 +48,8 @@ export interface RuntimeMetrics {
   waiting(n: number): void;
   /** A source: pieces of poison batches being isolated (split and sent again). */
   bisecting(n: number): void;
+  /** A source: a replayed dead letter was stored, or failed again (dead-letter). */
+  replayed(outcome: "stored" | "dead-letter"): void;
   /** The exposition text of every metric. */
   render(): Promise<string>;
 }
@@ -133,6 +135,12 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
     registers,
   });
   const bisecting = new Gauge({ name: "mbc_pieces_bisecting", help: "A source's pieces of poison batches still being isolated.", registers });
+  const replays = new Counter({
+    name: "mbc_dead_letters_replayed_total",
+    help: "Dead letters a source sent again after a replay: stored, or back among the dead letters (dead-letter).",
+    labelNames: ["outcome"],
+    registers,
+  });
 
   // prom-client throws on a negative increment or a non-finite value: a caller's arithmetic
   // slip must cost a sample, not the batch that was being counted.
@@ -159,6 +167,7 @@ export function createMetrics(identity: MetricsIdentity, options: MetricsOptions
     queueDepth: (n) => queueDepth.set(Number.isFinite(n) ? n : 0),
     waiting: (n) => waiting.set(Number.isFinite(n) ? n : 0),
     bisecting: (n) => bisecting.set(Number.isFinite(n) ? n : 0),
+    replayed: (outcome) => replays.inc({ outcome }),
     render: () => registry.metrics(),
   };
 }

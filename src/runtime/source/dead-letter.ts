@@ -3,9 +3,12 @@
  * its retries, `{id}.json`, holding the batch (id, via, records) and every failure it met:
  *
  * ```json
- * {"id": "orders-1200", "via": ["orders"], "records": […],
- *  "failures": [{"at": "…", "error": "enrich: failed after 3 attempts; …", "service": "enrich", "attempts": […]}]}
+ * {"id": "orders-1200@37-38", "via": ["orders"], "records": […], "texts": ["…"],
+ *  "failures": [{"at": "…", "error": "enrich: poison after 2 attempts; …", "service": "enrich", "attempts": […]}]}
  * ```
+ *
+ * `texts` holds the records as the source logged them, byte for byte; a replay (redrive.ts)
+ * sends them.
  *
  * Files are written atomically (a temporary file in the same folder, fsync'd, renamed over
  * the name, then the folder fsync'd), so a reader or a crash never sees half a file. A batch
@@ -37,8 +40,13 @@ export interface DeadLetter {
   id: string;
   via: string[];
   records: unknown[];
+  /** The records as the source logged them (their JSON texts, byte for byte): what a replay sends. */
+  texts?: string[];
   failures: DeadLetterFailure[];
 }
+
+/** A batch as a dead letter keeps it: its records, and their texts as the source wrote them when it has them. */
+export type DeadBatch = WireBatch & { texts?: readonly string[] };
 
 /** The dead-letter folder of a state folder. */
 export function deadLetterDir(stateDir: string): string {
@@ -78,7 +86,7 @@ const pending = new Map<string, Promise<unknown>>();
  * Records that `batch` failed with `error`: creates `{id}.json` or appends the failure to it.
  * Resolves with the file's path once it is durably in place.
  */
-export function writeDeadLetter(stateDir: string, batch: WireBatch, error: unknown, now: Date = new Date()): Promise<string> {
+export function writeDeadLetter(stateDir: string, batch: DeadBatch, error: unknown, now: Date = new Date()): Promise<string> {
   const dir = deadLetterDir(stateDir);
   const path = join(dir, deadLetterName(batch.id));
   const previous = pending.get(path) ?? Promise.resolve();
@@ -91,10 +99,16 @@ export function writeDeadLetter(stateDir: string, batch: WireBatch, error: unkno
   return run;
 }
 
-async function write(dir: string, path: string, batch: WireBatch, failure: DeadLetterFailure, now: Date): Promise<string> {
+async function write(dir: string, path: string, batch: DeadBatch, failure: DeadLetterFailure, now: Date): Promise<string> {
   await mkdir(dir, { recursive: true });
   let target = path;
-  let entry: DeadLetter = { id: batch.id, via: [...batch.via], records: batch.records, failures: [failure] };
+  let entry: DeadLetter = {
+    id: batch.id,
+    via: [...batch.via],
+    records: batch.records,
+    ...(batch.texts === undefined ? {} : { texts: [...batch.texts] }),
+    failures: [failure],
+  };
   const existing = await readExisting(path);
   if (existing === "unreadable") {
     target = path.replace(/\.json$/, `.${now.toISOString().replace(/[:.]/g, "-")}.json`);

@@ -12,7 +12,8 @@ import { OwnershipError, sourceOwnerLock, takeOwnership } from "../core/ownershi
 import type { Role, RoleContext, RoleFactory } from "../core/role.js";
 import { createDispatcher } from "../dispatch/index.js";
 import { sourceKinds } from "./kinds/index.js";
-import { type QueueLimits, SourcePipeline, sourceLogDir } from "./pipeline.js";
+import { DEFAULT_BACKOFF, type QueueLimits, SourcePipeline, sourceLogDir } from "./pipeline.js";
+import { Redriver } from "./redrive.js";
 
 export interface SourceRoleOptions {
   /** Replaces the HTTP dispatcher (tests). */
@@ -23,6 +24,8 @@ export interface SourceRoleOptions {
   pollMs?: number;
   maxInFlight?: number;
   queue?: QueueLimits;
+  /** How often the replay folder is looked at besides its change events (default 1 s). */
+  replayPollMs?: number;
 }
 
 /**
@@ -112,12 +115,28 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
   const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
   const intake = kind.open({ source, pipeline, env: ctx.env, log, metrics, pollMs: options.pollMs });
   const routes: Route[] = intake.routes ?? [];
+  // Dead letters a user asked to replay (`dead-letter replay`): this source sends its own again.
+  const redriver = new Redriver({
+    stateDir: ctx.env.stateDir,
+    source: source.name,
+    to: source.to,
+    dispatcher,
+    log,
+    backoff: model.services.find((s) => s.name === source.to)?.retry ?? DEFAULT_BACKOFF,
+    clock: ctx.clock,
+    pollMs: options.replayPollMs,
+    onOutcome: (outcome) => {
+      metrics.replayed(outcome);
+      if (outcome === "dead-letter") metrics.deadLetter();
+    },
+  });
 
   return {
     routes,
     start() {
       intake.start?.();
       pipeline.poke();
+      redriver.start();
     },
     ready() {
       const failure = pipeline.failure;
@@ -125,6 +144,8 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
     },
     async drain(deadlineMs, mode = "drain") {
       try {
+        // What is being replayed stays in the replay folder until stored: the next start sends it.
+        const redriveStopped = redriver.stop();
         if (mode === "halt") {
           // Nothing more goes to services that are going away: sends in flight are cut, their
           // batches stay uncommitted and the next start re-sends them.
@@ -139,6 +160,7 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
           await intake.stop?.();
           await pipeline.drain(deadlineMs);
         }
+        await redriveStopped;
         const { committed, deadLetters } = pipeline.stats;
         log.info(mode === "halt" ? "source halted" : "source drained", { committed, deadLetters, uncommitted: pipeline.depth, nextSeq: pipeline.nextSeq });
       } finally {

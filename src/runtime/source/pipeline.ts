@@ -35,12 +35,12 @@ import type { BatchModel, RetryModel, SourceModel } from "../../model/types.js";
 import { retryDelay } from "../../retry/index.js";
 import type { Random } from "../../shared/random.js";
 import { type Clock, systemClock, type TimerHandle } from "../core/clock.js";
-import type { Dispatcher, Logger, TextBatch, WireBatch } from "../core/contracts.js";
+import type { Dispatcher, Logger, TextBatch } from "../core/contracts.js";
 import type { FailureClass } from "../core/failure.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
 import { pieceId } from "../core/pieces.js";
 import { Batcher, type ClosedBatch, type Cursor, type Timer } from "./batcher.js";
-import { writeDeadLetter } from "./dead-letter.js";
+import { type DeadBatch, writeDeadLetter } from "./dead-letter.js";
 import { type KeyState, type Recovery, SourceLog, type SplitEntry } from "./log.js";
 
 /** What a source reports; RuntimeMetrics has all of it. */
@@ -109,7 +109,7 @@ export interface RecordsIn {
   cursors?: Cursor[];
 }
 
-export type DeadLetterWriter = (batch: WireBatch, error: unknown) => Promise<unknown>;
+export type DeadLetterWriter = (batch: DeadBatch, error: unknown) => Promise<unknown>;
 
 export interface SourcePipelineOptions {
   source: SourceModel;
@@ -556,7 +556,7 @@ export class SourcePipeline {
       { batch: wire.id, records: wire.texts.length, failure, error },
     );
     // The texts were validated when they came in (or when the log was recovered).
-    const letter: WireBatch = { id: wire.id, via: wire.via, records: wire.texts.map((t) => JSON.parse(t) as unknown) };
+    const letter: DeadBatch = { id: wire.id, via: wire.via, records: wire.texts.map((t) => JSON.parse(t) as unknown), texts: wire.texts };
     this.deadLetter(letter, error).then(
       () => {
         if (this.stopped) return;
