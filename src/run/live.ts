@@ -17,7 +17,15 @@ export function sumMetrics(text: string, names: readonly string[]): Record<strin
   return out;
 }
 
-export const LIVE_METRICS = ["mbc_records_in_total", "mbc_records_out_total", "mbc_retries_total", "mbc_queue_depth", "mbc_dead_letters_total"] as const;
+export const LIVE_METRICS = [
+  "mbc_records_in_total",
+  "mbc_records_out_total",
+  "mbc_retries_total",
+  "mbc_queue_depth",
+  "mbc_batches_waiting",
+  "mbc_pieces_bisecting",
+  "mbc_dead_letters_total",
+] as const;
 
 export interface Endpoint {
   /** "source" or "service" row it counts towards. */
@@ -82,11 +90,11 @@ export function renderLive(now: Snapshot, before: Snapshot | null, title: string
     if (!before || prev === undefined || dt <= 0) return "–";
     return Math.max(0, ((row.totals[name] ?? 0) - prev) / dt).toFixed(0);
   };
-  const header = `${pad("", 2)}${pad("stage", 24)}${pad("up", 7, true)}${pad("in/s", 10, true)}${pad("out/s", 10, true)}${pad("in", 12, true)}${pad("out", 12, true)}${pad("retries", 9, true)}${pad("queue", 8, true)}${pad("dead", 6, true)}`;
+  const header = `${pad("", 2)}${pad("stage", 24)}${pad("up", 7, true)}${pad("in/s", 10, true)}${pad("out/s", 10, true)}${pad("in", 12, true)}${pad("out", 12, true)}${pad("retries", 9, true)}${pad("queue", 8, true)}${pad("waiting", 9, true)}${pad("bisect", 8, true)}${pad("dead", 6, true)}`;
   const lines = [title, "", header];
   for (const row of now.rows) {
     lines.push(
-      `${pad(row.kind === "source" ? "→" : "·", 2)}${pad(row.name, 24)}${pad(`${row.up}/${row.of}`, 7, true)}${pad(rate(row, "mbc_records_in_total"), 10, true)}${pad(rate(row, "mbc_records_out_total"), 10, true)}${pad(String(row.totals.mbc_records_in_total ?? 0), 12, true)}${pad(String(row.totals.mbc_records_out_total ?? 0), 12, true)}${pad(String(row.totals.mbc_retries_total ?? 0), 9, true)}${pad(String(row.totals.mbc_queue_depth ?? 0), 8, true)}${pad(String(row.totals.mbc_dead_letters_total ?? 0), 6, true)}`,
+      `${pad(row.kind === "source" ? "→" : "·", 2)}${pad(row.name, 24)}${pad(`${row.up}/${row.of}`, 7, true)}${pad(rate(row, "mbc_records_in_total"), 10, true)}${pad(rate(row, "mbc_records_out_total"), 10, true)}${pad(String(row.totals.mbc_records_in_total ?? 0), 12, true)}${pad(String(row.totals.mbc_records_out_total ?? 0), 12, true)}${pad(String(row.totals.mbc_retries_total ?? 0), 9, true)}${pad(String(row.totals.mbc_queue_depth ?? 0), 8, true)}${pad(String(row.totals.mbc_batches_waiting ?? 0), 9, true)}${pad(String(row.totals.mbc_pieces_bisecting ?? 0), 8, true)}${pad(String(row.totals.mbc_dead_letters_total ?? 0), 6, true)}`,
     );
   }
   lines.push("", "Ctrl-C drains in-flight batches and stops.");

@@ -10,6 +10,8 @@ mbc_records_out_total{service="s",instance="0"} ${outTotal}
 mbc_retries_total{service="s",instance="0",to="t"} 2
 mbc_retries_total{service="s",instance="0",to="u"} 3
 mbc_queue_depth{service="s",instance="0"} 1
+mbc_batches_waiting{source="in"} 1.5
+mbc_pieces_bisecting{source="in"} 2
 `;
 
 describe("mbc run's live figures", () => {
@@ -46,6 +48,7 @@ describe("mbc run's live figures", () => {
     const text = renderLive(second, first, "title");
     const row = text.split("\n").find((l) => l.includes(" s ")) ?? "";
     // (300 + 50 - 100) / 2 s = 125 in/s; (250 + 50 - 100) / 2 s = 100 out/s
-    expect(row.split(/\s+/).filter(Boolean)).toEqual(["·", "s", "2/2", "125", "100", "350", "300", "10", "2", "0"]);
+    // …then retries, queue, batches waiting on an unavailable stage, pieces being bisected, dead letters.
+    expect(row.split(/\s+/).filter(Boolean)).toEqual(["·", "s", "2/2", "125", "100", "350", "300", "10", "2", "3", "4", "0"]);
   });
 });
