@@ -19,6 +19,8 @@ export interface RunResult {
 }
 
 export interface RunOptions {
+  /** How long the command may take before it is killed (default 240 s): a guard against a hang. */
+  timeoutMs?: number;
   cwd?: string;
   /** Added to the environment; `undefined` removes a variable. */
   env?: Record<string, string | undefined>;
@@ -53,7 +55,9 @@ export function runMbc(args: readonly string[], options: RunOptions = {}): RunRe
     input: options.input ?? "",
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
-    timeout: 30_000,
+    // Only a guard against a hang: a loaded CI machine may take minutes over a large spec, and
+    // no verdict rests on how long a command took. The test tier's own timeout is longer still.
+    timeout: options.timeoutMs ?? 240_000,
   });
   if (result.error) throw result.error;
   return { stdout: result.stdout, stderr: result.stderr, status: result.status };
