@@ -24,8 +24,9 @@
  *   store the records twice, which is the client's doing, not the system's). With
  *   `idempotencyKeys` every chunk goes under an Idempotency-Key that stays the same across its
  *   attempts: then a re-post must not store it twice, and any second copy is the system's doing.
- *   A `url` function may throw `NoUrl` while the system is being restarted (an outage, no
- *   attempt). `stopLoads()` (afterEach) stops the loads a failed test left running.
+ *   A `url` function may throw (`NoUrl`, or any error) while there is nowhere to post: with
+ *   `retryOutages` that is an outage, not an attempt. `stopLoads()` (afterEach) stops the
+ *   loads a failed test left running.
  * - `OpenLoad` offers a fixed rate whatever the answers (open loop): refused chunks (503) are
  *   dropped, not retried, so the offered load stays what it is.
  * - `readIds(file)` counts the ids of a JSONL file, `readSinkBatches` splits a jsonl sink's
@@ -478,9 +479,9 @@ export function chunkKey(prefix: string, chunk: { first: number }): string {
 }
 
 /**
- * Thrown by a Loader's or OpenLoad's `url` function while there is nowhere to post (the system
- * is being restarted): the attempt is not made, and counts as an outage, not as an attempt that
- * may have been logged.
+ * What a Loader's `url` function throws while there is nowhere to post (the system is being
+ * restarted): the attempt is not made, and counts as an outage (with `retryOutages`), not as an
+ * attempt that may have been logged.
  */
 export class NoUrl extends Error {}
 
@@ -615,7 +616,8 @@ export class Loader {
         try {
           url = urlOf(options.url);
         } catch (err) {
-          if (!(err instanceof NoUrl) || !options.retryOutages) throw err;
+          // Nowhere to post yet (the system is being restarted, its source has not said where it listens): no attempt was made.
+          if (!options.retryOutages) throw err;
           this.outages++;
           await sleep(50);
           continue;
