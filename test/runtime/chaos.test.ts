@@ -288,14 +288,23 @@ async function replayFixed(subject: Subject, fix: () => void, count: () => Outco
   expect(list.status, list.stderr).toBe(0);
   for (const l of letters) expect(list.stdout).toContain(l.id);
   const copies = letters.map((l) => ({ file: join(stateDir, "dead-letter", l.file), text: readFileSync(join(stateDir, "dead-letter", l.file), "utf8") }));
+  const records = letters.reduce((n, l) => n + l.records.length, 0);
   for (let round = 1; round <= 2; round++) {
     if (round === 2) for (const c of copies) writeFileSync(c.file, c.text);
+    const sentBefore = await subject.sourceMetric("mbc_records_out_total");
     const replay = deadLetterCommand(subject.sys, ["replay", "--all"]);
     expect(replay.status, `${replay.stdout}${replay.stderr}`).toBe(0);
-    // Picked up: nothing left in the folder or waiting in replay/, everything committed.
+    // Picked up: nothing left in the folder or waiting in replay/; sent through (a sink that has
+    // them answers 200 too), everything committed.
     await waitUntil(
       () => jsonFiles(join(stateDir, "dead-letter")).length === 0 && jsonFiles(join(stateDir, "dead-letter", "replay")).length === 0,
       `replay ${round} to be picked up`,
+      LONG,
+      100,
+    );
+    await waitUntil(
+      async () => (await subject.sourceMetric("mbc_records_out_total")) >= sentBefore + records,
+      `the ${records} replayed records sent through (replay ${round})`,
       LONG,
       100,
     );
@@ -632,7 +641,9 @@ describe(`the chaos suite (${CHAOS_FULL ? "full" : "short"} version)`, () => {
           await progress(load, step, "before the disk fills");
           const filler = new DiskFiller(dir);
           try {
-            expect(freeBytes(dir)).toBeLessThan(64 * 1024);
+            // The disk is full: the filler's own last write was refused.
+            expect(filler.refusals).toBeGreaterThan(0);
+            expect(freeBytes(dir)).toBeLessThan(1024 * 1024);
             // The fault hit: a write of the system met ENOSPC.
             await waitUntil(() => subject.logsMentioning("ENOSPC").length > 0, `a write under the ${where} to fail with ENOSPC`, LONG, 50);
             await sleep(seconds * 1000);
