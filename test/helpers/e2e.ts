@@ -21,8 +21,12 @@
  *   alternating NDJSON and JSON-array bodies, retrying a 503 after its Retry-After and, when
  *   asked, a connection failure; it remembers which chunks were acknowledged (202) and how many
  *   attempts of each ended without an answer (those may have been logged: a re-post may then
- *   store the records twice, which is the client's doing, not the system's). `stopLoads()`
- *   (afterEach) stops the loads a failed test left running.
+ *   store the records twice, which is the client's doing, not the system's). With
+ *   `idempotencyKeys` every chunk goes under an Idempotency-Key that stays the same across its
+ *   attempts: then a re-post must not store it twice, and any second copy is the system's doing.
+ *   A `url` function may throw (`NoUrl`, or any error) while there is nowhere to post: with
+ *   `retryOutages` that is an outage, not an attempt. `stopLoads()` (afterEach) stops the
+ *   loads a failed test left running.
  * - `OpenLoad` offers a fixed rate whatever the answers (open loop): refused chunks (503) are
  *   dropped, not retried, so the offered load stays what it is.
  * - `readIds(file)` counts the ids of a JSONL file, `readSinkBatches` splits a jsonl sink's
@@ -428,11 +432,18 @@ export class PostError extends Error {
 }
 
 /** POSTs a body over a keep-alive agent; rejects with a PostError when no answer came. */
-export function post(agent: Agent, url: string, body: string, contentType: string, timeoutMs: number): Promise<PostAnswer> {
+export function post(
+  agent: Agent,
+  url: string,
+  body: string,
+  contentType: string,
+  timeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<PostAnswer> {
   return new Promise((resolvePost, reject) => {
     const req = request(
       url,
-      { method: "POST", agent, headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) }, timeout: timeoutMs },
+      { method: "POST", agent, headers: { ...headers, "content-type": contentType, "content-length": Buffer.byteLength(body) }, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -458,7 +469,21 @@ export interface Chunk {
   /** Attempts that ended without an answer other than "connection refused": the records may have been logged. */
   ambiguous: number;
   refused503: number;
+  /** Posted under an Idempotency-Key (the same for every attempt): a re-post must not store it twice. */
+  key?: string;
 }
+
+/** The Idempotency-Key of a chunk: the same for every attempt at it. */
+export function chunkKey(prefix: string, chunk: { first: number }): string {
+  return `${prefix}-${chunk.first}`;
+}
+
+/**
+ * What a Loader's `url` function throws while there is nowhere to post (the system is being
+ * restarted): the attempt is not made, and counts as an outage (with `retryOutages`), not as an
+ * attempt that may have been logged.
+ */
+export class NoUrl extends Error {}
 
 /** The body of a chunk: NDJSON (LF or CRLF, with or without a final newline) or a JSON array, by the chunk's number. */
 export function chunkBody(prefix: string, chunk: { first: number; count: number }, k: number): { body: string; contentType: string } {
@@ -491,6 +516,17 @@ export interface LoaderOptions {
   /** Fail when not done by then (ms from start). */
   timeoutMs: number;
   requestTimeoutMs?: number;
+  /**
+   * Post every chunk under an Idempotency-Key (`chunkKey`), the same for each attempt: a re-post
+   * after an attempt that got no answer is then answered from the source's log. A 409 (the first
+   * attempt with the key is still being logged) is retried after its Retry-After.
+   */
+  idempotencyKeys?: boolean;
+  /**
+   * Retry a 500 (the source could not log the records, e.g. its disk is full) as an attempt
+   * that may have been logged; default false: fail.
+   */
+  retryServerErrors?: boolean;
 }
 
 /** Loads still running: `stopLoads()` (afterEach) stops them when a test failed midway. */
@@ -511,6 +547,16 @@ export class Loader {
   missingRetryAfter = 0;
   /** Attempts that got no answer. */
   failures = 0;
+  /** Attempts not made because `url` said there was nowhere to post (NoUrl). */
+  outages = 0;
+  /** 500 answers (retried with retryServerErrors). */
+  serverErrors = 0;
+  /** 409 answers: a keyed chunk whose first attempt was still being logged. */
+  status409 = 0;
+  /** 202 answers with `Idempotent-Replayed: true`: a keyed chunk answered from the log. */
+  replayed = 0;
+  /** Requests sent and not answered yet. */
+  inFlight = 0;
   private next = 0;
   private stopped = false;
   private readonly agent: Agent;
@@ -561,12 +607,25 @@ export class Loader {
         if (due > Date.now()) await sleep(due - Date.now());
       }
       const { body, contentType } = chunkBody(options.prefix, chunk, k);
+      if (options.idempotencyKeys) chunk.key = chunkKey(options.prefix, chunk);
+      const headers: Record<string, string> = chunk.key === undefined ? {} : { "idempotency-key": chunk.key };
       while (!this.stopped) {
         if (Date.now() > deadline)
           throw new Error(`the load was not done within ${options.timeoutMs} ms (${this.ackedRecords} of ${options.total} acknowledged)`);
-        let answer: PostAnswer;
+        let url: string;
         try {
-          answer = await post(this.agent, urlOf(options.url), body, contentType, options.requestTimeoutMs ?? 30_000);
+          url = urlOf(options.url);
+        } catch (err) {
+          // Nowhere to post yet (the system is being restarted, its source has not said where it listens): no attempt was made.
+          if (!options.retryOutages) throw err;
+          this.outages++;
+          await sleep(50);
+          continue;
+        }
+        let answer: PostAnswer;
+        this.inFlight++;
+        try {
+          answer = await post(this.agent, url, body, contentType, options.requestTimeoutMs ?? 30_000, headers);
         } catch (err) {
           this.failures++;
           const code = err instanceof PostError ? err.code : "EUNKNOWN";
@@ -574,13 +633,29 @@ export class Loader {
           if (!options.retryOutages) throw new Error(`posting records failed: ${(err as Error).message} (${code})`);
           await sleep(50);
           continue;
+        } finally {
+          this.inFlight--;
         }
         if (answer.status === 202) {
           const json = JSON.parse(answer.body) as { accepted: number };
           if (json.accepted !== chunk.count) throw new Error(`202 accepted ${json.accepted} of ${chunk.count} records`);
+          if (answer.headers["idempotent-replayed"] === "true") this.replayed++;
           chunk.acked = true;
           this.ackedRecords += chunk.count;
           break;
+        }
+        if (answer.status === 409 && chunk.key !== undefined) {
+          this.status409++;
+          const after = Number(answer.headers["retry-after"]);
+          await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : 1000);
+          continue;
+        }
+        if (answer.status === 500 && options.retryServerErrors) {
+          // The source failed while logging them: some may be in its log.
+          this.serverErrors++;
+          chunk.ambiguous++;
+          await sleep(200);
+          continue;
         }
         if (answer.status === 503) {
           this.status503++;
@@ -606,6 +681,8 @@ export interface OpenLoadOptions {
   tickMs?: number;
   /** Ticks are skipped (not offered) while this many requests are unanswered (default 64). */
   maxOutstanding?: number;
+  /** Post every chunk under an Idempotency-Key (`chunkKey`). */
+  idempotencyKeys?: boolean;
 }
 
 /** An open-loop load: a fixed rate offered whatever the answers; refused chunks are dropped. */
@@ -653,7 +730,9 @@ export class OpenLoad {
       next += perTick;
       this.offeredRecords += perTick;
       const { body, contentType } = chunkBody(options.prefix, chunk, tick);
-      const p = post(this.agent, urlOf(options.url), body, contentType, 30_000).then(
+      if (options.idempotencyKeys) chunk.key = chunkKey(options.prefix, chunk);
+      const headers: Record<string, string> = chunk.key === undefined ? {} : { "idempotency-key": chunk.key };
+      const p = post(this.agent, urlOf(options.url), body, contentType, 30_000, headers).then(
         (answer) => {
           if (answer.status === 202) {
             chunk.acked = true;
