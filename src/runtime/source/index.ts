@@ -125,9 +125,11 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
     backoff: model.services.find((s) => s.name === source.to)?.retry ?? DEFAULT_BACKOFF,
     clock: ctx.clock,
     pollMs: options.replayPollMs,
-    onOutcome: (outcome) => {
+    onOutcome: (outcome, records) => {
       metrics.replayed(outcome);
       if (outcome === "dead-letter") metrics.deadLetter();
+      // Passed on and answered 2xx, as any batch's records.
+      else metrics.recordsOut(records);
     },
   });
 

@@ -137,8 +137,8 @@ export interface RedriverOptions {
   pollMs?: number;
   clock?: Clock;
   random?: Random;
-  /** Counts a replayed entry stored, or dead-lettered again. */
-  onOutcome?: (outcome: "stored" | "dead-letter") => void;
+  /** Counts a replayed entry of `records` records stored, or dead-lettered again. */
+  onOutcome?: (outcome: "stored" | "dead-letter", records: number) => void;
 }
 
 /** Sends the source's replayed dead letters again, one at a time, while the source runs. */
@@ -256,7 +256,7 @@ export class Redriver {
         await rename(path, join(deadLetterDir(this.options.stateDir), file));
         await writeDeadLetter(this.options.stateDir, { id: letter.id, via: letter.via, records: letter.records, texts }, error);
         this.options.log.warn("a replayed dead letter failed again: it is back among the dead letters", { batch: letter.id, error });
-        this.options.onOutcome?.("dead-letter");
+        this.options.onOutcome?.("dead-letter", texts.length);
         return;
       }
       const sends = (this.waiting.get(letter.id)?.sends ?? 0) + 1;
@@ -267,6 +267,6 @@ export class Redriver {
     this.waiting.delete(letter.id);
     await unlink(path).catch(() => undefined);
     this.options.log.info("replayed a dead letter", { batch: letter.id, records: texts.length });
-    this.options.onOutcome?.("stored");
+    this.options.onOutcome?.("stored", texts.length);
   }
 }
