@@ -27,6 +27,7 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Counter } from "prom-client";
 import type { SourceModel } from "../../../model/types.js";
+import { classifyError } from "../../core/failure.js";
 import { HttpError, type Reply, type Route, type RouteRequest } from "../../core/http.js";
 import { jsonLine, splitJsonArray, textBytes } from "../../core/json-text.js";
 import { type KeyState, MAX_IDEMPOTENCY_KEY_LENGTH } from "../log.js";
@@ -131,6 +132,25 @@ function full(): Reply {
   return { status: 503, json: { error: "the source's queue is full: retry later" }, headers: { "retry-after": String(RETRY_AFTER_SECONDS) } };
 }
 
+/**
+ * Appends records; a log that cannot take them (a full or failing disk) is the source being
+ * unavailable, not the request being wrong: 503 with Retry-After, nothing acknowledged, and the
+ * client posts them again (the process restarts and recovers meanwhile).
+ */
+async function appendOrUnavailable(pipeline: SourcePipeline, input: RecordsIn, key?: { key: string; hash: string }): Promise<Reply | { first: number }> {
+  try {
+    return await pipeline.append(input, key);
+  } catch (err) {
+    if (classifyError(err) !== "unavailable") throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    return {
+      status: 503,
+      json: { error: `the source cannot make records durable now (${code}): retry later` },
+      headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+    };
+  }
+}
+
 const SF_STRING = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/;
 const PRINTABLE = /^[\x20-\x7e]+$/;
 
@@ -213,14 +233,14 @@ export function httpSourceRoute(source: SourceModel, pipeline: SourcePipeline, h
       for (const b of parsed.bytes) total += b;
       if (!pipeline.hasRoom(n, total)) return full();
       if (key === null) {
-        const { first } = await pipeline.append(parsed);
-        return { status: 202, json: { accepted: n, first } };
+        const appended = await appendOrUnavailable(pipeline, parsed);
+        return "status" in appended ? appended : { status: 202, json: { accepted: n, first: appended.first } };
       }
       // Another request with this key may have been logged while this body was read.
       const now = pipeline.keyState(key);
       if (now !== undefined) return answerKnown(key, hash, now, onReplay);
-      const { first } = await pipeline.append(parsed, { key, hash });
-      return { status: 202, json: { accepted: n, first } };
+      const appended = await appendOrUnavailable(pipeline, parsed, { key, hash });
+      return "status" in appended ? appended : { status: 202, json: { accepted: n, first: appended.first } };
     },
   };
 }
