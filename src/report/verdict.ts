@@ -12,7 +12,7 @@ export function backPressure(s: SourceResult): boolean {
 
 /** The verdict's line about a service unavailable to batches because of its own failures. */
 export function unavailableText(svc: ServiceResult): string {
-  return `service "${svc.name}" was unavailable to ${count(svc.batchesUnavailable)} ${svc.batchesUnavailable === 1 ? "batch" : "batches"} after its quick retries (sent again after a back-off)`;
+  return `service "${svc.name}" was unavailable to ${count(svc.batchesUnavailable)} ${svc.batchesUnavailable === 1 ? "batch" : "batches"} after its quick retries (sent again from above)`;
 }
 
 /** The verdict's line about a source that sent batches again. */

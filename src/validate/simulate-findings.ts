@@ -158,7 +158,7 @@ export function unavailableHere(service: ServiceResult): boolean {
 
 function retryFinding(service: ServiceResult, path: string): Finding | null {
   const { retriesRefused: refused, batchesUnavailable: unavailable } = service;
-  const sentAgain = `it was unavailable to ${plural(unavailable, "batch", "batches")}, sent again after a back-off`;
+  const sentAgain = `it was unavailable to ${plural(unavailable, "batch", "batches")} (sent again from above)`;
   if (refused > 0) {
     return {
       code: "sim-retries-refused",
@@ -175,7 +175,7 @@ function retryFinding(service: ServiceResult, path: string): Finding | null {
     severity: "warning",
     path,
     at: "key",
-    message: `simulation: service "${service.name}" was unavailable to ${plural(unavailable, "batch", "batches")} after its quick retries (${failedText(service)}): back-pressure, each was sent again after a back-off`,
+    message: `simulation: service "${service.name}" was unavailable to ${plural(unavailable, "batch", "batches")} after its quick retries (${failedText(service)}): back-pressure, they were sent again from above (its callers' quick retries, then their source after a back-off)`,
     hint: "fix what fails (capacity, `timeout`, faults), or allow more quick retries with `retry.maxRetries` and `retry.on`; meanwhile batches wait at their source, whose queue fills",
   };
 }
@@ -201,7 +201,7 @@ function sourceFindings(source: SourceResult): Finding[] {
       path,
       at: "key",
       message: `simulation: source "${source.name}" dead-lettered ${plural(source.batchesDeadLettered, "batch", "batches")} that waited on unavailable stages longer than retry.deadLetterAfter${after}`,
-      hint: "fix what keeps the stages unavailable, or raise `retry.deadLetterAfter` (or remove it: a batch then waits as long as it takes); `mbc dead-letter replay` sends dead letters again",
+      hint: "fix what keeps the stages unavailable, or raise `retry.deadLetterAfter` (or remove it: a batch then waits as long as it takes); in the running system, `mbc dead-letter replay` sends dead letters again",
     });
   }
   return out;

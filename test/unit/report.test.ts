@@ -190,7 +190,7 @@ describe("the simulation's findings", () => {
     const [lost] = simulationFindings(exhausted);
     expect(lost).toMatchObject({ code: "sim-unavailable", severity: "warning", path: "/services/work", at: "key" });
     expect(lost?.message).toBe(
-      `simulation: service "work" was unavailable to ${work?.batchesUnavailable} batches after its quick retries (failed attempts: 0 timeout, ${work?.failures["5xx"]} 5xx, 0 connect): back-pressure, each was sent again after a back-off`,
+      `simulation: service "work" was unavailable to ${work?.batchesUnavailable} batches after its quick retries (failed attempts: 0 timeout, ${work?.failures["5xx"]} 5xx, 0 connect): back-pressure, they were sent again from above (its callers' quick retries, then their source after a back-off)`,
     );
     expect(strictFailures(exhausted).some((f) => f.includes('service "work"'))).toBe(false);
   });
