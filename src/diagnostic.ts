@@ -24,7 +24,9 @@ export type DiagnosticCode =
   | "sim-overloaded"
   | "sim-low-headroom"
   | "sim-retries-refused"
-  | "sim-batches-failed"
+  | "sim-unavailable"
+  | "sim-records-refused"
+  | "sim-dead-lettered"
   | "sim-too-large";
 
 /** The codes of the simulation's findings (`mbc validate --simulate`, `mbc simulate`): not rules of the spec. */

@@ -8,8 +8,9 @@
  * input. Every piece of text from the spec or the result is escaped.
  */
 import type { ServiceResult, SimulationResult, SimulationSeries } from "../simulate/result.js";
-import { assessService, type LoadLevel, type ServiceAssessment, strictFailures } from "../validate/simulate-findings.js";
+import { assessService, type LoadLevel, type ServiceAssessment, strictFailures, unavailableHere } from "../validate/simulate-findings.js";
 import { count, DASH, duration, fixed, ms, pct, rate, round } from "./numbers.js";
+import { ALL_WELL, backPressure, resentText, unavailableText } from "./verdict.js";
 
 export interface ReportOptions {
   /** The spec file, as the user named it. */
@@ -364,7 +365,7 @@ ${rows.join("\n")}
 
   const retryRows = result.services.map(
     (svc) =>
-      `<tr class="service"><th scope="row">${esc(svc.name)}</th><td>${count(svc.requests)}</td><td>${fixed(svc.retriesPerRequest)}</td><td>${fixed(svc.predicted.retriesPerRequest)}</td><td>${fixed(svc.retryFigure)}</td><td>${fixed(svc.predicted.retryFigure)}</td><td class="${svc.retriesRefused > 0 ? "bad-text" : ""}">${count(svc.retriesRefused)}</td><td class="${svc.batchesFailed > 0 ? "warn-text" : ""}">${count(svc.batchesFailed)}</td><td>${ms(svc.latencyMs.p50)}</td><td>${ms(svc.latencyMs.p95)}</td><td>${ms(svc.latencyMs.p99)}</td></tr>`,
+      `<tr class="service"><th scope="row">${esc(svc.name)}</th><td>${count(svc.requests)}</td><td>${fixed(svc.retriesPerRequest)}</td><td>${fixed(svc.predicted.retriesPerRequest)}</td><td>${fixed(svc.retryFigure)}</td><td>${fixed(svc.predicted.retryFigure)}</td><td class="${svc.retriesRefused > 0 ? "bad-text" : ""}">${count(svc.retriesRefused)}</td><td class="${svc.batchesUnavailable > 0 ? "warn-text" : ""}">${count(svc.batchesUnavailable)}</td><td>${ms(svc.latencyMs.p50)}</td><td>${ms(svc.latencyMs.p95)}</td><td>${ms(svc.latencyMs.p99)}</td></tr>`,
   );
   const e = result.endToEndMs;
   retryRows.push(
@@ -372,22 +373,37 @@ ${rows.join("\n")}
   );
   const retries = `<table class="summary" data-table="retries">
 <thead><tr><th rowspan="2" scope="col">service</th><th scope="col">batches</th><th colspan="2" scope="colgroup">r (retries/request)</th><th colspan="2" scope="colgroup">R(r,t,m)</th><th scope="col">retries</th><th scope="col">batches</th><th colspan="3" scope="colgroup">latency (ms)</th></tr>
-<tr><th>in</th><th>sim</th><th>static</th><th>sim</th><th>static</th><th>refused</th><th>failed</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
+<tr><th>in</th><th>sim</th><th>static</th><th>sim</th><th>static</th><th>refused</th><th>unavailable</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
 <tbody>
 ${retryRows.join("\n")}
 </tbody></table>`;
 
   const sourceRows = result.sources.map(
     (s) =>
-      `<tr><th scope="row">${esc(s.name)}</th><td>${rate(s.ratePerSec)}</td><td>${count(s.records)}</td><td>${count(s.batches)}</td><td>${s.meanBatchRecords === null ? DASH : s.meanBatchRecords.toFixed(1)}</td><td>${count(s.closedBy.maxRecords)}</td><td>${count(s.closedBy.maxBytes)}</td><td>${count(s.closedBy.maxWait)}</td></tr>`,
+      `<tr><th scope="row">${esc(s.name)}</th><td>${rate(s.ratePerSec)}</td><td>${count(s.records)}</td><td class="${s.recordsRefused > 0 ? "bad-text" : ""}">${count(s.recordsRefused)}</td><td>${count(s.batches)}</td><td>${s.meanBatchRecords === null ? DASH : s.meanBatchRecords.toFixed(1)}</td><td>${count(s.closedBy.maxRecords)}</td><td>${count(s.closedBy.maxBytes)}</td><td>${count(s.closedBy.maxWait)}</td></tr>`,
   );
   const sources = `<table class="summary" data-table="sources">
-<thead><tr><th rowspan="2" scope="col">source</th><th colspan="2" scope="colgroup">in</th><th colspan="2" scope="colgroup">batches</th><th colspan="3" scope="colgroup">closed by</th></tr>
-<tr><th>rate</th><th>records</th><th>count</th><th>mean size</th><th>maxRecords</th><th>maxBytes</th><th>maxWait</th></tr></thead>
+<thead><tr><th rowspan="2" scope="col">source</th><th colspan="3" scope="colgroup">in</th><th colspan="2" scope="colgroup">batches</th><th colspan="3" scope="colgroup">closed by</th></tr>
+<tr><th>rate</th><th>records</th><th>refused</th><th>count</th><th>mean size</th><th>maxRecords</th><th>maxBytes</th><th>maxWait</th></tr></thead>
 <tbody>
 ${sourceRows.join("\n")}
 </tbody></table>`;
-  return `${load}\n${retries}\n${sources}`;
+  // Back-pressure, only when a source felt it (as in the text table).
+  const pressed = result.sources.filter(backPressure);
+  const pressureRows = pressed.map(
+    (s) =>
+      `<tr><th scope="row">${esc(s.name)}</th><td class="${s.maxQueueRecords >= s.queueLimitRecords ? "bad-text" : ""}">${count(s.maxQueueRecords)}</td><td>${count(s.queueLimitRecords)}</td><td>${count(s.resends)}</td><td>${count(s.waitedMs.count)}</td><td>${ms(s.waitedMs.p50)}</td><td>${ms(s.waitedMs.p99)}</td><td>${ms(s.waitedMs.max)}</td><td class="${s.batchesDeadLettered > 0 ? "bad-text" : ""}">${count(s.batchesDeadLettered)}</td><td>${count(s.batchesWaitingAtEnd)}</td></tr>`,
+  );
+  const pressure =
+    pressed.length === 0
+      ? ""
+      : `\n<table class="summary" data-table="back-pressure">
+<thead><tr><th rowspan="2" scope="col">source</th><th colspan="2" scope="colgroup">queue (records)</th><th scope="col">sent again</th><th colspan="4" scope="colgroup">batches that waited (ms)</th><th scope="col">dead-</th><th scope="col">waiting</th></tr>
+<tr><th>max</th><th>limit</th><th>sends</th><th>count</th><th>p50</th><th>p99</th><th>max</th><th>lettered</th><th>at end</th></tr></thead>
+<tbody>
+${pressureRows.join("\n")}
+</tbody></table>`;
+  return `${load}\n${retries}\n${sources}${pressure}`;
 }
 
 function verdict(result: SimulationResult, assessed: ServiceAssessment[]): string {
@@ -399,8 +415,9 @@ function verdict(result: SimulationResult, assessed: ServiceAssessment[]): strin
       warn.push(
         `${svc.instances.length === 1 ? `service "${svc.name}"` : `instance ${a.peak.index} of service "${svc.name}"`} has little headroom (${pct(a.peak.load)} of its capacity)`,
       );
-    if (svc.batchesFailed > 0) warn.push(`${count(svc.batchesFailed)} of the ${count(svc.requests)} batches of service "${svc.name}" failed for good`);
+    if (unavailableHere(svc)) warn.push(unavailableText(svc));
   });
+  for (const s of result.sources) if (s.resends > 0) warn.push(resentText(s));
   const cls = bad.length > 0 ? "bad" : warn.length > 0 ? "warn" : "ok";
   const headline =
     bad.length > 0
@@ -409,7 +426,7 @@ function verdict(result: SimulationResult, assessed: ServiceAssessment[]): strin
         ? "Within capacity, with things to watch"
         : "Every service within capacity";
   const items = [...bad.map((t) => `<li class="bad">${esc(t)}</li>`), ...warn.map((t) => `<li class="warn">${esc(t)}</li>`)];
-  if (bad.length === 0) items.push(`<li class="ok">no service overloaded, no retry refused by a budget</li>`);
+  if (bad.length === 0) items.push(`<li class="ok">${esc(ALL_WELL)}</li>`);
   return `<section class="verdict ${cls}" data-verdict="${cls}"><h2>${esc(headline)}</h2><ul>${items.join("")}</ul></section>`;
 }
 
@@ -425,14 +442,15 @@ function kpis(result: SimulationResult, assessed: ServiceAssessment[]): string {
   const records = result.sources.reduce((a, s) => a + s.records, 0);
   const retries = result.services.reduce((a, s) => a + s.retries, 0);
   const refused = result.services.reduce((a, s) => a + s.retriesRefused, 0);
-  const failed = result.services.reduce((a, s) => a + s.batchesFailed, 0);
+  const resent = result.sources.reduce((a, s) => a + s.resends, 0);
+  const turnedAway = result.sources.reduce((a, s) => a + s.recordsRefused, 0);
   const tile = (label: string, value: string, detail: string, cls = "") =>
     `<div class="kpi ${cls}"><div class="kpi-label">${esc(label)}</div><div class="kpi-value">${esc(value)}</div><div class="kpi-detail">${esc(detail)}</div></div>`;
   return `<section class="kpis">
 ${tile("peak load", p === null ? DASH : pct(p.load), p === null ? "no capacity known" : p.name, p === null ? "" : LEVEL_CLASS[p.level])}
 ${tile("end-to-end p99", e.p99 === null ? DASH : msLabel(e.p99), e.count === 0 ? "no batch completed" : `p50 ${msLabel(e.p50 ?? 0)} · p95 ${msLabel(e.p95 ?? 0)}`)}
-${tile("records in", count(records), `${count(e.count)} batches reached a sink`)}
-${tile("retries", count(retries), `${count(refused)} refused by a budget · ${count(failed)} batches failed`, refused > 0 ? "bad" : failed > 0 ? "warn" : "")}
+${tile("records in", count(records), turnedAway > 0 ? `${count(turnedAway)} refused: a queue was full` : `${count(e.count)} batches reached a sink`, turnedAway > 0 ? "bad" : "")}
+${tile("retries", count(retries), `${count(refused)} refused by a budget · ${count(resent)} batches sent again`, refused > 0 ? "bad" : resent > 0 ? "warn" : "")}
 </section>`;
 }
 

@@ -4,8 +4,9 @@
  */
 import { createColors } from "picocolors";
 import type { ServiceResult, SimulationResult } from "../simulate/result.js";
-import { assessService, type LoadLevel, strictFailures } from "../validate/simulate-findings.js";
+import { assessService, type LoadLevel, strictFailures, unavailableHere } from "../validate/simulate-findings.js";
 import { count, DASH, duration, fixed, ms, pct, rate } from "./numbers.js";
+import { ALL_WELL, backPressure, resentText, unavailableText } from "./verdict.js";
 
 type Paint = (s: string) => string;
 
@@ -110,6 +111,7 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
         { group: "SOURCES", head: "", align: "left" },
         { group: "in", head: "rate", align: "right" },
         { group: "in", head: "records", align: "right" },
+        { group: "in", head: "refused", align: "right" },
         { group: "batches", head: "count", align: "right" },
         { group: "batches", head: "mean", align: "right" },
         { group: "closed by", head: "records", align: "right" },
@@ -120,6 +122,7 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
         s.name,
         rate(s.ratePerSec),
         count(s.records),
+        s.recordsRefused > 0 ? { text: count(s.recordsRefused), paint: c.red } : "0",
         count(s.batches),
         s.meanBatchRecords === null ? DASH : s.meanBatchRecords.toFixed(1),
         count(s.closedBy.maxRecords),
@@ -130,6 +133,41 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
     ),
   );
   out.push("");
+
+  // Back-pressure, only when a source felt it: its queue, batches sent again, dead letters.
+  const pressed = result.sources.filter(backPressure);
+  if (pressed.length > 0) {
+    out.push(
+      ...layout(
+        [
+          { group: "BACK-PRESSURE", head: "source", align: "left" },
+          { group: "queue (records)", head: "max", align: "right" },
+          { group: "queue (records)", head: "limit", align: "right" },
+          { group: "sent again", head: "sends", align: "right" },
+          { group: "batches that waited (ms)", head: "count", align: "right" },
+          { group: "batches that waited (ms)", head: "p50", align: "right" },
+          { group: "batches that waited (ms)", head: "p99", align: "right" },
+          { group: "batches that waited (ms)", head: "max", align: "right" },
+          { group: "dead-", head: "lettered", align: "right" },
+          { group: "waiting", head: "at end", align: "right" },
+        ],
+        pressed.map((s) => [
+          s.name,
+          s.maxQueueRecords >= s.queueLimitRecords ? { text: count(s.maxQueueRecords), paint: c.red } : count(s.maxQueueRecords),
+          count(s.queueLimitRecords),
+          count(s.resends),
+          count(s.waitedMs.count),
+          ms(s.waitedMs.p50),
+          ms(s.waitedMs.p99),
+          ms(s.waitedMs.max),
+          s.batchesDeadLettered > 0 ? { text: count(s.batchesDeadLettered), paint: c.red } : "0",
+          count(s.batchesWaitingAtEnd),
+        ]),
+        c,
+      ),
+    );
+    out.push("");
+  }
 
   // Load, per service and instance.
   const loadRows: Row[] = [];
@@ -204,7 +242,7 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
     fixed(svc.retryFigure),
     fixed(svc.predicted.retryFigure),
     svc.retriesRefused > 0 ? { text: count(svc.retriesRefused), paint: c.red } : "0",
-    svc.batchesFailed > 0 ? { text: count(svc.batchesFailed), paint: c.yellow } : "0",
+    svc.batchesUnavailable > 0 ? { text: count(svc.batchesUnavailable), paint: c.yellow } : "0",
     ms(svc.latencyMs.p50),
     ms(svc.latencyMs.p95),
     ms(svc.latencyMs.p99),
@@ -221,7 +259,7 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
         { group: "R(r,t,m)", head: "sim", align: "right" },
         { group: "R(r,t,m)", head: "static", align: "right" },
         { group: "retries", head: "refused", align: "right" },
-        { group: "batches", head: "failed", align: "right" },
+        { group: "batches", head: "unavailable", align: "right" },
         { group: "latency (ms)", head: "p50", align: "right" },
         { group: "latency (ms)", head: "p95", align: "right" },
         { group: "latency (ms)", head: "p99", align: "right" },
@@ -241,10 +279,10 @@ export function renderTable(result: SimulationResult, options: TableOptions): st
       const who = svc.instances.length === 1 ? `service "${svc.name}"` : `instance ${a.peak.index} of service "${svc.name}"`;
       out.push(`${c.yellow("⚠")} ${who} has little headroom (${pct(a.peak.load)} of its capacity)`);
     }
-    if (svc.batchesFailed > 0)
-      out.push(`${c.yellow("⚠")} ${count(svc.batchesFailed)} of the ${count(svc.requests)} batches of service "${svc.name}" failed for good`);
+    if (unavailableHere(svc)) out.push(`${c.yellow("⚠")} ${unavailableText(svc)}`);
   }
-  if (failures.length === 0) out.push(`${c.green("✔")} no service overloaded, no retry refused by a budget`);
+  for (const s of result.sources) if (s.resends > 0) out.push(`${c.yellow("⚠")} ${resentText(s)}`);
+  if (failures.length === 0) out.push(`${c.green("✔")} ${ALL_WELL}`);
   for (const w of result.warnings) out.push(`${c.dim("note:")} ${w}`);
   return `${out.join("\n")}\n`;
 }

@@ -11,7 +11,12 @@ import type { LoadBalancing } from "../model/types.js";
 
 export type ArrivalProcess = "constant" | "poisson" | "bursty";
 export type ServiceTimeDistribution = "deterministic" | "exponential";
-export type FailureKind = "timeout" | "5xx" | "connect";
+/**
+ * What an attempt failed with: out of time (`timeout`), a transient failure (`5xx`), no instance
+ * or one that went down (`connect`), or a stage below that could not take the batch
+ * (`unavailable`: the instance answered 503, and its caller retries it as a `5xx`).
+ */
+export type FailureKind = "timeout" | "5xx" | "connect" | "unavailable";
 
 /** A distribution of times in ms; every figure is null when there are no samples. */
 export interface Percentiles {
@@ -27,13 +32,35 @@ export interface SourceResult {
   name: string;
   /** The rate simulated (records/s); null when the source has none (no arrivals). */
   ratePerSec: number | null;
+  /** Records that arrived, refused ones included. */
   records: number;
+  /** Records refused because the source's queue was full (an http client gets 503 + Retry-After). */
+  recordsRefused: number;
   batches: number;
   /** Batches closed by each limit of the window. */
   closedBy: { maxRecords: number; maxBytes: number; maxWait: number };
   meanBatchRecords: number | null;
   /** Records that had arrived but whose batch was still open at the end. */
   openRecordsAtEnd: number;
+  /** The most records the queue holds (accepted and not committed yet), as the runtime bounds it. */
+  queueLimitRecords: number;
+  /** The most records it held at once. */
+  maxQueueRecords: number;
+  /** Records it held at the end (accepted, not committed: open, in flight, waiting). */
+  queueRecordsAtEnd: number;
+  /** Batches committed, in the order they closed: every stage on every path took them, or they were dead-lettered. */
+  batchesCommitted: number;
+  recordsCommitted: number;
+  /** The smallest `retry.deadLetterAfter` on the source's paths; null: a batch waits as long as it takes. */
+  deadLetterAfterMs: number | null;
+  /** Of the batches committed: those that waited on unavailable stages longer than `retry.deadLetterAfter` (the smallest on their paths). */
+  batchesDeadLettered: number;
+  /** Sends of a batch again after a stage was unavailable to it (after the back-off). */
+  resends: number;
+  /** Batches waiting at the end to be sent again (backing off, or held while the first stage has no instance). */
+  batchesWaitingAtEnd: number;
+  /** Of the batches that went back to the source at least once and were then committed or dead-lettered: the time from their first send until then. */
+  waitedMs: Percentiles;
 }
 
 export interface InstancePrediction {
@@ -79,12 +106,21 @@ export interface ServiceResult {
   requests: number;
   attempts: number;
   retries: number;
-  /** Retries the retry budget refused (the batch then failed). */
+  /** Retries the retry budget refused (the service was then unavailable to that batch). */
   retriesRefused: number;
+  /** Attempts whose handler succeeded: the batch then went on to the services in `to`. */
   batchesSucceeded: number;
-  /** Batches that failed for good: retries exhausted, a failure not in `retry.on`, or refused by the budget. */
-  batchesFailed: number;
-  /** Batches still being attempted or waiting for a retry at the end. */
+  /**
+   * Sends of a batch this service could not take: its quick retries were spent, a failure was not
+   * in `retry.on`, the budget refused a retry, or the deadline passed. Its caller was answered
+   * `unavailable` (or `timeout`), and at the first stage the batch went back to its source.
+   */
+  batchesUnavailable: number;
+  /** Sends and retries that found no time left before their deadline: answered `timeout` at once, no attempt made. */
+  noTimeLeft: number;
+  /** Batches a sink had stored already along the same path (sent again after another stage failed): skipped, no work done. */
+  duplicatesSkipped: number;
+  /** Batches still being attempted here or waiting for a retry at the end (not those passed on, waiting for the stages below). */
   batchesInFlightAtEnd: number;
   /** Failed attempts by kind. */
   failures: Record<FailureKind, number>;
@@ -100,7 +136,7 @@ export interface ServiceResult {
   weightedLoad: number | null;
   maxQueueLength: number;
   queueWaitMs: Percentiles;
-  /** From a batch's first record entering a source to the batch's success at this service. */
+  /** From a batch's first record entering a source to its handler's success at this service. */
   latencyMs: Percentiles;
   predicted: ServicePrediction;
   instances: InstanceResult[];

@@ -18,6 +18,11 @@ export const CODES: Record<DiagnosticCode, { severity: Severity; description: st
   "sim-overloaded": { severity: "error", description: "the simulation sent an instance more work than it can do, or kept it busy all the time" },
   "sim-low-headroom": { severity: "warning", description: "the simulation kept an instance at 80% of its capacity or more" },
   "sim-retries-refused": { severity: "warning", description: "in the simulation, a service's retry budget refused retries" },
-  "sim-batches-failed": { severity: "warning", description: "in the simulation, batches of a service failed for good after their retries" },
+  "sim-unavailable": {
+    severity: "warning",
+    description: "in the simulation, a service's own failures made it unavailable to batches after their quick retries (they were sent again: back-pressure)",
+  },
+  "sim-records-refused": { severity: "warning", description: "in the simulation, a source's queue was full and it refused records (clients get 503)" },
+  "sim-dead-lettered": { severity: "warning", description: "in the simulation, a source dead-lettered batches that waited longer than retry.deadLetterAfter" },
   "sim-too-large": { severity: "error", description: "the simulation would take more events than allowed (--max-events)" },
 };

@@ -17,9 +17,9 @@ import type { Json } from "../model/merge.js";
 import { formatMs } from "../model/units.js";
 import type { ParsedSpec } from "../parse/index.js";
 import { joinPointer } from "../pointer.js";
-import { countText } from "../report/numbers.js";
+import { count, countText } from "../report/numbers.js";
 import type { SimulationTooLarge } from "../simulate/estimate.js";
-import type { InstanceResult, ServiceResult, SimulationResult } from "../simulate/result.js";
+import type { InstanceResult, ServiceResult, SimulationResult, SourceResult } from "../simulate/result.js";
 import { has, plural, round } from "./rule.js";
 import { EPSILON, percent } from "./rules/load.js";
 import { LOW_HEADROOM } from "./rules/low-headroom.js";
@@ -138,39 +138,84 @@ function loadFinding(service: ServiceResult, a: ServiceAssessment, peak: Instanc
   };
 }
 
-function retryFinding(service: ServiceResult, path: string): Finding | null {
-  const { retriesRefused: refused, batchesFailed: failed, requests } = service;
-  if (refused === 0 && failed === 0) return null;
+/** Failed attempts by kind, and sends that found no time left, in words. */
+function failedText(service: ServiceResult): string {
   const f = service.failures;
-  const kinds = `failed attempts: ${f.timeout} timeout, ${f["5xx"]} 5xx, ${f.connect} connect`;
-  const lost = `${failed} of its ${plural(requests, "batch", "batches")} failed for good`;
+  const below = f.unavailable > 0 ? `, ${f.unavailable} unavailable below` : "";
+  const late = service.noTimeLeft > 0 ? `; ${plural(service.noTimeLeft, "send", "sends")} with no time left` : "";
+  return `failed attempts: ${f.timeout} timeout, ${f["5xx"]} 5xx, ${f.connect} connect${below}${late}`;
+}
+
+/**
+ * Whether a service was unavailable to batches for reasons of its own: its attempts failed
+ * (timeout, 5xx, connect) or found no time left. One unavailable only because a stage below it
+ * was is left to that stage's finding.
+ */
+export function unavailableHere(service: ServiceResult): boolean {
+  const f = service.failures;
+  return service.batchesUnavailable > 0 && f.timeout + f["5xx"] + f.connect + service.noTimeLeft > 0;
+}
+
+function retryFinding(service: ServiceResult, path: string): Finding | null {
+  const { retriesRefused: refused, batchesUnavailable: unavailable } = service;
+  const sentAgain = `it was unavailable to ${plural(unavailable, "batch", "batches")} (sent again from above)`;
   if (refused > 0) {
     return {
       code: "sim-retries-refused",
       severity: "warning",
       path,
       at: "key",
-      message: `simulation: the retry budget of service "${service.name}" refused ${plural(refused, "retry", "retries")}; ${lost} (${kinds})`,
+      message: `simulation: the retry budget of service "${service.name}" refused ${plural(refused, "retry", "retries")}; ${sentAgain} (${failedText(service)})`,
       hint: "failures outpace the retry budget (retry.budget.ratio of first attempts plus minPerSecond, over 10 s): fix what fails (capacity, `timeout`, faults) or raise the budget",
     };
   }
+  if (!unavailableHere(service)) return null;
   return {
-    code: "sim-batches-failed",
+    code: "sim-unavailable",
     severity: "warning",
     path,
     at: "key",
-    message: `simulation: ${lost} of service "${service.name}" after their retries (${kinds})`,
-    hint: "fix what fails (capacity, `timeout`, faults), or allow more retries with `retry.maxRetries` and `retry.on`",
+    message: `simulation: service "${service.name}" was unavailable to ${plural(unavailable, "batch", "batches")} after its quick retries (${failedText(service)}): back-pressure, they were sent again from above (its callers' quick retries, then their source after a back-off)`,
+    hint: "fix what fails (capacity, `timeout`, faults), or allow more quick retries with `retry.maxRetries` and `retry.on`; meanwhile batches wait at their source, whose queue fills",
   };
 }
 
+function sourceFindings(source: SourceResult): Finding[] {
+  const path = joinPointer("/sources", source.name);
+  const out: Finding[] = [];
+  if (source.recordsRefused > 0) {
+    out.push({
+      code: "sim-records-refused",
+      severity: "warning",
+      path,
+      at: "key",
+      message: `simulation: source "${source.name}" refused ${count(source.recordsRefused)} of its ${count(source.records)} records (${percent(source.recordsRefused / source.records)}): its queue of ${count(source.queueLimitRecords)} records accepted and not committed yet was full`,
+      hint: "the stages after it fell behind or were unavailable (an http client gets 503 with Retry-After, a generator or file source pauses): add capacity or instances where the simulation shows load or unavailability",
+    });
+  }
+  if (source.batchesDeadLettered > 0) {
+    const after = source.deadLetterAfterMs === null ? "" : ` (${formatMs(source.deadLetterAfterMs)})`;
+    out.push({
+      code: "sim-dead-lettered",
+      severity: "warning",
+      path,
+      at: "key",
+      message: `simulation: source "${source.name}" dead-lettered ${plural(source.batchesDeadLettered, "batch", "batches")} that waited on unavailable stages longer than retry.deadLetterAfter${after}`,
+      hint: "fix what keeps the stages unavailable, or raise `retry.deadLetterAfter` (or remove it: a batch then waits as long as it takes); in the running system, `mbc dead-letter replay` sends dead letters again",
+    });
+  }
+  return out;
+}
+
 /**
- * The simulation's findings, service by service in the result's order, each with a code of its
- * own (`sim-…`), so that they are told from the static rules and configured apart from them:
- * `sim-overloaded` or `sim-low-headroom` where the simulated load is at a higher level than the
- * static model's (where it is not, the static rule has said so already), `sim-retries-refused`
- * where the retry budget refused retries, and `sim-batches-failed` where batches failed for good
- * without a refusal.
+ * The simulation's findings, service by service in the result's order, then source by source,
+ * each with a code of its own (`sim-…`), so that they are told from the static rules and
+ * configured apart from them: `sim-overloaded` or `sim-low-headroom` where the simulated load is
+ * at a higher level than the static model's (where it is not, the static rule has said so
+ * already), `sim-retries-refused` where the retry budget refused retries, `sim-unavailable`
+ * where a service's own failures made it unavailable to batches without a refusal (they were
+ * sent again: back-pressure), and at a source `sim-records-refused` where its queue was full and
+ * `sim-dead-lettered` where batches waited longer than `retry.deadLetterAfter`.
  */
 export function simulationFindings(result: SimulationResult): Finding[] {
   const out: Finding[] = [];
@@ -180,12 +225,14 @@ export function simulationFindings(result: SimulationResult): Finding[] {
     const retry = retryFinding(service, a.path);
     if (retry) out.push(retry);
   }
+  for (const source of result.sources) out.push(...sourceFindings(source));
   return out;
 }
 
 /**
  * Why `mbc simulate --strict` fails, one line a reason: a service with an overloaded instance
- * (simulated load ≥ 1), or a retry budget that refused retries. Empty: it passes.
+ * (simulated load ≥ 1), a retry budget that refused retries, a source that refused records (its
+ * queue was full) or dead-lettered batches. Empty: it passes.
  */
 export function strictFailures(result: SimulationResult): string[] {
   const out: string[] = [];
@@ -196,6 +243,11 @@ export function strictFailures(result: SimulationResult): string[] {
       out.push(`${label(service, a.peak.index)} is overloaded (${what})`);
     }
     if (service.retriesRefused > 0) out.push(`the retry budget of service "${service.name}" refused ${plural(service.retriesRefused, "retry", "retries")}`);
+  }
+  for (const source of result.sources) {
+    if (source.recordsRefused > 0) out.push(`source "${source.name}" refused ${count(source.recordsRefused)} records: its queue was full`);
+    if (source.batchesDeadLettered > 0)
+      out.push(`source "${source.name}" dead-lettered ${plural(source.batchesDeadLettered, "batch", "batches")} after retry.deadLetterAfter`);
   }
   return out;
 }
@@ -215,13 +267,20 @@ export function simulationTooLargeFinding(refused: SimulationTooLarge, spec: Jso
       : source !== null && !flags.rate && has(data, `${source}/rate`)
         ? `${source}/rate`
         : (source ?? (has(data, "/simulation") ? "/simulation" : "/sources"));
+  const message =
+    refused.stoppedAtMs === null
+      ? `simulation: ${formatMs(e.durationMs)} at these rates (${countText(e.arrivals)} records in ${countText(e.batches)} batches, ${countText(e.attempts)} attempts at the services) would take about ${countText(e.events)} events, more than the ${countText(refused.maxEvents)} allowed`
+      : `simulation: stopped after ${formatMs(Math.floor(refused.stoppedAtMs))} of ${formatMs(e.durationMs)}, having taken the ${countText(refused.maxEvents)} events allowed: batches were sent again and again while a stage was unavailable (about ${countText(e.events)} events without them)`;
   return {
     code: "sim-too-large",
     severity: "error",
     path,
     at: path.endsWith("/rate") || path.endsWith("/duration") ? "value" : "key",
-    message: `simulation: ${formatMs(e.durationMs)} at these rates (${countText(e.arrivals)} records in ${countText(e.batches)} batches, ${countText(e.attempts)} attempts at the services) would take about ${countText(e.events)} events, more than the ${countText(refused.maxEvents)} allowed`,
-    hint: "shorten `simulation.duration` (or --duration), lower the rates (or --rate), or allow more with --max-events N (200 million events take about a minute)",
+    message,
+    hint:
+      refused.stoppedAtMs === null
+        ? "shorten `simulation.duration` (or --duration), lower the rates (or --rate), or allow more with --max-events N (200 million events take about a minute)"
+        : "fix what keeps the stage unavailable (a fault, capacity, `timeout`), shorten `simulation.duration` (or --duration), or allow more with --max-events N",
   };
 }
 

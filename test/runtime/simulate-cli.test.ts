@@ -52,8 +52,8 @@ ${extra}`;
 
 /** Instance 0 is down the whole run: instance 1 gets 1200 records/s against 1000 of capacity. */
 const FAULTY = pairSpec(1200, "  faults:\n    - service: work\n      instance: 0\n      at: 0s\n      duration: 1h\n");
-/** Half the attempts fail, and the budget allows retries of only 10 % of the first attempts. */
-const STINGY = pairSpec(500, "  failureRate: 0.5\n", "    retry:\n      maxRetries: 5\n      budget:\n        ratio: 0.1\n        minPerSecond: 0\n");
+/** A fifth of the attempts fail, and the budget allows retries of only 10 % of the first attempts. */
+const STINGY = pairSpec(500, "  failureRate: 0.2\n", "    retry:\n      maxRetries: 5\n      budget:\n        ratio: 0.1\n        minPerSecond: 0\n");
 
 function write(text: string, name = "microbatch.yaml"): { dir: string; file: string } {
   const dir = tempDir();
@@ -69,7 +69,8 @@ describe("mbc simulate: the table", () => {
     expect(r.stdout).toMatch(/^design-example · seed 1 · 1m simulated · poisson arrivals/);
     expect(r.stdout).toMatch(/^ {2}#0 w2 2,000\/s +66\.7% +66\.7% +80\.0% +80\.0% +80\.0% .* low headroom$/m);
     expect(r.stdout).toMatch(/^end to end +719 +227 +240 +240$/m);
-    expect(r.stdout).toContain("✔ no service overloaded, no retry refused by a budget");
+    expect(r.stdout).toContain("✔ no service overloaded, no retry refused by a budget, no record refused or dead-lettered");
+    expect(r.stdout).toMatch(/^input +2,400\/s +144,192 +0 +720 +200\.0 /m);
     // The spec's own warnings go to stderr, in the stylish format.
     expect(diagnosticsIn(r.stderr, "stylish")).toEqual([`${EXAMPLE_REL}:35:3 warning low-headroom`, `${EXAMPLE_REL}:35:3 warning weight-capacity-mismatch`]);
     // Not a terminal: no progress bar.
@@ -180,7 +181,10 @@ describe("mbc simulate: flags and exit codes", () => {
     expect(diagnosticsIn(r.stderr, "stylish")).toEqual(["microbatch.yaml:11:3 error overloaded"]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/OVERLOADED, queue grows/);
-    expect(r.stdout).toContain('✖ instance 0 of service "work" is overloaded (offered 120% of its capacity, its queue grows)');
+    // Each instance is sent its capacity and what the source's queue held beyond it; the rest is refused.
+    expect(r.stdout).toMatch(/✖ instance 0 of service "work" is overloaded \(offered 10\d\.\d% of its capacity, its queue grows\)/);
+    expect(r.stdout).toMatch(/✖ source "in" refused [\d,]+ records: its queue was full/);
+    expect(r.stdout).toMatch(/^BACK-PRESSURE/m);
     const strict = runMbc(["simulate", file, "--strict", "-f", "json"], { cwd: dir });
     expect(strict.status).toBe(1);
     expect(JSON.parse(strict.stdout).system).toBe("pair");
@@ -192,7 +196,7 @@ describe("mbc simulate: flags and exit codes", () => {
     expect(runMbc(["simulate", faulty.file], { cwd: faulty.dir }).status).toBe(0);
     const f = runMbc(["simulate", faulty.file, "--strict"], { cwd: faulty.dir });
     expect(f.status).toBe(1);
-    expect(f.stderr).toContain('mbc: --strict: instance 1 of service "work" is overloaded (offered 120% of its capacity, its queue grows)');
+    expect(f.stderr).toMatch(/mbc: --strict: instance 1 of service "work" is overloaded \(offered 10\d\.\d% of its capacity, its queue grows\)/);
 
     const stingy = write(STINGY);
     const s = runMbc(["simulate", stingy.file, "--strict"], { cwd: stingy.dir });
@@ -279,11 +283,12 @@ describe("mbc validate --simulate", () => {
     expect(runMbc(["validate", file], { cwd: dir }).status).toBe(0);
     const r = runMbc(["validate", file, "--simulate"], { cwd: dir });
     expect(r.status).toBe(1);
-    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:11:3 error sim-overloaded"]);
+    expect(diagnosticsIn(r.stdout, "stylish")).toEqual(["microbatch.yaml:4:3 warning sim-records-refused", "microbatch.yaml:11:3 error sim-overloaded"]);
     expect(r.stdout).toContain('simulation: instance 1 of service "work" is overloaded: its queue grows');
     const json = JSON.parse(runMbc(["validate", file, "--simulate", "-f", "json"], { cwd: dir }).stdout);
-    expect(json.diagnostics).toHaveLength(1);
-    expect(json.diagnostics[0]).toMatchObject({ code: "sim-overloaded", severity: "error", path: "/services/work", line: 11, column: 3 });
+    expect(json.diagnostics).toHaveLength(2);
+    expect(json.diagnostics[0]).toMatchObject({ code: "sim-records-refused", severity: "warning", path: "/sources/in", line: 4, column: 3 });
+    expect(json.diagnostics[1]).toMatchObject({ code: "sim-overloaded", severity: "error", path: "/services/work", line: 11, column: 3 });
   });
 
   it("reports retries the budget refused as a `sim-retries-refused` warning", () => {
@@ -311,6 +316,22 @@ describe("docs/simulate.md", () => {
     if (!m) throw new Error("no `$ mbc simulate` example");
     const r = runMbc((m[1] as string).split(" ").slice(1));
     expect(r.stdout).toBe(m[2]);
+  });
+
+  it("shows the table mbc simulate prints for its unavailable stage", () => {
+    const m = /## An unavailable stage\n[\s\S]*?```yaml\n((?:(?!```)[\s\S])*)```[\s\S]*?```text\n\$ (mbc simulate outage\.yaml)\n((?:(?!```)[\s\S])*)```/.exec(
+      page,
+    );
+    if (!m) throw new Error("no unavailable-stage example");
+    const { dir } = write(m[1] as string, "outage.yaml");
+    const r = runMbc((m[2] as string).split(" ").slice(1), { cwd: dir });
+    expect(r.stdout).toBe(m[3]);
+    // Back-pressure, not loss: batches sent again, none refused or dead-lettered.
+    const json = JSON.parse(runMbc(["simulate", "outage.yaml", "-f", "json"], { cwd: dir }).stdout) as SimulationResult;
+    const input = json.sources[0];
+    expect(input?.resends).toBeGreaterThan(0);
+    expect(input).toMatchObject({ recordsRefused: 0, batchesDeadLettered: 0 });
+    expect(json.services[1]?.batchesUnavailable).toBeGreaterThan(0);
   });
 
   it("shows what mbc validate --simulate reports for its YAML example", () => {

@@ -31,7 +31,7 @@ describe.skipIf(browser.skip)("the HTML report in headless Chromium", () => {
     assertBuilt();
     dir = mkdtempSync(join(tmpdir(), "mbc-report-browser-"));
     profile = mkdtempSync(join(dir, "profile-"));
-    // The report of an overloaded run (3500 records/s): every colour and mark shows.
+    // The report of an overloaded run (3500 records/s): every colour and mark shows, and its source's queue fills.
     const run = runMbc(["simulate", EXAMPLE_REL, "--rate", "3500", "--format", "json", "--report", join(dir, "report.html")]);
     expect(run.status).toBe(0);
     result = JSON.parse(run.stdout) as SimulationResult;
@@ -118,7 +118,11 @@ describe.skipIf(browser.skip)("the HTML report in headless Chromium", () => {
 
     // The verdict and the summary are there, as a person reads them.
     await expect(page.locator('[data-verdict="bad"] h2').textContent()).resolves.toMatch(/^The simulation found (a problem|\d+ problems)$/);
-    expect(await page.locator("table.summary").count()).toBe(3);
+    // Load, retries, sources, and back-pressure: at 3500 records/s the source's queue fills and refuses records.
+    expect(result.sources[0]?.recordsRefused).toBeGreaterThan(0);
+    expect(await page.locator("table.summary").count()).toBe(4);
+    const [pressure] = await size('table[data-table="back-pressure"]');
+    expect(pressure?.height).toBeGreaterThan(0);
     expect(outside).toEqual([]);
     expect(errors).toEqual([]);
 

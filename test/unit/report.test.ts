@@ -116,34 +116,52 @@ describe("the simulation's findings", () => {
   });
 
   it("offered load is the work sent over the time up; it passes 100 % where utilisation cannot", () => {
-    // Instance 0 is down the whole run: instance 1 is sent 1.2 × its capacity.
+    // Instance 0 is down the whole run: instance 1 is sent 1.2 × its capacity, until the
+    // source's queue is full and refuses the rest.
     const r = simulate(modelOf(pairSpec(1200, { faults: [{ service: "work", instance: 0, at: "0s", duration: "1h" }] })));
     const [down, up] = r.services[0]?.instances ?? [];
-    if (!down || !up) throw new Error("two instances");
+    const input = r.sources[0];
+    if (!down || !up || !input) throw new Error("two instances, one source");
     expect(offeredLoad(down, r.durationMs)).toBe(0);
-    expect(offeredLoad(up, r.durationMs)).toBeCloseTo(1.2, 2);
+    expect(offeredLoad(up, r.durationMs)).toBeCloseTo(up.records / 1000 / 20, 12);
+    expect(offeredLoad(up, r.durationMs)).toBeGreaterThan(1);
+    // What it was sent beyond its 20 s of work is at most what the source's queue holds.
+    expect(up.records - 20 * 1000).toBeLessThanOrEqual(input.queueLimitRecords);
+    expect(input.recordsRefused).toBeGreaterThan(0);
     expect(up.utilisation).toBeLessThanOrEqual(1);
     expect(offeredLoad({ ...up, capacityPerSec: null }, r.durationMs)).toBeNull();
   });
 
-  it("an overload only the simulation sees (a fault) is a `sim-overloaded` error at the service's key", () => {
+  it("an overload only the simulation sees (a fault) is a `sim-overloaded` error at the service's key, and the records its source refused a warning at the source's", () => {
     const r = simulate(modelOf(pairSpec(1200, { faults: [{ service: "work", instance: 0, at: "0s", duration: "1h" }] })));
     expect(assessService(r.services[0] as never, r.durationMs).staticLevel).toBe("ok");
     const findings = simulationFindings(r);
-    const overloaded = findings.find((f) => f.code === "sim-overloaded");
-    expect(overloaded).toMatchObject({ code: "sim-overloaded", severity: "error", path: "/services/work", at: "key" });
-    expect(overloaded?.message).toMatch(/^simulation: instance 1 of service "work" is overloaded: its queue grows/);
-    expect(overloaded?.message).toContain("the static model predicts 60%");
-    expect(strictFailures(r)).toEqual(['instance 1 of service "work" is overloaded (offered 120% of its capacity, its queue grows)']);
+    expect(findings.map((f) => [f.code, f.severity, f.path, f.at])).toEqual([
+      ["sim-overloaded", "error", "/services/work", "key"],
+      ["sim-records-refused", "warning", "/sources/in", "key"],
+    ]);
+    expect(findings[0]?.message).toMatch(/^simulation: instance 1 of service "work" is overloaded: its queue grows/);
+    expect(findings[0]?.message).toContain("the static model predicts 60%");
+    const refused = count(r.sources[0]?.recordsRefused as number);
+    expect(findings[1]?.message).toBe(
+      `simulation: source "in" refused ${refused} of its 24,000 records (${pct((r.sources[0]?.recordsRefused as number) / 24_000, 1)}): its queue of 1,280 records accepted and not committed yet was full`,
+    );
+    expect(strictFailures(r)).toEqual([
+      `instance 1 of service "work" is overloaded (offered ${pct(offeredLoad(r.services[0]?.instances[1] as never, r.durationMs), 1)} of its capacity, its queue grows)`,
+      `source "in" refused ${refused} records: its queue was full`,
+    ]);
   });
 
   it("a simulated load between 80 % and 100 % that the static model puts lower is `sim-low-headroom`", () => {
-    // 1400 records/s on two instances of 1000/s is 70 % each; with one down for half the run,
-    // the other one carries 85 % on average.
+    // 1400 records/s on two instances of 1000/s is 70 % each; with one down for a quarter of
+    // the run, the other one carries 82 % on average (its backlog, while alone, fills the queue).
     const r = simulate(modelOf(pairSpec(1400, { faults: [{ service: "work", instance: 0, at: "0s", duration: "5s" }] })));
     const findings = simulationFindings(r);
-    expect(findings.map((f) => [f.code, f.severity, f.path])).toEqual([["sim-low-headroom", "warning", "/services/work"]]);
-    expect(strictFailures(r)).toEqual([]);
+    expect(findings.map((f) => [f.code, f.severity, f.path])).toEqual([
+      ["sim-low-headroom", "warning", "/services/work"],
+      ["sim-records-refused", "warning", "/sources/in"],
+    ]);
+    expect(strictFailures(r)).toEqual([`source "in" refused ${count(r.sources[0]?.recordsRefused as number)} records: its queue was full`]);
   });
 
   it("says nothing the static rules said already: an overload in both", () => {
@@ -151,25 +169,68 @@ describe("the simulation's findings", () => {
     expect(assessService(r.services[0] as never, r.durationMs).staticLevel).toBe("overloaded");
     expect(simulationFindings(r).filter((f) => f.code === "sim-overloaded")).toEqual([]);
     // …but --strict still fails on it: the simulation shows it.
-    expect(strictFailures(r)).toHaveLength(1);
+    expect(strictFailures(r).filter((f) => f.includes("is overloaded"))).toHaveLength(1);
   });
 
-  it("retries refused by the budget, and batches that failed, are warnings of their own: `sim-retries-refused`, `sim-batches-failed`", () => {
+  it("retries refused by the budget, and a service unavailable after its quick retries, are warnings of their own: `sim-retries-refused`, `sim-unavailable`", () => {
     const refusing = simulate(modelOf(pairSpec(500, { failureRate: 0.5 }, { maxRetries: 5, budget: { ratio: 0.1, minPerSecond: 0 } })));
     const svc = refusing.services[0];
     expect(svc?.retriesRefused).toBeGreaterThan(0);
     const [finding] = simulationFindings(refusing);
     expect(finding).toMatchObject({ code: "sim-retries-refused", severity: "warning", path: "/services/work", at: "key" });
-    expect(finding?.message).toContain(`the retry budget of service "work" refused ${svc?.retriesRefused} retries`);
-    expect(strictFailures(refusing)).toEqual([`the retry budget of service "work" refused ${svc?.retriesRefused} retries`]);
+    expect(finding?.message).toContain(
+      `the retry budget of service "work" refused ${svc?.retriesRefused} retries; it was unavailable to ${svc?.batchesUnavailable} batches`,
+    );
+    expect(strictFailures(refusing)).toContain(`the retry budget of service "work" refused ${svc?.retriesRefused} retries`);
 
-    // Failed batches without any refusal: warned about, but not a --strict failure.
+    // Unavailable without any refusal: warned about, not a --strict failure in itself.
     const exhausted = simulate(modelOf(pairSpec(500, { failureRate: 0.5 }, { maxRetries: 0 })));
-    expect(exhausted.services[0]?.retriesRefused).toBe(0);
+    const work = exhausted.services[0];
+    expect(work?.retriesRefused).toBe(0);
     const [lost] = simulationFindings(exhausted);
-    expect(lost?.code).toBe("sim-batches-failed");
-    expect(lost?.message).toMatch(/^simulation: \d+ of its \d+ batches failed for good of service "work" after their retries/);
-    expect(strictFailures(exhausted)).toEqual([]);
+    expect(lost).toMatchObject({ code: "sim-unavailable", severity: "warning", path: "/services/work", at: "key" });
+    expect(lost?.message).toBe(
+      `simulation: service "work" was unavailable to ${work?.batchesUnavailable} batches after its quick retries (failed attempts: 0 timeout, ${work?.failures["5xx"]} 5xx, 0 connect): back-pressure, they were sent again from above (its callers' quick retries, then their source after a back-off)`,
+    );
+    expect(strictFailures(exhausted).some((f) => f.includes('service "work"'))).toBe(false);
+  });
+
+  it("a stage unavailable only because the stage below it was is left to that stage's finding", () => {
+    const r = simulate(
+      modelOf({
+        sources: { in: { type: "generator", rate: 200, batch: { maxRecords: 20 }, to: "front" } },
+        services: {
+          front: { handler, capacity: 10_000, to: "store", retry: { budget: { ratio: 1, minPerSecond: 1000 } } },
+          store: { handler, capacity: 10_000, retry: { budget: { ratio: 1, minPerSecond: 1000 } } },
+        },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "store", instance: 0, at: "5s", duration: "5s" }] },
+      }),
+    );
+    expect(r.services[0]?.batchesUnavailable).toBeGreaterThan(0);
+    expect(simulationFindings(r).map((f) => [f.code, f.path])).toEqual([["sim-unavailable", "/services/store"]]);
+    const text = renderTable(r, { color: false });
+    expect(text).toMatch(/^BACK-PRESSURE +queue \(records\) +sent again/m);
+    expect(text).toContain(`⚠ service "store" was unavailable to ${count(r.services[1]?.batchesUnavailable as number)} batches after its quick retries`);
+    expect(text).toMatch(/⚠ source "in" sent batches again \d+ times after a stage was unavailable; a batch waited up to /);
+    expect(text).not.toContain('⚠ service "front"');
+    expect(text).toContain("✔ no service overloaded, no retry refused by a budget, no record refused or dead-lettered");
+  });
+
+  it("batches dead-lettered after retry.deadLetterAfter are `sim-dead-lettered` at the source's key, and fail --strict", () => {
+    const r = simulate(
+      modelOf({
+        sources: { in: { type: "generator", rate: 100, batch: { maxRecords: 20 }, to: "front" } },
+        services: { front: { handler, retry: { maxRetries: 0 }, to: "store" }, store: { handler, retry: { maxRetries: 0, deadLetterAfter: "2s" } } },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "store", instance: 0, at: "0s", duration: "1h" }] },
+      }),
+    );
+    const input = r.sources[0];
+    const dead = simulationFindings(r).find((f) => f.code === "sim-dead-lettered");
+    expect(dead).toMatchObject({ severity: "warning", path: "/sources/in", at: "key" });
+    expect(dead?.message).toBe(
+      `simulation: source "in" dead-lettered ${input?.batchesDeadLettered} batches that waited on unavailable stages longer than retry.deadLetterAfter (2s)`,
+    );
+    expect(strictFailures(r)).toContain(`source "in" dead-lettered ${input?.batchesDeadLettered} batches after retry.deadLetterAfter`);
   });
 
   it("only an error other than `overloaded` keeps a spec from being simulated", () => {
@@ -194,11 +255,24 @@ describe("the table", () => {
 
   it("has every service and instance, the contract's figures by name, and the verdict", () => {
     for (const s of ["design-example", "seed 1", "1m simulated", "input", "data-processing", "result-storage", "end to end"]) expect(text).toContain(s);
-    for (const s of ["share", "sᵢ utilisation", "offered", "L(S,W)", "r (retries/request)", "R(r,t,m)", "refused", "failed", "queue wait (ms)", "latency (ms)"])
+    for (const s of [
+      "share",
+      "sᵢ utilisation",
+      "offered",
+      "L(S,W)",
+      "r (retries/request)",
+      "R(r,t,m)",
+      "refused",
+      "unavailable",
+      "queue wait (ms)",
+      "latency (ms)",
+    ])
       expect(text).toContain(s);
     expect(text).toMatch(/^ {2}#0 w2 2,000\/s +66\.7% +66\.7% +80\.0% +80\.0% +80\.0% +0 +23\.7 +28\.8 +low headroom$/m);
     expect(text).toContain('⚠ instance 0 of service "data-processing" has little headroom (80.0% of its capacity)');
-    expect(text).toContain("✔ no service overloaded, no retry refused by a budget");
+    expect(text).toContain("✔ no service overloaded, no retry refused by a budget, no record refused or dead-lettered");
+    // Nothing pushed back: no back-pressure table.
+    expect(text).not.toContain("BACK-PRESSURE");
   });
 
   it("aligns its columns: numbers end where their header ends", () => {
@@ -279,7 +353,10 @@ describe("the HTML report", () => {
     const over = withSeries(modelOf(pairSpec(1200, { faults: [{ service: "work", instance: 0, at: "0s", duration: "1h" }] })), 20);
     const out = renderReport(over);
     expect(out).toContain('data-verdict="bad"');
-    expect(out).toMatch(/<rect class="bar bad" data-instance="work#1" data-load="1\.2/);
+    expect(out).toMatch(/<rect class="bar bad" data-instance="work#1" data-load="1\.06/);
+    // The source's queue filled: the records tile and the back-pressure table say so.
+    expect(out).toMatch(/refused: a queue was full/);
+    expect(out).toContain('data-table="back-pressure"');
     // An instance without work is still a bar (of 0 %); one without capacity is not.
     expect(out).toMatch(/<rect class="bar ok" data-instance="work#0" data-load="0"/);
   });

@@ -3,16 +3,18 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { normalise } from "../../src/model/normalise.js";
 import type { Model, RawSpec } from "../../src/model/types.js";
+import { queueLimits } from "../../src/runtime/source/pipeline.js";
 import { TimeRing } from "../../src/shared/time-ring.js";
 import { Histogram } from "../../src/simulate/buffers.js";
+import { queueLimitRecords } from "../../src/simulate/engine.js";
 import { EventHeap } from "../../src/simulate/heap.js";
 import {
   DEFAULT_MAX_EVENTS,
   estimateEvents,
-  RETRY_BUDGET_WINDOW_MS,
   type SimulateOptions,
   type SimulationResult,
   SimulationTooLarge,
+  type SourceResult,
   simulate,
 } from "../../src/simulate/index.js";
 import { createStream, streamState } from "../../src/simulate/rng.js";
@@ -167,10 +169,16 @@ describe("the design example: static model and simulation agree", () => {
         expect(Math.abs((i.share as number) - (i.predicted?.share as number))).toBeLessThan(0.01);
       }
       expect(Math.abs((s.weightedLoad as number) - (s.predicted.weightedLoad as number))).toBeLessThan(0.05 * (s.predicted.weightedLoad as number));
-      expect(s.batchesFailed).toBe(0);
+      expect(s.batchesUnavailable).toBe(0);
+      expect(s.noTimeLeft).toBe(0);
       expect(s.retriesPerRequest).toBe(0);
       expect(s.retryFigure).toBe(0);
     }
+    // Nothing failed: no back-pressure, and every batch but the last few is committed.
+    const input = r.sources[0];
+    expect(input).toMatchObject({ recordsRefused: 0, resends: 0, batchesDeadLettered: 0, batchesWaitingAtEnd: 0 });
+    expect(input?.records).toBe((input?.recordsCommitted as number) + (input?.queueRecordsAtEnd as number));
+    expect(input?.maxQueueRecords).toBeLessThan(1000);
     const dp = service(r, "data-processing");
     expect(dp.instances.map((i) => i.predicted?.utilisation)).toEqual([0.8, 0.4]);
     expect(dp.instances.map((i) => i.share)).toEqual([2 / 3, 1 / 3]);
@@ -350,19 +358,23 @@ describe("retries", () => {
     /*
      * Without a budget, failureRate 0.5 and 10 retries ask for ≈ 1 retry per batch. The budget
      * allows, in any 10 s window, retries + 1 ≤ ratio × first attempts + minPerSecond × 10.
-     * Cutting the run into 10 s windows, each window's retries are bounded at its last retry,
-     * whose sliding window holds at most b·W + 1 first attempts (b batches/s, constant
-     * arrivals): over the run, retries ≤ ratio·F + minPerSecond·D + ratio·D/W.
+     * Cutting the run into six 10 s windows, each window's retries are bounded at its last
+     * retry, whose sliding window reaches at most into the window before: over the run,
+     * retries ≤ 2·ratio·F + minPerSecond·D, F the first attempts (sends again included: each
+     * send's first attempt deposits).
      */
-    const s = service(run(modelOf(budgetSpec(ratio, minPerSecond))), "work");
+    const r = run(modelOf(budgetSpec(ratio, minPerSecond)));
+    const s = service(r, "work");
+    const input = r.sources[0] as SourceResult;
     const durationS = 60;
-    const bound = ratio * s.requests + minPerSecond * durationS;
-    expect(s.requests).toBe(6000);
-    expect(s.retries).toBeLessThanOrEqual(bound + (ratio * durationS * 1000) / RETRY_BUDGET_WINDOW_MS);
+    // A refused retry leaves the batch to its source, which sends it again after a back-off.
+    expect(input.resends).toBeGreaterThan(0);
+    expect(s.requests).toBe(input.batches + input.resends);
+    expect(s.retries).toBeLessThanOrEqual(2 * ratio * s.requests + minPerSecond * durationS);
     // And the budget is what stops them: it refuses retries and keeps them close to the cap.
-    expect(s.retries).toBeGreaterThan(0.95 * bound);
+    expect(s.retries).toBeGreaterThan(0.95 * (ratio * s.requests + minPerSecond * durationS));
     expect(s.retriesRefused).toBeGreaterThan(0);
-    expect(s.batchesFailed).toBeGreaterThanOrEqual(s.retriesRefused);
+    expect(s.batchesUnavailable).toBe(s.retriesRefused);
   });
 
   it("without the budget's limit, retries per request follow E[r] = p + … + pᵐ and R = r·t/m", () => {
@@ -377,8 +389,8 @@ describe("retries", () => {
     expect(Math.abs((s.retriesPerRequest as number) - er)).toBeLessThan(0.012);
     expect(s.retryFigure).toBeCloseTo(((s.retriesPerRequest as number) * 0.01) / 3, 12);
     expect(s.predicted.retryFigure).toBeCloseTo((er * 0.01) / 3, 12);
-    // A batch fails only when all 4 attempts fail: p⁴ = 0.0016.
-    expect(s.batchesFailed / s.requests).toBeLessThan(0.003);
+    // A send fails only when all 4 attempts fail: p⁴ = 0.0016.
+    expect(s.batchesUnavailable / s.requests).toBeLessThan(0.003);
   });
 
   it("retries only the failure kinds in retry.on", () => {
@@ -386,8 +398,8 @@ describe("retries", () => {
     (spec.services.work.retry as Record<string, unknown>).on = ["timeout"];
     const s = service(run(modelOf(spec), { durationMs: 10_000 }), "work");
     expect(s.retries).toBe(0);
-    expect(s.failures["5xx"]).toBe(s.batchesFailed);
-    expect(Math.abs(s.batchesFailed / s.requests - 0.5)).toBeLessThan(0.05);
+    expect(s.failures["5xx"]).toBe(s.batchesUnavailable);
+    expect(Math.abs(s.batchesUnavailable / s.requests - 0.5)).toBeLessThan(0.05);
   });
 
   it("a retry goes to a different instance when another healthy one exists", () => {
@@ -415,8 +427,8 @@ describe("retries", () => {
     );
     expect(s.failures.timeout).toBeGreaterThan(1500);
     expect(s.retries).toBe(s.failures.timeout);
-    // A retry on instance 0 would time out again and fail its batch (maxRetries 1): none did.
-    expect(s.batchesFailed).toBe(0);
+    // A retry on instance 0 would time out again and leave its batch to the source (maxRetries 1): none did.
+    expect(s.batchesUnavailable).toBe(0);
     expect(s.instances[0]?.attempts).toBeLessThanOrEqual(s.requests);
   });
 
@@ -451,7 +463,7 @@ describe("faults", () => {
     expect(s.instances[0]?.attempts).toBe(0);
     expect(s.instances[0]?.downMs).toBe(20_000);
     expect(s.instances[0]?.utilisation).toBe(0);
-    expect(s.failures).toEqual({ timeout: 0, "5xx": 0, connect: 0 });
+    expect(s.failures).toEqual({ timeout: 0, "5xx": 0, connect: 0, unavailable: 0 });
     expect(s.instances[1]?.utilisation).toBeCloseTo(1, 2);
   });
 
@@ -461,15 +473,288 @@ describe("faults", () => {
     const s = service(run(modelOf(faultSpec([{ service: "work", instance: 1, at: "5010ms", duration: "2s" }]))), "work");
     expect(s.failures.connect).toBe(1);
     expect(s.retries).toBe(1);
-    expect(s.batchesFailed).toBe(0);
+    expect(s.batchesUnavailable).toBe(0);
     expect(s.instances[1]?.downMs).toBe(2000);
     expect(s.instances[0]?.attempts).toBeGreaterThan(s.instances[1]?.attempts as number);
   });
 
-  it("with every instance down, attempts fail as connect at once", () => {
-    const s = service(run(modelOf(faultSpec([{ service: "work", instance: 0, at: "2s", duration: "2s" }], 1))), "work");
-    expect(s.failures.connect).toBeGreaterThan(100);
-    expect(s.retriesRefused + s.batchesFailed).toBeGreaterThan(0);
+  it("with every instance of the first stage down, the source holds its batches and sends them when one comes up", () => {
+    // Batches of 20 close every 20 ms and take 10 ms: the one closed at 1999 ms is in service at 2 s.
+    const spec = faultSpec([{ service: "work", instance: 0, at: "2s", duration: "2s" }], 1);
+    spec.services.work.capacity = 2000;
+    const r = run(modelOf(spec));
+    const s = service(r, "work");
+    const input = r.sources[0] as SourceResult;
+    // Only the batch in flight at 2 s failed (and its quick retries, at once): the rest waited.
+    expect(s.failures.connect).toBe(1 + s.retries);
+    expect(s.retries).toBe(2);
+    expect(input.resends).toBe(1);
+    expect(s.batchesUnavailable).toBe(1);
+    // Nothing lost: every batch but the open one is committed by the end.
+    expect(input.batchesCommitted).toBe(input.batches);
+    expect(input.recordsCommitted + input.openRecordsAtEnd).toBe(input.records - input.recordsRefused);
+  });
+});
+
+describe("deadlines, as the runtime carries them down the path", () => {
+  /** `front` (no capacity: instant) passes single records to `slow`, whose attempt takes 500 ms and may take 2 s. */
+  const chain = (frontTimeout: string) =>
+    modelOf({
+      sources: { in: { type: "generator", rate: 1, batch: { maxRecords: 1 }, to: "front" } },
+      services: {
+        front: { handler, timeout: frontTimeout, retry: { maxRetries: 0 }, to: "slow" },
+        slow: { handler, capacity: 2, timeout: "2s", retry: { maxRetries: 2, on: ["timeout"], budget: { ratio: 1, minPerSecond: 1000 } } },
+      },
+      simulation: { duration: "30s", arrival: "constant" },
+    });
+
+  it("a stage's attempts and retries end at the deadline it was given: the first stage's timeout", () => {
+    // The source gives front 300 ms; slow's own 2 s would let its 500 ms of work finish, the deadline does not.
+    const r = run(chain("300ms"));
+    const front = service(r, "front");
+    const slow = service(r, "slow");
+    expect(slow.batchesSucceeded).toBe(0);
+    expect(slow.failures.timeout).toBe(slow.attempts - slow.batchesInFlightAtEnd);
+    // Its first retry comes at the deadline and finds no time left: answered at once, no attempt.
+    expect(slow.requests).toBeGreaterThan(20);
+    expect(slow.attempts).toBe(slow.requests);
+    expect(slow.noTimeLeft).toBe(slow.requests - slow.batchesInFlightAtEnd);
+    expect(slow.retries).toBe(slow.noTimeLeft);
+    // front's caller gave up at the same deadline: a timeout at front too, and the batch goes back to its source.
+    expect(front.failures.timeout).toBe(front.batchesUnavailable);
+    expect(front.failures.unavailable).toBe(0);
+    expect(r.sources[0]?.batchesCommitted).toBe(0);
+    expect(r.sources[0]?.resends).toBe(front.requests - (r.sources[0]?.batches as number));
+    // The instance still did the work it was given, up to the end of the run.
+    expect(slow.instances[0]?.utilisation).toBeGreaterThan(0.5);
+  });
+
+  it("with a first-stage timeout long enough for the stage below, the same batches go through", () => {
+    const r = run(chain("3s"));
+    expect(service(r, "slow").batchesSucceeded).toBe(r.sources[0]?.batches);
+    expect(service(r, "slow").failures).toEqual({ timeout: 0, "5xx": 0, connect: 0, unavailable: 0 });
+    expect(r.sources[0]).toMatchObject({ resends: 0, batchesCommitted: 30, recordsRefused: 0 });
+  });
+
+  it("a stage whose handler used up the time answers the stage below at once, as timeout, without an attempt", () => {
+    // front's work takes exactly its 100 ms timeout: it passes the batch on with no time left.
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 1, batch: { maxRecords: 1 }, to: "front" } },
+        services: { front: { handler, capacity: 10, timeout: "100ms", retry: { maxRetries: 0 }, to: "sink" }, sink: { handler, timeout: "50ms" } },
+        simulation: { duration: "10s", arrival: "constant" },
+      }),
+    );
+    const front = service(r, "front");
+    const sink = service(r, "sink");
+    expect(front.batchesSucceeded).toBeGreaterThan(5);
+    expect(sink.requests).toBe(0);
+    expect(sink.noTimeLeft).toBe(front.batchesSucceeded);
+    expect(sink.batchesUnavailable).toBe(front.batchesSucceeded);
+    // The end of front's limit: its caller counts it a timeout, as it does an attempt that waited behind another.
+    expect(front.failures.timeout).toBe(front.attempts - front.batchesInFlightAtEnd);
+    expect(r.endToEndMs.count).toBe(0);
+  });
+});
+
+describe("unavailable stages: back-pressure, as the runtime does it", () => {
+  it("a fault of 5 s on the only instance of the first stage: nothing lost, everything arrives after it, re-sends counted, the queue bound kept", () => {
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 1000, batch: { maxRecords: 20 }, to: "first" } },
+        services: { first: { handler, capacity: 5000, to: "store" }, store: { handler, capacity: 5000 } },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "first", instance: 0, at: "5s", duration: "5s" }] },
+      }),
+      { series: { buckets: 20 } },
+    );
+    const input = r.sources[0] as SourceResult;
+    const first = service(r, "first");
+    const store = service(r, "store");
+    // The queue: 64 batches of 20 records, filled during the fault and never passed.
+    expect(input.queueLimitRecords).toBe(1280);
+    expect(input.maxQueueRecords).toBe(1280);
+    // What arrived while it was full was refused (about 5 s × 1000/s less the 1280 it holds).
+    expect(input.recordsRefused).toBeGreaterThan(5000 - 1280 - 40);
+    expect(input.recordsRefused).toBeLessThan(5000 - 1280 + 400);
+    // Nothing accepted is lost or dead-lettered: by the end every closed batch is committed, each stored once.
+    expect(input.batchesDeadLettered).toBe(0);
+    expect(input.batchesCommitted).toBe(input.batches);
+    expect(input.recordsCommitted + input.openRecordsAtEnd).toBe(input.records - input.recordsRefused);
+    expect(r.endToEndMs.count).toBe(input.batches);
+    expect(store.duplicatesSkipped).toBe(0);
+    // The batch in flight at 5 s failed (with its quick retries), went back, and was re-sent once the instance was up.
+    expect(first.failures.connect).toBe(1 + first.retries);
+    expect(input.resends).toBe(1);
+    expect(first.requests).toBe(input.batches + input.resends);
+    expect(input.waitedMs.count).toBe(1);
+    expect(input.waitedMs.max as number).toBeGreaterThanOrEqual(5000 - 20);
+    // Every record accepted during the fault arrived after it: none reached the store while it lasted.
+    const stored = r.series?.services[1]?.instances[0]?.utilisation as number[];
+    for (let b = 5; b < 10; b++) expect(stored[b]).toBe(0);
+    expect(stored[10]).toBeGreaterThan(0);
+    expect(r.endToEndMs.max as number).toBeGreaterThan(4900);
+  });
+
+  it("a stage below that is down: its caller's quick retries run the handler again, then the source sends the batch again", () => {
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 200, batch: { maxRecords: 20 }, to: "front" } },
+        services: {
+          front: { handler, capacity: 10_000, to: "store", retry: { budget: { ratio: 1, minPerSecond: 1000 } } },
+          store: { handler, capacity: 10_000, retry: { budget: { ratio: 1, minPerSecond: 1000 } } },
+        },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "store", instance: 0, at: "5s", duration: "5s" }] },
+      }),
+    );
+    const front = service(r, "front");
+    const store = service(r, "store");
+    const input = r.sources[0] as SourceResult;
+    // Each of front's handler runs sends to store once; store, down, fails each at once (connect) and gives up after its retries.
+    expect(store.requests + store.noTimeLeft).toBeGreaterThanOrEqual(front.batchesSucceeded - front.batchesInFlightAtEnd);
+    expect(store.failures.connect).toBeGreaterThan(0);
+    expect(front.failures.unavailable).toBe(store.batchesUnavailable);
+    // front retried (its handler ran again): more handler runs than sends to it.
+    expect(front.retries).toBeGreaterThan(0);
+    expect(front.batchesSucceeded).toBeGreaterThan(front.requests);
+    // Back-pressure: front was unavailable only because store was; the source re-sent, and nothing was lost.
+    expect(input.resends).toBeGreaterThan(0);
+    expect(input.batchesDeadLettered).toBe(0);
+    expect(input.batchesCommitted).toBe(input.batches);
+    expect(r.endToEndMs.count).toBe(input.batches);
+  });
+
+  it("a sink skips a batch it stored already along the same path, when another branch failed and the batch came again", () => {
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 200, batch: { maxRecords: 20 }, to: "split" } },
+        services: {
+          split: { handler, capacity: 10_000, to: ["kept", "flaky"], retry: { budget: { ratio: 1, minPerSecond: 1000 } } },
+          kept: { handler, capacity: 10_000 },
+          flaky: { handler, capacity: 10_000, retry: { maxRetries: 0 } },
+        },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "flaky", instance: 0, at: "2s", duration: "3s" }] },
+      }),
+    );
+    const kept = service(r, "kept");
+    const flaky = service(r, "flaky");
+    const input = r.sources[0] as SourceResult;
+    expect(kept.duplicatesSkipped).toBeGreaterThan(0);
+    // kept stored every batch once, and did no work for the copies it skipped.
+    expect(kept.batchesSucceeded).toBe(input.batches);
+    expect(kept.instances[0]?.records).toBe(20 * kept.batchesSucceeded);
+    expect(kept.requests).toBe(kept.batchesSucceeded + kept.duplicatesSkipped);
+    expect(r.endToEndMs.count).toBe(kept.batchesSucceeded + flaky.batchesSucceeded);
+    expect(flaky.batchesSucceeded).toBe(input.batches);
+  });
+
+  it("an instance that goes down while it waits for the stage below fails its caller's attempt; what it passed on is stored once", () => {
+    // Batches of 10 close every 200 ms (the 11th at 2180 ms, to instance 0 by round-robin); the
+    // store takes 100 ms, so at 2200 ms instance 0 of front waits for it.
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 50, batch: { maxRecords: 10 }, to: "front" } },
+        services: { front: { handler, instances: 2, timeout: "5s", retry: { jitter: "none" }, to: "store" }, store: { handler, capacity: 100 } },
+        simulation: { duration: "10s", arrival: "constant", faults: [{ service: "front", instance: 0, at: "2200ms", duration: "1s" }] },
+      }),
+    );
+    const front = service(r, "front");
+    const store = service(r, "store");
+    const input = r.sources[0] as SourceResult;
+    expect(front.failures.connect).toBe(1);
+    expect(front.retries).toBe(1);
+    // The copy it had passed on was still stored (no one heard the answer); the retry's copy was skipped.
+    expect(store.requests).toBe(input.batches + 1);
+    expect(store.duplicatesSkipped).toBe(1);
+    expect(r.endToEndMs.count).toBe(store.batchesSucceeded);
+    expect(store.batchesSucceeded).toBe(input.batchesCommitted);
+    expect(input.resends).toBe(0);
+  });
+
+  it("dead-letters a batch that waited longer than the smallest retry.deadLetterAfter on its path, counted from its first send", () => {
+    // No quick retries and a constant 300 ms back-off: a batch is sent at t, t + 300, …; the
+    // eighth send, at t + 2100, is the first to fail past 2 s, and dead-letters it.
+    const r = run(
+      modelOf({
+        sources: { in: { type: "generator", rate: 100, batch: { maxRecords: 20 }, to: "front" } },
+        services: {
+          front: { handler, retry: { maxRetries: 0, interval: "300ms", backoff: "constant", jitter: "none" }, to: "store" },
+          store: { handler, retry: { maxRetries: 0, deadLetterAfter: "2s" } },
+        },
+        simulation: { duration: "20s", arrival: "constant", faults: [{ service: "store", instance: 0, at: "0s", duration: "1h" }] },
+      }),
+    );
+    const input = r.sources[0] as SourceResult;
+    expect(input.deadLetterAfterMs).toBe(2000);
+    expect(input.batchesDeadLettered).toBeGreaterThan(80);
+    // Dead-lettered batches are committed: the queue does not fill.
+    expect(input.batchesCommitted).toBe(input.batchesDeadLettered);
+    expect(input.recordsRefused).toBe(0);
+    expect(input.waitedMs.count).toBe(input.batchesDeadLettered);
+    expect(input.waitedMs.mean as number).toBeCloseTo(2100, 6);
+    expect(input.waitedMs.max as number).toBeCloseTo(2100, 6);
+    // Eight sends each (seven of them again), and the batches still waiting at the end.
+    expect(input.resends).toBeGreaterThanOrEqual(7 * input.batchesDeadLettered);
+    expect(input.resends).toBeLessThan(7 * (input.batchesDeadLettered + input.batchesWaitingAtEnd + 1));
+    expect(r.endToEndMs.count).toBe(0);
+  });
+
+  it("sends again after a jittered back-off from a stream of its own: the same seed gives the same bytes, and a run without failures draws nothing from it", () => {
+    const spec = {
+      sources: { in: { type: "generator", rate: 500, batch: { maxRecords: 10 }, to: "w" } },
+      services: { w: { handler, instances: 2, capacity: 2000, retry: { maxRetries: 1 } } },
+      simulation: { duration: "10s", failureRate: 0.3 },
+    };
+    const a = run(modelOf(spec));
+    expect(a.sources[0]?.resends).toBeGreaterThan(0);
+    expect(JSON.stringify(run(modelOf(spec)))).toBe(JSON.stringify(a));
+    expect(JSON.stringify(run(modelOf(spec), { seed: 2 }))).not.toBe(JSON.stringify(a));
+  });
+
+  it("a run that re-sends past its events bound stops there and says so, though its estimate was within it", () => {
+    // Every send fails at once (the only stage below is down), and the back-off is as short as it gets.
+    const model = modelOf({
+      sources: { in: { type: "generator", rate: 100, batch: { maxRecords: 10 }, to: "front" } },
+      services: { front: { handler, retry: { maxRetries: 0, interval: "0ms", jitter: "none" }, to: "store" }, store: { handler, retry: { maxRetries: 0 } } },
+      simulation: { duration: "60s", arrival: "constant", faults: [{ service: "store", instance: 0, at: "1s", duration: "1h" }] },
+    });
+    const estimate = estimateEvents(model);
+    const maxEvents = Math.ceil(estimate.events * 2);
+    let stopped: unknown;
+    try {
+      simulate(model, { maxEvents });
+    } catch (err) {
+      stopped = err;
+    }
+    expect(stopped).toBeInstanceOf(SimulationTooLarge);
+    const { stoppedAtMs } = stopped as SimulationTooLarge;
+    expect(stoppedAtMs).toBeGreaterThan(1000);
+    expect(stoppedAtMs).toBeLessThan(60_000);
+    expect((stopped as Error).message).toMatch(/was stopped after/);
+  });
+});
+
+describe("the source's queue, bounded as the runtime bounds it", () => {
+  it("holds 64 batches' worth of records (at least 1024) and of bytes (16 MiB to 256 MiB), as the runtime's source pipeline", () => {
+    for (const batch of [
+      { maxRecords: 1, maxBytes: 1024, maxWaitMs: 0 },
+      { maxRecords: 200, maxBytes: 1024 * 1024, maxWaitMs: 100 },
+      { maxRecords: 10_000, maxBytes: 64 * 1024, maxWaitMs: 100 },
+      { maxRecords: 100_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 100 },
+    ]) {
+      const runtime = queueLimits(batch);
+      for (const bytes of [1, 256, 4096]) expect(queueLimitRecords(batch, bytes)).toBe(Math.min(runtime.records, Math.floor(runtime.bytes / bytes)));
+    }
+  });
+
+  it("refuses records while it is full, and the figures add up", () => {
+    // One instance of 1000/s fed 1500/s: the queue fills, and what does not fit is refused.
+    const r = run(modelOf(queueSpec("round-robin", 1, 1500, 1000, { arrival: "constant", duration: "20s" })));
+    const input = r.sources[0] as SourceResult;
+    expect(input.queueLimitRecords).toBe(1024);
+    expect(input.maxQueueRecords).toBe(1024);
+    expect(input.recordsRefused).toBeGreaterThan(0.9 * (10_000 - 1024));
+    expect(input.records - input.recordsRefused).toBe(input.recordsCommitted + input.queueRecordsAtEnd);
+    expect(input.resends).toBe(0);
   });
 });
 
@@ -608,7 +893,7 @@ describe("the estimate of a simulation's events, and the bound on it", () => {
     seed: fc.integer({ min: 0, max: 1000 }),
   });
 
-  it("is never below the events a run takes (fan-outs, diamonds, retries, timeouts, faults)", () => {
+  it("is never below the events a run takes, with each send again counted at eventsPerResend (fan-outs, diamonds, retries, timeouts, faults)", () => {
     fc.assert(
       fc.property(arbitrarySystem, (s) => {
         const retry = { maxRetries: s.maxRetries, budget: { ratio: s.ratio, minPerSecond: s.minPerSecond } };
@@ -633,7 +918,8 @@ describe("the estimate of a simulation's events, and the bound on it", () => {
         });
         const estimate = estimateEvents(model);
         const result = simulate(model);
-        expect(result.events).toBeLessThanOrEqual(estimate.events);
+        const resends = result.sources.reduce((n, src) => n + src.resends, 0);
+        expect(result.events).toBeLessThanOrEqual(estimate.events + resends * estimate.eventsPerResend);
       }),
       { numRuns: 60 },
     );
