@@ -137,10 +137,25 @@ function emptyAboveHint(root: unknown, at: string): string | undefined {
   let parent: unknown = root;
   for (const seg of segments) parent = parent !== null && typeof parent === "object" ? (parent as Record<string, unknown>)[seg] : undefined;
   if (key === undefined || parent === null || typeof parent !== "object" || Array.isArray(parent)) return undefined;
-  const keys = Object.keys(parent);
-  const before = keys[keys.indexOf(key) - 1];
+  const before = keyBefore(parent as Record<string, unknown>).get(key);
   if (before === undefined || (parent as Record<string, unknown>)[before] !== null) return undefined;
   return `if it belongs to "${before}" above it, which is empty, indent it more than "${before}"`;
+}
+
+/**
+ * Each key of a mapping → the key before it, made once per mapping: a mapping of 20,000 unknown
+ * keys asks for each of them, and a search of its keys each time would be quadratic.
+ */
+const keysBefore = new WeakMap<object, Map<string, string>>();
+function keyBefore(map: Record<string, unknown>): Map<string, string> {
+  let index = keysBefore.get(map);
+  if (index === undefined) {
+    index = new Map();
+    const keys = Object.keys(map);
+    for (let k = 1; k < keys.length; k++) index.set(keys[k] as string, keys[k - 1] as string);
+    keysBefore.set(map, index);
+  }
+  return index;
 }
 
 /** Hints that depend on where a value is, for shapes users reach for by analogy with a neighbour. */
