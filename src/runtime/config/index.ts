@@ -102,7 +102,7 @@ export function resolveRole(args: RuntimeArgs, model: Model): RoleSpec {
     case "service": {
       const service = model.services.find((s) => s.name === args.name);
       if (!service) throw new RuntimeConfigError(`unknown service ${JSON.stringify(args.name)}${choices(model.services.map((s) => s.name))}`);
-      if (service.image !== null && service.handler === null) {
+      if (service.handler === null) {
         throw new RuntimeConfigError(`service ${service.name} runs the image ${service.image}, not the bundled runtime`);
       }
       const instance = args.instance ?? 0;
