@@ -21,7 +21,7 @@ import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
 import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
-import { resolveEnv } from "./runtime/config/index.js";
+import { resolveEnv } from "./runtime/config/env.js";
 import { describeHolder } from "./runtime/core/file-lock.js";
 import { findOwner, supervisorLock } from "./runtime/core/ownership.js";
 import { writeFileAtomicSync } from "./shared/atomic-write.js";
