@@ -4,8 +4,8 @@
  * src/cli.ts imports this module when one of them runs, which is where the CLI's bundle is split;
  * like src/cli.ts, it prints and decides exit codes, and leaves the exit itself to `main`.
  */
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fidelityWarnings, renderFidelity } from "./build/fidelity.js";
 import { generators } from "./build/generators.js";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "./build/index.js";
@@ -22,10 +22,11 @@ import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
 import { duration as showDuration } from "./report/numbers.js";
 import { liveEndpoints, renderLive, type Snapshot, snapshot } from "./run/live.js";
-import { resolveEnv } from "./runtime/config/index.js";
+import { resolveEnv } from "./runtime/config/env.js";
 import { describeHolder } from "./runtime/core/file-lock.js";
 import { findOwner, supervisorLock } from "./runtime/core/ownership.js";
 import { runDeadLetterCommand } from "./runtime/dead-letter-command.js";
+import { writeFileAtomicSync } from "./shared/atomic-write.js";
 import { type SimulationResult, SimulationTooLarge, simulate } from "./simulate/index.js";
 import { UsageError } from "./usage-error.js";
 import { blocksSimulation, findingDiagnostics, simulationTooLargeFinding, strictFailures } from "./validate/simulate-findings.js";
@@ -52,14 +53,11 @@ function refuse(refusals: readonly Refusal[], what: string): never {
 
 /** Writes through a temporary file in the same folder and a rename: a reader never sees half a file. */
 function writeAtomically(file: string, text: string): void {
-  const target = resolve(file);
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   try {
+    const target = resolve(file);
     mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(temp, text);
-    renameSync(temp, target);
+    writeFileAtomicSync(target, text, { durable: false });
   } catch (err) {
-    rmSync(temp, { force: true });
     fail(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }

@@ -20,7 +20,22 @@ export { compareDiagnostics, hasErrors, sortDiagnostics } from "./diagnostic.js"
 export { handlerExistsIn, handlerLeavesFolder, type LoadOptions, loadSpec } from "./load.js";
 export { normalise } from "./model/normalise.js";
 export { expectedRetries, expectedShares, type InstanceLoad, retryFigure, type ServiceLoad, staticModel, weightedLoad } from "./model/static-load.js";
-export type { BatchModel, HandlerRef, InstanceModel, LoadBalancing, Model, RawSpec, RetryModel, ServiceModel, SourceModel } from "./model/types.js";
+export type {
+  BatchModel,
+  FileSourceModel,
+  GeneratorSourceModel,
+  HandlerRef,
+  HandlerServiceModel,
+  HttpSourceModel,
+  ImageServiceModel,
+  InstanceModel,
+  LoadBalancing,
+  Model,
+  RawSpec,
+  RetryModel,
+  ServiceModel,
+  SourceModel,
+} from "./model/types.js";
 export { BUILTIN_HANDLERS, LOAD_BALANCING } from "./model/types.js";
 export { parseDuration, parseRate, parseSize } from "./model/units.js";
 export { MAX_ALIAS_COUNT, MAX_DEPTH, MAX_SPEC_BYTES, type ParsedSpec, parseSpec } from "./parse/index.js";

@@ -16,6 +16,7 @@ import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js"
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { drainBudgetMs, heapLimitMiB } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
+import { sourceIntake } from "../shared/sources.js";
 import { commentText, escapeDollars, toYaml } from "../shared/yaml.js";
 import { checkCompose } from "./check.js";
 import { composeFidelity } from "./fidelity.js";
@@ -304,13 +305,10 @@ export const composeGenerator: Generator = {
       network: model.targets.compose.network,
       image: model.targets.compose.image,
       registry: { name: names.registry, port: model.registry.port },
-      sources: model.sources.map((s) => ({
-        compose: names.sources.get(s.name),
-        name: s.name,
-        type: s.type,
-        published: s.type === "http" ? s.port : null,
-        location: s.location,
-      })),
+      sources: model.sources.map((s) => {
+        const { port, location } = sourceIntake(s);
+        return { compose: names.sources.get(s.name), name: s.name, type: s.type, published: port, location };
+      }),
       instances: model.services.flatMap((s) =>
         s.instances.map((i) => ({
           compose: names.instances.get(s.name)?.[i.index],

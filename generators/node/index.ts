@@ -12,6 +12,7 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { runtimeFolder } from "../shared/runtime-folder.js";
+import { sourceIntake } from "../shared/sources.js";
 import { checkNode } from "./check.js";
 import { nodeFidelity } from "./fidelity.js";
 
@@ -28,7 +29,7 @@ export const nodeGenerator: Generator = {
       description: model.description,
       version: inputs.version,
       specName: inputs.specName,
-      sources: model.sources.map((s) => ({ name: s.name, type: s.type, port: s.port, location: s.location })),
+      sources: model.sources.map((s) => ({ name: s.name, type: s.type, ...sourceIntake(s) })),
       services: model.services.map((s) => ({ name: s.name, instances: s.instances.length, firstPort: s.port, lastPort: s.port + s.instances.length - 1 })),
       registryPort: model.registry.port,
       bind: model.targets.node.bind,

@@ -5,7 +5,7 @@
  */
 import { headerText } from "../../src/build/header.js";
 import type { Artefact, BuildInputs } from "../../src/build/types.js";
-import type { SystemFile } from "../../src/model/system-file.js";
+import { systemFileText } from "../../src/model/system-file.js";
 import type { Model } from "../../src/model/types.js";
 
 /** Where a handler module is copied: under handlers/, keeping its path below the spec's folder. */
@@ -25,10 +25,9 @@ export function runtimeFolder(model: Model, inputs: BuildInputs): Artefact[] {
     handlers[s.name] = target;
     copies.set(target, source);
   }
-  const system: SystemFile = { mbc: 1, model, handlers };
   return [
     { path: "mbc-runtime.mjs", content: inputs.runtime },
-    { path: "system.json", content: `${JSON.stringify(system, null, 2)}\n` },
+    { path: "system.json", content: systemFileText(model, handlers) },
     ...[...copies].sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, content]) => ({ path, content })),
   ];
 }

@@ -13,9 +13,10 @@ import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import { SPEC_DEFAULTS } from "../../src/generated/spec-defaults.js";
-import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
+import type { HandlerServiceModel, Model, SourceModel } from "../../src/model/types.js";
 import { DEFAULT_RESTART, heapLimitMiB } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
+import { sourceIntake } from "../shared/sources.js";
 import { checkSystemd, nodeProblem, writablePathProblem } from "./check.js";
 import {
   comment,
@@ -184,7 +185,7 @@ function names(list: readonly string[]): UnitValue {
 }
 
 /** Services that get units: those the runtime runs (a service with only an image is for Compose). */
-function runnable(model: Model): ServiceModel[] {
+function runnable(model: Model): HandlerServiceModel[] {
   return model.services.filter((s) => s.handler !== null);
 }
 
@@ -386,7 +387,7 @@ export const systemdGenerator: Generator = {
         units: shellWord(allUnits.map(unitName).join(" ")),
       },
       units: allUnits.map((u) => ({ name: u, sh: shellWord(u) })),
-      sources: model.sources.map((s) => ({ name: s.name, type: s.type, port: s.port, location: s.location, unit: L.units.source(s.name) })),
+      sources: model.sources.map((s) => ({ name: s.name, type: s.type, ...sourceIntake(s), unit: L.units.source(s.name) })),
       services: services.map((s) => ({
         name: s.name,
         template: L.units.service(s.name),
@@ -418,5 +419,5 @@ function cpuQuota(cpus: number): string {
 }
 
 function lowPort(s: SourceModel): boolean {
-  return s.port !== null && s.port < 1024;
+  return s.type === "http" && s.port < 1024;
 }

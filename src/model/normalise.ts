@@ -64,18 +64,34 @@ export function resolveHandler(handler: string | undefined): HandlerRef | null {
 }
 
 function sourceOf(name: string, raw: Source1, defaults: Defaults | undefined): SourceModel {
-  return {
-    name,
-    path: joinPointer("/sources", name),
-    type: raw.type,
-    port: raw.type === "http" ? (raw.port ?? null) : null,
-    location: raw.type === "http" ? (raw.path ?? D.source.http.path) : raw.type === "file" ? (raw.path ?? null) : null,
-    ratePerSec: raw.rate === undefined ? null : parseRate(raw.rate),
-    count: raw.count ?? null,
-    record: { ...(raw.record ?? {}) } as Record<string, unknown>,
-    batch: batchOf(raw.batch, defaults?.batch),
-    to: raw.to,
-  };
+  const path = joinPointer("/sources", name);
+  const ratePerSec = raw.rate === undefined ? null : parseRate(raw.rate);
+  const batch = batchOf(raw.batch, defaults?.batch);
+  const to = raw.to;
+  // The schema requires what each type needs (an http port, a file's path, a generator's rate).
+  switch (raw.type) {
+    case "http":
+      return { name, path, type: "http", port: required(raw.port, path), location: raw.path ?? D.source.http.path, ratePerSec, batch, to };
+    case "file":
+      return { name, path, type: "file", location: required(raw.path, path), ratePerSec, batch, to };
+    case "generator":
+      return {
+        name,
+        path,
+        type: "generator",
+        ratePerSec: required(ratePerSec ?? undefined, path),
+        count: raw.count ?? null,
+        record: { ...(raw.record ?? {}) },
+        batch,
+        to,
+      };
+  }
+}
+
+/** A value the schema requires: only a spec that skipped the schema check lacks it. */
+function required<T>(value: T | undefined, path: string): T {
+  if (value === undefined) throw new Error(`${path}: a schema-valid spec has this value (normalise runs after the schema check)`);
+  return value;
 }
 
 function instancesOf(raw: Service): { weight: number; capacityPerSec: number | null }[] {
@@ -97,7 +113,7 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
 
   const registryPort = raw.registry?.port ?? D.registry.port;
   const declared = new Set<number>([registryPort]);
-  for (const s of sources) if (s.port !== null) declared.add(s.port);
+  for (const s of sources) if (s.type === "http") declared.add(s.port);
   const rawServices = entries(raw.services);
   for (const [, svc] of rawServices) {
     if (svc.port === undefined) continue;
@@ -136,11 +152,12 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
     }
     const instances: InstanceModel[] = shapes.map((shape, index) => ({ index, ...shape, port: (port as number) + index }));
     const handler = resolveHandler(svc.handler);
+    // Without a handler, the schema requires an image: the service runs only that.
+    const runs = handler === null ? { handler, image: required(svc.image, path) } : { handler, image: svc.image ?? null };
     return {
       name,
       path,
-      handler,
-      image: svc.image ?? null,
+      ...runs,
       config: { ...(svc.config ?? {}) } as Record<string, unknown>,
       instances,
       loadBalancing: svc.loadBalancing ?? defaultLoadBalancing(instances),

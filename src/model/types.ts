@@ -9,6 +9,7 @@ import {
   SOURCE_TYPE,
 } from "../generated/spec-defaults.js";
 import type { MbcSpecV1 } from "../generated/spec-types.js";
+import type { SourceModel } from "../generated/system-types.js";
 
 /** The raw spec as written, typed from the JSON Schema. */
 export type RawSpec = MbcSpecV1;
@@ -23,98 +24,29 @@ export type Jitter = (typeof RETRY_JITTER)[number];
 export type RetryOn = (typeof RETRY_ON)[number];
 export type Arrival = (typeof SIMULATION_ARRIVAL)[number];
 
-export type HandlerRef =
-  | { kind: "builtin"; name: string }
-  /** `path` is relative to the spec's folder, POSIX, normalised; `outside` when it leaves that folder. */
-  | { kind: "module"; path: string; outside: boolean };
+/**
+ * The normalised model's types are generated from system.json's schema (schema/system.schema.json,
+ * src/generated/system-types.ts): the model is what system.json carries, so the two cannot
+ * drift. A source is a union on `type`, a service a union on whether it runs a handler (`handler`
+ * null: only an image), each variant with only its own fields: narrow, do not assert.
+ */
+export type {
+  BatchModel,
+  BuiltinHandlerRef,
+  FaultModel,
+  FileSourceModel,
+  GeneratorSourceModel,
+  HandlerRef,
+  HandlerServiceModel,
+  HttpSourceModel,
+  ImageServiceModel,
+  InstanceModel,
+  Model,
+  ModuleHandlerRef,
+  RetryModel,
+  ServiceModel,
+  SourceModel,
+} from "../generated/system-types.js";
 
-export interface BatchModel {
-  maxRecords: number;
-  maxWaitMs: number;
-  maxBytes: number;
-}
-
-export interface RetryModel {
-  maxRetries: number;
-  intervalMs: number;
-  backoff: Backoff;
-  multiplier: number;
-  maxIntervalMs: number;
-  jitter: Jitter;
-  on: RetryOn[];
-  /** How long a batch may wait on an unavailable stage of this service before its source dead-letters it; null: never. */
-  deadLetterAfterMs: number | null;
-  budget: { ratio: number; minPerSecond: number };
-}
-
-export interface SourceModel {
-  name: string;
-  /** JSON Pointer of this source in the effective spec. */
-  path: string;
-  type: SourceType;
-  /** http: the listening port. */
-  port: number | null;
-  /** http: the URL path (default `/records`); file: the JSONL file, relative to the spec's folder. */
-  location: string | null;
-  ratePerSec: number | null;
-  count: number | null;
-  record: Record<string, unknown>;
-  batch: BatchModel;
-  to: string;
-}
-
-export interface InstanceModel {
-  index: number;
-  weight: number;
-  capacityPerSec: number | null;
-  port: number;
-}
-
-export interface ServiceModel {
-  name: string;
-  path: string;
-  handler: HandlerRef | null;
-  image: string | null;
-  config: Record<string, unknown>;
-  instances: InstanceModel[];
-  loadBalancing: LoadBalancing;
-  capacityPerSec: number | null;
-  /** Port of instance 0; instance k listens on `port + k`. */
-  port: number;
-  portAssigned: boolean;
-  timeoutMs: number;
-  retry: RetryModel;
-  resources: { cpus: number | null; memoryBytes: number | null };
-  env: Record<string, string>;
-  to: string[];
-}
-
-export interface FaultModel {
-  service: string;
-  instance: number;
-  atMs: number;
-  durationMs: number;
-}
-
-export interface Model {
-  mbc: 1;
-  name: string;
-  description: string | null;
-  environment: string | null;
-  registry: { port: number; heartbeatMs: number; ttlMs: number };
-  sources: SourceModel[];
-  services: ServiceModel[];
-  checkpoint: { dir: string; fsync: boolean };
-  simulation: {
-    durationMs: number;
-    arrival: Arrival;
-    failureRate: number;
-    faults: FaultModel[];
-    seed: number;
-  };
-  targets: {
-    compose: { project: string; image: string; network: string };
-    systemd: { prefix: string; user: string; installDir: string; node: string };
-    node: { bind: string };
-  };
-}
+/** The variant of SourceModel of one `type`. */
+export type SourceModelOf<T extends SourceType> = Extract<SourceModel, { type: T }>;

@@ -39,9 +39,10 @@ export function liveEndpoints(model: Model): Endpoint[] {
   const host = model.targets.node.bind === "0.0.0.0" || model.targets.node.bind === "::" ? "127.0.0.1" : model.targets.node.bind;
   const h = host.includes(":") ? `[${host}]` : host;
   const out: Endpoint[] = [];
-  for (const s of model.sources) if (s.type === "http" && s.port !== null) out.push({ kind: "source", name: s.name, url: `http://${h}:${s.port}/metrics` });
+  for (const s of model.sources) if (s.type === "http") out.push({ kind: "source", name: s.name, url: `http://${h}:${s.port}/metrics` });
   for (const s of model.services) {
-    if (s.image !== null && s.handler === null) continue;
+    // A service with only an image runs in a container, not under mbc run.
+    if (s.handler === null) continue;
     for (const i of s.instances) out.push({ kind: "service", name: s.name, url: `http://${h}:${i.port}/metrics` });
   }
   return out;

@@ -22,6 +22,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
+import { systemFileText } from "../../src/model/system-file.js";
 import type { Model } from "../../src/model/types.js";
 import type { SystemFile } from "../../src/runtime/core/contracts.js";
 import { validateText } from "../../src/validate/index.js";
@@ -102,7 +103,7 @@ export function makeSystem(yaml: string, files: Record<string, string> = {}): Sy
   for (const s of model.services) if (s.handler?.kind === "module") handlers[s.name] = s.handler.path;
   const system: SystemFile = { mbc: 1, model, handlers };
   const systemPath = join(dir, "system.json");
-  writeFileSync(systemPath, `${JSON.stringify(system, null, 2)}\n`);
+  writeFileSync(systemPath, systemFileText(model, handlers));
   return { dir, systemPath, model, system, cleanup: () => removeDir(dir) };
 }
 

@@ -53,10 +53,11 @@ async function openPipeline(source: SourceModel, stateDir: string, options: Part
 
 /** An http source's route on an ephemeral port, as the process scaffolding would serve it. */
 async function serveHttp(source: SourceModel, pipeline: SourcePipeline) {
+  if (source.type !== "http") throw new Error(`serveHttp needs an http source, not ${source.type}`);
   const router = createRouter([httpSourceRoute(source, pipeline)], { log: memoryLogger(), isDraining: () => pipeline.isDraining });
   const server = await startServer(router, "127.0.0.1", 0);
   servers.push(server);
-  return `http://127.0.0.1:${server.port}${source.location ?? "/records"}`;
+  return `http://127.0.0.1:${server.port}${source.location}`;
 }
 
 function committedIds(stateDir: string): string[] {
@@ -668,12 +669,13 @@ describe("generator source", () => {
     const source = sourceModel(
       "{ type: generator, rate: 100/s, count: 25, record: { id: 'r-{{seq}}', at: '{{now}}', fixed: 1 }, to: sink, batch: { maxRecords: 10, maxWait: 1h } }",
     );
+    if (source.type !== "generator") throw new Error("the spec has a generator source");
     const clock = manualClock();
     const { pipeline } = await openPipeline(source, stateDir);
     const generator = new GeneratorSource({
       pipeline,
       template: source.record,
-      ratePerSec: source.ratePerSec as number,
+      ratePerSec: source.ratePerSec,
       count: source.count,
       log: memoryLogger(),
       timer: clock.timer,

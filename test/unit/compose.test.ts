@@ -446,7 +446,9 @@ describe("hostile names and values", () => {
     expect(compose.services.web?.environment).toMatchObject({ MBC_STATE_DIR: `${STATE_ROOT}/etc/mbc-state` });
     // Spec paths go to the runtime through system.json, as data.
     const system = JSON.parse(built.file("runtime/system.json"));
-    expect(system.model.sources[1].location).toBe(model.sources[1]?.location);
+    const file = model.sources[1];
+    if (file?.type !== "file") throw new Error("the spec's second source is a file source");
+    expect(system.model.sources[1].location).toBe(file.location);
     expect(system.model.services[0].config).toEqual(HOSTILE);
   });
 });

@@ -39,19 +39,17 @@ describe("contract defaults", () => {
     expect(m.registry).toEqual({ port: 7400, heartbeatMs: 1000, ttlMs: 3000 });
   });
 
-  it("source: path /records for http, no rate, unbounded count, empty record, default batch", () => {
-    expect(source).toMatchObject({
+  it("source: path /records for http, no rate, default batch, and only an http source's fields", () => {
+    expect(source).toEqual({
       name: "orders",
       path: "/sources/orders",
       type: "http",
       port: 8080,
       location: "/records",
       ratePerSec: null,
-      count: null,
-      record: {},
+      batch: { maxRecords: 500, maxWaitMs: 200, maxBytes: 1024 * 1024 },
       to: "work",
     });
-    expect(source?.batch).toEqual({ maxRecords: 500, maxWaitMs: 200, maxBytes: 1024 * 1024 });
   });
 
   it("service: one instance of weight 1, round-robin, no capacity, timeout 2s, empty config and env, a sink", () => {
@@ -134,7 +132,7 @@ describe("contract defaults", () => {
     });
   });
 
-  it("file and generator sources have no http port or path", () => {
+  it("file and generator sources have only their own fields", () => {
     const m2 = model(
       minimal({
         sources: {
@@ -143,8 +141,18 @@ describe("contract defaults", () => {
         },
       }),
     );
-    expect(m2.sources[0]).toMatchObject({ type: "file", port: null, location: "./in.jsonl", ratePerSec: null });
-    expect(m2.sources[1]).toMatchObject({ type: "generator", port: null, location: null, ratePerSec: 1500, count: 10, record: { id: "{{seq}}" } });
+    const batch = { maxRecords: 500, maxWaitMs: 200, maxBytes: 1024 * 1024 };
+    expect(m2.sources[0]).toEqual({ name: "file", path: "/sources/file", type: "file", location: "./in.jsonl", ratePerSec: null, batch, to: "work" });
+    expect(m2.sources[1]).toEqual({
+      name: "gen",
+      path: "/sources/gen",
+      type: "generator",
+      ratePerSec: 1500,
+      count: 10,
+      record: { id: "{{seq}}" },
+      batch,
+      to: "work",
+    });
   });
 
   it("keeps values that are given", () => {

@@ -222,24 +222,36 @@ services:
     expect(() => checkSystem([], "x")).toThrow(/not a JSON object/);
     expect(() => checkSystem({ mbc: 2, model: {}, handlers: {} }, "x")).toThrow(/mbc: expected 1/);
 
+    const messageOf = (value: unknown) => {
+      try {
+        checkSystem(value, "system.json");
+        return "";
+      } catch (err) {
+        expect(err).toBeInstanceOf(RuntimeConfigError);
+        return (err as Error).message;
+      }
+    };
+    // The shape first: every field the schema finds wrong, in one message.
     const broken = structuredClone(system.system) as unknown as {
       model: { services: Record<string, unknown>[]; registry: Record<string, unknown> };
       handlers: Record<string, unknown>;
     };
-    (broken.model.services[0] as Record<string, unknown>).to = ["nowhere"];
     broken.model.registry.ttlMs = "3s";
-    broken.handlers.work = "../../etc/evil.mjs";
-    const message = (() => {
-      try {
-        checkSystem(broken, "system.json");
-        return "";
-      } catch (err) {
-        return (err as Error).message;
-      }
-    })();
-    expect(message).toMatch(/model\.registry\.ttlMs: expected a number/);
-    expect(message).toMatch(/model\.services\[0\]\.to: no service "nowhere"/);
-    expect(message).toMatch(/handlers\.work: must be a path inside the system's folder/);
+    (broken.model.services[0] as Record<string, unknown>).timeoutMs = -1;
+    broken.handlers.work = 7;
+    const shape = messageOf(broken);
+    expect(shape).toMatch(/^system file system\.json is invalid: /);
+    expect(shape).toMatch(/model\.registry\.ttlMs: expected a number/);
+    expect(shape).toMatch(/model\.services\[0\]\.timeoutMs: expected a number ≥ 0/);
+    expect(shape).toMatch(/handlers\.work: expected a string/);
+
+    // Then what a schema cannot say, on a file of the right shape.
+    const dangling = structuredClone(system.system);
+    (dangling.model.services[0] as { to: string[] }).to = ["nowhere"];
+    dangling.handlers.work = "../../etc/evil.mjs";
+    const references = messageOf(dangling);
+    expect(references).toMatch(/model\.services\[0\]\.to: no service "nowhere"/);
+    expect(references).toMatch(/handlers\.work: must be a path inside the system's folder/);
 
     const moduleHandler = structuredClone(system.system);
     (moduleHandler.model.services[0] as { handler: unknown }).handler = { kind: "module", path: "handlers/x.mjs", outside: false };

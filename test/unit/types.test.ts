@@ -1,11 +1,30 @@
 /**
- * Type-level checks of the raw spec type generated from the schema: `tsc --noEmit` checks the
- * assignments and `expectTypeOf` calls here; the runtime assertions tie them to the real files.
+ * Type-level checks of the raw spec type generated from the schema, and of the model's types
+ * generated from system.json's: `tsc --noEmit` checks the assignments and `expectTypeOf` calls
+ * here; the runtime assertions tie them to the real files.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { parse } from "yaml";
-import type { RawSpec } from "../../src/model/types.js";
+import type {
+  Arrival,
+  Backoff,
+  FileSourceModel,
+  GeneratorSourceModel,
+  HandlerServiceModel,
+  HttpSourceModel,
+  ImageServiceModel,
+  Jitter,
+  LoadBalancing,
+  Model,
+  RawSpec,
+  RetryModel,
+  RetryOn,
+  ServiceModel,
+  SourceModel,
+  SourceModelOf,
+  SourceType,
+} from "../../src/model/types.js";
 import { checkSchema } from "../../src/validate/schema.js";
 
 /** The contract's top-level keys, in its order. */
@@ -123,5 +142,39 @@ describe("the schema's top level", () => {
   it("refuses other keys except x- keys", () => {
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.patternProperties)).toEqual(["^x-"]);
+  });
+});
+
+describe("the model's types, generated from system.json's schema", () => {
+  it("a source is a union on `type`, each variant with only its own fields", () => {
+    expectTypeOf<SourceModel["type"]>().toEqualTypeOf<SourceType>();
+    type Shared = "name" | "path" | "type" | "ratePerSec" | "batch" | "to";
+    expectTypeOf<keyof HttpSourceModel>().toEqualTypeOf<Shared | "port" | "location">();
+    expectTypeOf<keyof FileSourceModel>().toEqualTypeOf<Shared | "location">();
+    expectTypeOf<keyof GeneratorSourceModel>().toEqualTypeOf<Shared | "count" | "record">();
+    // A generator's rate is its own, not the optional rate of the others.
+    expectTypeOf<GeneratorSourceModel["ratePerSec"]>().toEqualTypeOf<number>();
+    expectTypeOf<SourceModelOf<"file">>().toEqualTypeOf<FileSourceModel>();
+    const source = {} as SourceModel;
+    if (source.type === "http") expectTypeOf(source.port).toEqualTypeOf<number>();
+    // @ts-expect-error a file source has no port
+    expect(() => (source as FileSourceModel).port).not.toThrow();
+  });
+
+  it("a service runs a handler, or (handler null) only an image", () => {
+    expectTypeOf<ServiceModel>().toEqualTypeOf<HandlerServiceModel | ImageServiceModel>();
+    expectTypeOf<ImageServiceModel["handler"]>().toEqualTypeOf<null>();
+    expectTypeOf<ImageServiceModel["image"]>().toEqualTypeOf<string>();
+    expectTypeOf<HandlerServiceModel["image"]>().toEqualTypeOf<string | null>();
+    const service = {} as ServiceModel;
+    if (service.handler === null) expectTypeOf(service.image).toEqualTypeOf<string>();
+  });
+
+  it("the model's enums are the spec's", () => {
+    expectTypeOf<RetryModel["backoff"]>().toEqualTypeOf<Backoff>();
+    expectTypeOf<RetryModel["jitter"]>().toEqualTypeOf<Jitter>();
+    expectTypeOf<RetryModel["on"]>().toEqualTypeOf<RetryOn[]>();
+    expectTypeOf<Model["simulation"]["arrival"]>().toEqualTypeOf<Arrival>();
+    expectTypeOf<ServiceModel["loadBalancing"]>().toEqualTypeOf<LoadBalancing>();
   });
 });

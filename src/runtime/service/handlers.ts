@@ -74,8 +74,8 @@ function within(root: string, path: string): boolean {
 /** Starts the handler of `setup.service` for one instance. Throws with a clear message when it cannot. */
 export async function loadHandler(setup: HandlerSetup): Promise<StageHandler> {
   const { service } = setup;
+  if (service.handler === null) throw new Error(`service ${service.name} has no handler (it runs the image ${service.image})`);
   const ref = service.handler;
-  if (ref === null) throw new Error(`service ${service.name} has no handler (it runs the image ${service.image ?? "?"})`);
   const config = structuredClone(service.config);
   const log = setup.log.child({ handler: ref.kind === "builtin" ? `builtin:${ref.name}` : ref.path });
   const isSink = service.to.length === 0;

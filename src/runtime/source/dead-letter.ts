@@ -20,9 +20,10 @@
  * The caller (a source) counts dead letters in its metrics; instances never dead-letter, they
  * answer 500 and let their caller decide.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../shared/atomic-write.js";
 import type { DispatchFailure, WireBatch } from "../core/contracts.js";
 
 export interface DeadLetterFailure {
@@ -116,7 +117,7 @@ async function write(dir: string, path: string, batch: DeadBatch, failure: DeadL
     // Keep everything the file already holds; the records are the same batch's (same id).
     entry = { ...existing, failures: [...existing.failures, failure] };
   }
-  await writeAtomic(dir, target, `${JSON.stringify(entry, null, 2)}\n`);
+  await writeFileAtomic(target, `${JSON.stringify(entry, null, 2)}\n`, { durable: true, mode: 0o644 });
   return target;
 }
 
@@ -135,30 +136,4 @@ async function readExisting(path: string): Promise<DeadLetter | null | "unreadab
     // Not ours, or damaged: leave it as it is.
   }
   return "unreadable";
-}
-
-async function writeAtomic(dir: string, path: string, text: string): Promise<void> {
-  const temp = join(dir, `.tmp-${process.pid}-${randomUUID()}`);
-  const handle = await open(temp, "wx", 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await handle.close();
-  try {
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  // The rename is durable only once the folder is.
-  const folder = await open(dir, "r").catch(() => null);
-  if (folder !== null) {
-    await folder.sync().catch(() => undefined);
-    await folder.close();
-  }
 }

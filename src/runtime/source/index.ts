@@ -11,7 +11,7 @@ import type { Route } from "../core/http.js";
 import { OwnershipError, sourceOwnerLock, takeOwnership } from "../core/ownership.js";
 import type { Role, RoleContext, RoleFactory } from "../core/role.js";
 import { createDispatcher } from "../dispatch/index.js";
-import { sourceKinds } from "./kinds/index.js";
+import { openSourceKind, sourceKinds } from "./kinds/index.js";
 import { DEFAULT_BACKOFF, type QueueLimits, SourcePipeline, sourceLogDir } from "./pipeline.js";
 import { Redriver } from "./redrive.js";
 
@@ -71,7 +71,6 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
   if (spec.kind !== "source") throw new Error(`the source role cannot run as ${spec.kind}`);
   const source = spec.source;
   const kind = sourceKinds[source.type];
-  kind.check(source);
 
   const onFatal = options.onFatal ?? crash;
   const stateDir = sourceLogDir(ctx.env.stateDir, source.name);
@@ -113,7 +112,7 @@ export async function createSourceRole(ctx: RoleContext, options: SourceRoleOpti
     throw err;
   }
   const unsubscribe = discovery?.onChange(() => pipeline.poke()) ?? (() => {});
-  const intake = kind.open({ source, pipeline, env: ctx.env, log, metrics, pollMs: options.pollMs });
+  const intake = openSourceKind(source.type, { source, pipeline, env: ctx.env, log, metrics, pollMs: options.pollMs });
   const routes: Route[] = intake.routes ?? [];
   // Dead letters a user asked to replay (`dead-letter replay`): this source sends its own again.
   const redriver = new Redriver({

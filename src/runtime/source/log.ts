@@ -31,8 +31,9 @@
  * closed batch, deletes the segments whose records are all committed, and rewrites the batch
  * and commit logs down to what is still needed, so the disk a source uses stays bounded.
  */
-import { type FileHandle, mkdir, open, readdir, readFile, rename, truncate, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, readFile, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { syncFolder, writeFileAtomic } from "../../shared/atomic-write.js";
 import { arrayBytes, type ClosedBatch, type Cursor } from "./batcher.js";
 
 export const BATCHES_FILE = "batches.jsonl";
@@ -371,32 +372,9 @@ async function writeAll(handle: FileHandle, buffer: Buffer): Promise<void> {
   }
 }
 
-/** Makes a new or renamed directory entry durable; not every platform can open a folder to sync it. */
-async function syncDir(dir: string): Promise<void> {
-  let handle: FileHandle | null = null;
-  try {
-    handle = await open(dir, "r");
-    await handle.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL" && code !== "EACCES") throw error;
-  } finally {
-    await handle?.close();
-  }
-}
-
-/** Replaces `path` by `text` atomically (write a temporary file, sync, rename, sync the folder). */
-async function replaceFile(dir: string, path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const handle = await open(tmp, "w");
-  try {
-    await writeAll(handle, Buffer.from(text));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dir);
+/** Replaces `path` by `text` atomically and durably (shared/atomic-write.ts). */
+function replaceFile(path: string, text: string): Promise<void> {
+  return writeFileAtomic(path, text, { durable: true });
 }
 
 export class SourceLog {
@@ -641,13 +619,13 @@ export class SourceLog {
     // Keep the batch and commit logs down to what a restart needs.
     const lastCommit = commits.entries.reduce<CommitEntry | null>((best, c) => (best === null || c.last >= best.last ? c : best), null);
     const keptBatches = plan.lastCommitted === null ? plan.pending : [plan.lastCommitted, ...plan.pending];
-    if (keptBatches.length < batches.entries.length || plan.notes.length > 0) await replaceFile(dir, batchesPath, jsonLines(keptBatches));
-    if (commits.entries.length > 1) await replaceFile(dir, commitsPath, jsonLines(lastCommit === null ? [] : [lastCommit]));
-    if (keys.size < keyLog.entries.length || keyLog.problem !== null) await replaceFile(dir, keysPath, jsonLines([...keys.values()]));
+    if (keptBatches.length < batches.entries.length || plan.notes.length > 0) await replaceFile(batchesPath, jsonLines(keptBatches));
+    if (commits.entries.length > 1) await replaceFile(commitsPath, jsonLines(lastCommit === null ? [] : [lastCommit]));
+    if (keys.size < keyLog.entries.length || keyLog.problem !== null) await replaceFile(keysPath, jsonLines([...keys.values()]));
     // The splits of the batches still to send; those of committed ones are done with.
     const pendingIds = new Set(plan.pending.map((b) => b.id));
     const splits = splitLog.entries.filter((e) => pendingIds.has(e.id));
-    if (splits.length < splitLog.entries.length || splitLog.problem !== null) await replaceFile(dir, splitsPath, jsonLines(splits));
+    if (splits.length < splitLog.entries.length || splitLog.problem !== null) await replaceFile(splitsPath, jsonLines(splits));
     notes.push(...plan.notes);
 
     // Append to the last segment when it ends where the next record starts; else start one.
@@ -667,7 +645,7 @@ export class SourceLog {
     const splitsHandle = await open(splitsPath, "a");
     const commitsHandle = await open(commitsPath, "a");
     const keysHandle = await open(keysPath, "a");
-    if (options.fsync) await syncDir(dir);
+    if (options.fsync) await syncFolder(dir);
 
     const log = new SourceLog(dir, options, {
       segments,
@@ -946,7 +924,7 @@ export class SourceLog {
     if (this.keyLines <= 2 * this.keyWindow) return;
     const keysPath = join(this.dir, KEYS_FILE);
     await this.keysHandle.close();
-    await replaceFile(this.dir, keysPath, jsonLines([...this.keys.values()]));
+    await replaceFile(keysPath, jsonLines([...this.keys.values()]));
     this.keysHandle = await open(keysPath, "a");
     this.keyLines = this.keys.size;
   }
@@ -954,7 +932,7 @@ export class SourceLog {
   /** Starts a new segment at `base` (the current one is durable: every write to it was synced). */
   private async roll(base: number): Promise<void> {
     const next = await open(join(this.dir, segmentName(base)), "a");
-    if (this.fsync) await syncDir(this.dir);
+    if (this.fsync) await syncFolder(this.dir);
     const previous = this.records;
     this.records = next;
     this.recordsBytes = 0;
@@ -973,14 +951,14 @@ export class SourceLog {
     const batchesPath = join(this.dir, BATCHES_FILE);
     const commitsPath = join(this.dir, COMMITS_FILE);
     await this.batchesHandle.close();
-    await replaceFile(this.dir, batchesPath, jsonLines(batches));
+    await replaceFile(batchesPath, jsonLines(batches));
     this.batchesHandle = await open(batchesPath, "a");
     await this.commitsHandle.close();
-    await replaceFile(this.dir, commitsPath, jsonLines(this.lastCommit === null ? [] : [this.lastCommit]));
+    await replaceFile(commitsPath, jsonLines(this.lastCommit === null ? [] : [this.lastCommit]));
     this.commitsHandle = await open(commitsPath, "a");
     const splitsPath = join(this.dir, SPLITS_FILE);
     await this.splitsHandle.close();
-    await replaceFile(this.dir, splitsPath, jsonLines(this.splits));
+    await replaceFile(splitsPath, jsonLines(this.splits));
     this.splitsHandle = await open(splitsPath, "a");
     this.controlEntries = batches.length + this.splits.length + (this.lastCommit === null ? 0 : 1);
   }

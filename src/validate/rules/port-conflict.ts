@@ -25,7 +25,7 @@ export const portConflict: Rule = {
     const registryPath = definedAt(spec, "/registry/port", "");
     listeners.push({ owner: "the registry", from: model.registry.port, to: model.registry.port, path: registryPath, explicit: registryPath !== "", order: 0 });
     for (const s of model.sources) {
-      if (s.port === null) continue;
+      if (s.type !== "http") continue;
       listeners.push({ owner: `source "${s.name}"`, from: s.port, to: s.port, path: `${s.path}/port`, explicit: true, order: listeners.length });
     }
     for (const s of model.services) {

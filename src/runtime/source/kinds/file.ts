@@ -20,6 +20,7 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Counter } from "prom-client";
+import type { FileSourceModel } from "../../../model/types.js";
 import type { Logger } from "../../core/contracts.js";
 import type { Cursor } from "../batcher.js";
 import type { RecordsIn, SourcePipeline } from "../pipeline.js";
@@ -272,11 +273,8 @@ export class FileSource {
 }
 
 /** `type: file`: a JSONL file read from its checkpoint, and followed as it grows. */
-export const fileKind: SourceKind = {
+export const fileKind: SourceKind<FileSourceModel> = {
   rereads: true,
-  check(source) {
-    if (source.location === null) throw new Error(`file source ${source.name} needs a path`);
-  },
   open({ source, pipeline, env, log, metrics, pollMs }) {
     const badLines = new Counter({
       name: "mbc_source_bad_lines_total",
@@ -285,7 +283,7 @@ export const fileKind: SourceKind = {
     });
     const file = new FileSource({
       pipeline,
-      path: resolveSourceFile(env.dataDir, source.location as string),
+      path: resolveSourceFile(env.dataDir, source.location),
       log,
       onBadLine: () => badLines.inc(),
       pollMs,

@@ -12,6 +12,7 @@
  *   is full the generator waits, and the schedule moves with it (no burst to catch up).
  */
 
+import type { GeneratorSourceModel } from "../../../model/types.js";
 import type { Logger } from "../../core/contracts.js";
 import { realTimer, type Timer } from "../batcher.js";
 import type { SourcePipeline } from "../pipeline.js";
@@ -150,13 +151,10 @@ export class GeneratorSource {
 }
 
 /** `type: generator`: records made from a template at the source's rate, up to `count`. */
-export const generatorKind: SourceKind = {
+export const generatorKind: SourceKind<GeneratorSourceModel> = {
   rereads: false,
-  check(source) {
-    if (!(source.ratePerSec !== null && source.ratePerSec > 0)) throw new Error(`generator source ${source.name} needs a rate`);
-  },
   open({ source, pipeline, log }) {
-    const generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec as number, count: source.count, log });
+    const generator = new GeneratorSource({ pipeline, template: source.record, ratePerSec: source.ratePerSec, count: source.count, log });
     return { start: () => generator.start(), stop: () => generator.stop() };
   },
 };

@@ -26,7 +26,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Counter } from "prom-client";
-import type { SourceModel } from "../../../model/types.js";
+import type { HttpSourceModel } from "../../../model/types.js";
 import { classifyError } from "../../core/failure.js";
 import { HttpError, type Reply, type Route, type RouteRequest } from "../../core/http.js";
 import { jsonLine, splitJsonArray, textBytes } from "../../core/json-text.js";
@@ -205,11 +205,11 @@ export interface HttpSourceHooks {
 }
 
 /** The `POST {path}` route of an http source. */
-export function httpSourceRoute(source: SourceModel, pipeline: SourcePipeline, hooks: HttpSourceHooks = {}): Route {
+export function httpSourceRoute(source: HttpSourceModel, pipeline: SourcePipeline, hooks: HttpSourceHooks = {}): Route {
   const onReplay = hooks.onReplay ?? (() => {});
   return {
     method: "POST",
-    path: source.location ?? "/records",
+    path: source.location,
     bodyLimit: SOURCE_BODY_LIMIT,
     async handle(req: RouteRequest): Promise<Reply> {
       const key = idempotencyKey(req.raw);
@@ -246,9 +246,8 @@ export function httpSourceRoute(source: SourceModel, pipeline: SourcePipeline, h
 }
 
 /** `type: http`: `POST {path}` takes a JSON array or NDJSON, answered once the records are durable. */
-export const httpKind: SourceKind = {
+export const httpKind: SourceKind<HttpSourceModel> = {
   rereads: false,
-  check() {},
   open({ source, pipeline, metrics }) {
     const replays = new Counter({
       name: "mbc_source_replays_total",

@@ -1,8 +1,8 @@
 /**
  * A kind of source: how records come in (an http route, a file read from its checkpoint, a
  * generator). The source role (../index.ts) opens the durable pipeline and hands it to the
- * kind; the kind feeds it. A new kind is one file beside this one, its entry in index.ts, and
- * its `type` in the spec's schema.
+ * kind; the kind feeds it. A new kind is one file beside this one, its entry in index.ts, its
+ * variant of SourceModel in schema/system.schema.json, and its `type` in the spec's schema.
  */
 import type { SourceModel } from "../../../model/types.js";
 import type { Logger, RuntimeEnv } from "../../core/contracts.js";
@@ -10,8 +10,9 @@ import type { Route } from "../../core/http.js";
 import type { RuntimeMetrics } from "../../core/metrics.js";
 import type { SourcePipeline } from "../pipeline.js";
 
-export interface SourceKindContext {
-  source: SourceModel;
+/** What a kind opens with; `source` is the model's variant of the kind's `type`. */
+export interface SourceKindContext<S extends SourceModel = SourceModel> {
+  source: S;
   pipeline: SourcePipeline;
   env: RuntimeEnv;
   log: Logger;
@@ -30,13 +31,11 @@ export interface SourceIntake {
   stop?(): Promise<void>;
 }
 
-export interface SourceKind {
+export interface SourceKind<S extends SourceModel = SourceModel> {
   /**
    * Whether the kind reads again, from its own checkpoint, the records it had handed over but
    * that were not in a batch at a restart (a file); the others' are batched again from the log.
    */
   readonly rereads: boolean;
-  /** Throws when the source lacks what the runtime needs of this kind. */
-  check(source: SourceModel): void;
-  open(ctx: SourceKindContext): SourceIntake;
+  open(ctx: SourceKindContext<S>): SourceIntake;
 }
