@@ -55,6 +55,9 @@ function retryOf(own: Retry | undefined, defaults: Retry | undefined): RetryMode
   };
 }
 
+/** The contract's default retry, as the model holds it: what a stage gets when its spec says nothing. */
+export const DEFAULT_RETRY: Readonly<RetryModel> = retryOf(undefined, undefined);
+
 export function resolveHandler(handler: string | undefined): HandlerRef | null {
   if (handler === undefined) return null;
   if (handler.startsWith("builtin:")) return { kind: "builtin", name: handler.slice("builtin:".length) };

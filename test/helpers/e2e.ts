@@ -39,7 +39,7 @@ import { dirname, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { assertBuilt, examplePath, runMbc } from "./cli.js";
 import { freePortBlock } from "./ports.js";
-import { httpJson, type RuntimeChild, spawnRuntime, tempDir, waitUntil } from "./runtime.js";
+import { httpJson, killAll, type RuntimeChild, spawnRuntime, tempDir, waitUntil } from "./runtime.js";
 
 /** A spec as a plain object (parsed YAML). */
 export type Spec = Record<string, unknown>;
@@ -410,6 +410,13 @@ export async function hardKill(marker: string, timeoutMs = 10_000): Promise<numb
 /** Kills every process of every system made here (afterEach). */
 export async function killSystems(): Promise<void> {
   for (const root of systems) await hardKill(root);
+}
+
+/** What every end-to-end test ends with (afterEach): loads stopped, systems and children killed. */
+export async function stopEverything(): Promise<void> {
+  stopLoads();
+  await killSystems();
+  await killAll();
 }
 
 // ---------------------------------------------------------------------------------------------

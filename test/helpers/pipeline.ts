@@ -2,7 +2,8 @@
  * Fixtures for tests of a source's pipeline: the one source of a small spec, a dispatcher that
  * records each send and answers as the test says, metrics and a logger that keep what they got.
  */
-import type { SourceModel } from "../../src/model/types.js";
+import { DEFAULT_RETRY } from "../../src/model/normalise.js";
+import type { RetryModel, SourceModel } from "../../src/model/types.js";
 import type { Dispatcher, Logger, TextBatch, WireBatch } from "../../src/runtime/core/contracts.js";
 import type { FailureClass } from "../../src/runtime/core/failure.js";
 import { DispatchError } from "../../src/runtime/dispatch/index.js";
@@ -10,6 +11,9 @@ import type { SourceMetrics } from "../../src/runtime/source/pipeline.js";
 import { validateText } from "../../src/validate/index.js";
 
 /** The one source of a small spec: `source` is its YAML mapping (flow style). */
+/** Back-off without jitter (100 ms doubling, capped at 1 s), so that a clock says exactly when a batch goes again. */
+export const BACKOFF: RetryModel = { ...DEFAULT_RETRY, maxIntervalMs: 1000, jitter: "none" };
+
 export function sourceModel(source: string): SourceModel {
   const yaml = `mbc: 1\nname: t\nsources:\n  orders: ${source}\nservices:\n  sink:\n    handler: builtin:passthrough\n`;
   const { diagnostics, model } = validateText("spec.yaml", yaml);

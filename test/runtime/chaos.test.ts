@@ -55,7 +55,6 @@ import {
   buildSystem,
   type E2ESystem,
   hardKill,
-  killSystems,
   Loader,
   type LoaderOptions,
   metricValue,
@@ -68,11 +67,11 @@ import {
   scrape,
   sleep,
   startSystem,
-  stopLoads,
+  stopEverything,
   waitReady,
 } from "../helpers/e2e.js";
 import { childrenOf, killSupervisorGroup, secondSupervisor, waitGone } from "../helpers/faults.js";
-import { alive, cleanupAll, httpJson, killAll, spawnRuntime, waitUntil } from "../helpers/runtime.js";
+import { alive, cleanupAll, httpJson, spawnRuntime, waitUntil } from "../helpers/runtime.js";
 import { assertTool, tool } from "../helpers/tools.js";
 
 /** Long enough for anything on a slow, shared machine: a verdict never waits on a clock. */
@@ -82,9 +81,7 @@ const TEST_TIMEOUT = scale(300_000, 1_200_000);
 const rows: Row[] = [];
 
 afterEach(async () => {
-  stopLoads();
-  await killSystems();
-  await killAll();
+  await stopEverything();
   closeProxies();
   unmountAll();
 });

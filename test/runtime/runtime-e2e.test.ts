@@ -27,7 +27,6 @@ import {
   exampleHandlers,
   exampleSpec,
   hardKill,
-  killSystems,
   Loader,
   metricValue,
   OpenLoad,
@@ -41,17 +40,13 @@ import {
   scrape,
   sleep,
   startSystem,
-  stopLoads,
+  stopEverything,
   waitReady,
   writeSystem,
 } from "../helpers/e2e.js";
-import { cleanupAll, httpJson, killAll, spawnRuntime, waitUntil } from "../helpers/runtime.js";
+import { cleanupAll, httpJson, spawnRuntime, waitUntil } from "../helpers/runtime.js";
 
-afterEach(async () => {
-  stopLoads();
-  await killSystems();
-  await killAll();
-});
+afterEach(stopEverything);
 afterAll(() => cleanupAll());
 
 const SINK = "result-storage";

@@ -28,7 +28,6 @@ import {
   endpointsOf,
   exampleHandlers,
   exampleSpec,
-  killSystems,
   Loader,
   metricValue,
   readDeadLetters,
@@ -36,7 +35,7 @@ import {
   runtimeProcesses,
   scrape,
   startSystem,
-  stopLoads,
+  stopEverything,
   waitReady,
   writeSystem,
 } from "../helpers/e2e.js";
@@ -52,13 +51,9 @@ import {
   thaw,
   waitGone,
 } from "../helpers/faults.js";
-import { alive, cleanupAll, httpJson, killAll, type RuntimeChild, spawnRuntime, waitUntil } from "../helpers/runtime.js";
+import { alive, cleanupAll, httpJson, type RuntimeChild, spawnRuntime, waitUntil } from "../helpers/runtime.js";
 
-afterEach(async () => {
-  stopLoads();
-  await killSystems();
-  await killAll();
-});
+afterEach(stopEverything);
 afterAll(() => cleanupAll());
 
 const SINK = "result-storage";

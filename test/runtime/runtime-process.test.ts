@@ -30,47 +30,7 @@ import {
   tempDir,
   waitUntil,
 } from "../helpers/runtime.js";
-
-function spec(port: number, registry = "heartbeat: 100ms\n  ttl: 10s"): string {
-  return `mbc: 1
-name: proc-test
-registry:
-  port: ${port}
-  ${registry}
-sources:
-  in:
-    type: http
-    port: ${port + 1}
-    to: work
-services:
-  work:
-    handler: builtin:passthrough
-    instances:
-      - weight: 2
-        capacity: 100/s
-      - weight: 1
-    port: ${port + 2}
-    timeout: 1s
-    retry:
-      maxRetries: 2
-      interval: 100ms
-      multiplier: 2
-    to: sink
-  sink:
-    handler: builtin:jsonl-sink
-    config:
-      path: ./out.jsonl
-    port: ${port + 4}
-    timeout: 500ms
-    retry:
-      maxRetries: 1
-      interval: 200ms
-    env:
-      GREETING: hello
-    resources:
-      memory: 256Mi
-`;
-}
+import { processSpec } from "../helpers/specs.js";
 
 afterAll(() => cleanupAll());
 
@@ -182,7 +142,7 @@ describe("a role process", () => {
 
   async function setup(registrySettings?: string, startRegistry = true) {
     port = await freePorts(6);
-    system = makeSystem(spec(port, registrySettings));
+    system = makeSystem(processSpec(port, registrySettings));
     if (startRegistry) await launchRegistry();
   }
 

@@ -19,46 +19,7 @@ import {
   tempDir,
   waitUntil,
 } from "../helpers/runtime.js";
-
-function spec(port: number): string {
-  return `mbc: 1
-name: sup-test
-registry:
-  port: ${port}
-  heartbeat: 100ms
-  ttl: 500ms
-sources:
-  in:
-    type: http
-    port: ${port + 1}
-    to: work
-services:
-  work:
-    handler: builtin:passthrough
-    instances: 2
-    port: ${port + 2}
-    timeout: 300ms
-    retry:
-      maxRetries: 1
-      interval: 100ms
-      multiplier: 3
-      maxInterval: 1s
-    to: sink
-  sink:
-    handler: builtin:jsonl-sink
-    config:
-      path: ./out.jsonl
-    port: ${port + 4}
-    timeout: 300ms
-    retry:
-      backoff: constant
-      interval: 150ms
-    env:
-      GREETING: hello
-    resources:
-      memory: 256Mi
-`;
-}
+import { supervisedSpec } from "../helpers/specs.js";
 
 afterAll(() => cleanupAll());
 
@@ -84,7 +45,7 @@ describe("a supervised system", () => {
     tuning: { stableMs?: number; killGraceMs?: number; startTimeoutMs?: number } = {},
   ): Promise<SupervisorHandle> {
     port = await freePorts(6);
-    system = makeSystem(spec(port));
+    system = makeSystem(supervisedSpec(port));
     events = [];
     lines = [];
     const env = resolveEnv(system.systemPath, system.model, {});
@@ -260,7 +221,7 @@ describe("a supervised system", () => {
 
   it("runs as the process's main: SIGTERM drains every child and exits 0", async () => {
     port = await freePorts(6);
-    system = makeSystem(spec(port));
+    system = makeSystem(supervisedSpec(port));
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();
@@ -276,7 +237,7 @@ describe("a supervised system", () => {
 
   it("children halt and exit by themselves when the supervisor dies", async () => {
     port = await freePorts(6);
-    system = makeSystem(spec(port));
+    system = makeSystem(supervisedSpec(port));
     const drained = join(tempDir(), "drained.txt");
     const supervisor = spawnRuntime(bundle.file, [], { env: { MBC_SYSTEM: system.systemPath, FAKE_DRAIN_FILE: drained } });
     await allRegistered();

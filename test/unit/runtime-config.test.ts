@@ -9,47 +9,7 @@ import { createMetrics } from "../../src/runtime/core/metrics.js";
 import { heartbeatDelayMs } from "../../src/runtime/registry/embedded/registrar.js";
 import { isStartedMessage } from "../../src/runtime/supervisor/index.js";
 import { cleanupAll, makeSystem, repoRoot } from "../helpers/runtime.js";
-
-function spec(port: number, registry = "heartbeat: 100ms\n  ttl: 10s"): string {
-  return `mbc: 1
-name: proc-test
-registry:
-  port: ${port}
-  ${registry}
-sources:
-  in:
-    type: http
-    port: ${port + 1}
-    to: work
-services:
-  work:
-    handler: builtin:passthrough
-    instances:
-      - weight: 2
-        capacity: 100/s
-      - weight: 1
-    port: ${port + 2}
-    timeout: 1s
-    retry:
-      maxRetries: 2
-      interval: 100ms
-      multiplier: 2
-    to: sink
-  sink:
-    handler: builtin:jsonl-sink
-    config:
-      path: ./out.jsonl
-    port: ${port + 4}
-    timeout: 500ms
-    retry:
-      maxRetries: 1
-      interval: 200ms
-    env:
-      GREETING: hello
-    resources:
-      memory: 256Mi
-`;
-}
+import { processSpec } from "../helpers/specs.js";
 
 afterAll(() => cleanupAll());
 
@@ -91,7 +51,7 @@ describe("arguments and environment", () => {
   });
 
   it("checks the role against the model", () => {
-    const system = makeSystem(spec(7400));
+    const system = makeSystem(processSpec(7400));
     const { model } = system;
     expect(resolveRole(parseArgs(["--role", "service", "--name", "work", "--instance", "1"]), model)).toMatchObject({
       kind: "service",
@@ -171,7 +131,7 @@ services:
   });
 
   it("resolves the environment with its defaults and overrides", () => {
-    const system = makeSystem(spec(7400));
+    const system = makeSystem(processSpec(7400));
     const env = resolveEnv(system.systemPath, system.model, {});
     expect(env).toEqual({
       systemDir: system.dir,
@@ -213,7 +173,7 @@ services:
   });
 
   it("reads system.json and says what is wrong with a bad one", () => {
-    const system = makeSystem(spec(7400));
+    const system = makeSystem(processSpec(7400));
     expect(loadSystem(system.systemPath).model.name).toBe("proc-test");
     expect(() => loadSystem(join(system.dir, "missing.json"))).toThrow(/cannot read system file .*missing\.json: no such file/);
     const bad = join(system.dir, "bad.json");
@@ -259,7 +219,7 @@ services:
   });
 
   it("computes worst cases and drain budgets", () => {
-    const { model } = makeSystem(spec(7400));
+    const { model } = makeSystem(processSpec(7400));
     const work = model.services[0];
     const sink = model.services[1];
     const source = model.sources[0];

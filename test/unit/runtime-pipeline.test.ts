@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { RetryModel, SourceModel } from "../../src/model/types.js";
+import type { SourceModel } from "../../src/model/types.js";
 import type { FailureClass } from "../../src/runtime/core/failure.js";
 import { covers, parsePieceId, pieceId } from "../../src/runtime/core/pieces.js";
 import { StoredKeys } from "../../src/runtime/service/builtins/jsonl-sink.js";
@@ -16,7 +16,7 @@ import { deadLetterDir } from "../../src/runtime/source/dead-letter.js";
 import { COMMITS_FILE, SPLITS_FILE } from "../../src/runtime/source/log.js";
 import { piecesAfterSplits, SourcePipeline, type SourcePipelineOptions, sourceLogDir } from "../../src/runtime/source/pipeline.js";
 import { ManualClock } from "../helpers/clock.js";
-import { FakeDispatcher, fakeMetrics, memoryLogger, sourceModel } from "../helpers/pipeline.js";
+import { BACKOFF, FakeDispatcher, fakeMetrics, memoryLogger, sourceModel } from "../helpers/pipeline.js";
 import { cleanupAll, tempDir, waitUntil } from "../helpers/runtime.js";
 
 const pipelines: SourcePipeline[] = [];
@@ -24,19 +24,6 @@ afterEach(async () => {
   for (const p of pipelines.splice(0)) await p.drain(Date.now()).catch(() => {});
 });
 afterAll(() => cleanupAll());
-
-/** Back-off without jitter, so that the clock says exactly when a batch goes again. */
-const BACKOFF: RetryModel = {
-  maxRetries: 2,
-  intervalMs: 100,
-  backoff: "exponential",
-  multiplier: 2,
-  maxIntervalMs: 1000,
-  jitter: "none",
-  on: ["timeout", "5xx", "connect"],
-  deadLetterAfterMs: null,
-  budget: { ratio: 0.2, minPerSecond: 10 },
-};
 
 async function open(source: SourceModel, stateDir: string, dispatcher: FakeDispatcher, clock: ManualClock, options: Partial<SourcePipelineOptions> = {}) {
   const { metrics, calls } = fakeMetrics();

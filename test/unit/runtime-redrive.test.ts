@@ -7,27 +7,14 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { RetryModel } from "../../src/model/types.js";
 import { runDeadLetterCommand } from "../../src/runtime/dead-letter-command.js";
 import { deadLetterDir, writeDeadLetter } from "../../src/runtime/source/dead-letter.js";
 import { listDeadLetters, queueReplay, Redriver, replayDir } from "../../src/runtime/source/redrive.js";
 import { ManualClock } from "../helpers/clock.js";
-import { FakeDispatcher, failedAs, memoryLogger } from "../helpers/pipeline.js";
+import { BACKOFF, FakeDispatcher, failedAs, memoryLogger } from "../helpers/pipeline.js";
 import { cleanupAll, tempDir, waitUntil } from "../helpers/runtime.js";
 
 afterAll(() => cleanupAll());
-
-const BACKOFF: RetryModel = {
-  maxRetries: 2,
-  intervalMs: 100,
-  backoff: "exponential",
-  multiplier: 2,
-  maxIntervalMs: 1000,
-  jitter: "none",
-  on: ["timeout", "5xx", "connect"],
-  deadLetterAfterMs: null,
-  budget: { ratio: 0.2, minPerSecond: 10 },
-};
 
 /** A state folder with poison records of two sources dead-lettered. */
 async function stateWithLetters(): Promise<string> {

@@ -2,52 +2,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { heapLimitMiB, restartDelayMs, restartPolicyOf } from "../../src/policy/index.js";
 import { planChildren } from "../../src/runtime/supervisor/index.js";
 import { cleanupAll, makeSystem } from "../helpers/runtime.js";
-
-function spec(port: number): string {
-  return `mbc: 1
-name: sup-test
-registry:
-  port: ${port}
-  heartbeat: 100ms
-  ttl: 500ms
-sources:
-  in:
-    type: http
-    port: ${port + 1}
-    to: work
-services:
-  work:
-    handler: builtin:passthrough
-    instances: 2
-    port: ${port + 2}
-    timeout: 300ms
-    retry:
-      maxRetries: 1
-      interval: 100ms
-      multiplier: 3
-      maxInterval: 1s
-    to: sink
-  sink:
-    handler: builtin:jsonl-sink
-    config:
-      path: ./out.jsonl
-    port: ${port + 4}
-    timeout: 300ms
-    retry:
-      backoff: constant
-      interval: 150ms
-    env:
-      GREETING: hello
-    resources:
-      memory: 256Mi
-`;
-}
+import { supervisedSpec } from "../helpers/specs.js";
 
 afterAll(() => cleanupAll());
 
 describe("the supervisor's plan", () => {
   it("starts the registry, then services sinks first, then sources; stops in the reverse direction of the flow", () => {
-    const { model } = makeSystem(spec(7400));
+    const { model } = makeSystem(supervisedSpec(7400));
     const plans = planChildren(model);
     expect(plans.map((p) => p.id)).toEqual(["registry", "service:sink/0", "service:work/0", "service:work/1", "source:in"]);
     // Each stage starts once the one below is ready: the registry, the sink, work, the source.
@@ -108,7 +69,7 @@ services:
   });
 
   it("backs restarts off as the service's retry says, capped, never below 50 ms", () => {
-    const { model } = makeSystem(spec(7400));
+    const { model } = makeSystem(supervisedSpec(7400));
     const work = restartPolicyOf(model.services[0] as never);
     expect(work).toEqual({ intervalMs: 100, multiplier: 3, maxIntervalMs: 1000 });
     expect([0, 1, 2, 3, 4].map((k) => restartDelayMs(work, k))).toEqual([100, 300, 900, 1000, 1000]);

@@ -31,6 +31,7 @@
  * durable, and a restart's recovery is the safe way on.
  */
 import { join } from "node:path";
+import { DEFAULT_RETRY } from "../../model/normalise.js";
 import type { BatchModel, RetryModel, SourceModel } from "../../model/types.js";
 import { retryDelay } from "../../retry/index.js";
 import type { Random } from "../../shared/random.js";
@@ -50,17 +51,7 @@ export type SourceMetrics = Pick<RuntimeMetrics, "recordsIn" | "recordsOut" | "b
  * The back-off between sends of a batch that found a stage unavailable, when the first stage
  * gives none: the contract's default retry (100 ms doubling, capped at 5 s, full jitter).
  */
-export const DEFAULT_BACKOFF: RetryModel = {
-  maxRetries: 2,
-  intervalMs: 100,
-  backoff: "exponential",
-  multiplier: 2,
-  maxIntervalMs: 5000,
-  jitter: "full",
-  on: ["timeout", "5xx", "connect"],
-  deadLetterAfterMs: null,
-  budget: { ratio: 0.2, minPerSecond: 10 },
-};
+export const DEFAULT_BACKOFF: Readonly<RetryModel> = DEFAULT_RETRY;
 
 /**
  * Batches sent at once. One at a time would leave all but one instance of a balanced service
