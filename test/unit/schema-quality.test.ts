@@ -95,6 +95,6 @@ describe("schema quality for editors", () => {
   it("is exported by the package", () => {
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
     expect(pkg.exports["./schema"]).toBe("./schema/mbc.schema.json");
-    expect(pkg.files).toContain("schema");
+    expect(pkg.files).toContain(pkg.exports["./schema"].replace(/^\.\//, ""));
   });
 });
