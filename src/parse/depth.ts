@@ -5,6 +5,7 @@
  * deeper than MAX_DEPTH is reported, at the first collection past it, before anything recurses.
  */
 import { type CST, type Document, isAlias, isMap, isPair, isSeq, type Node } from "yaml";
+import { anchorResolver } from "./expansion.js";
 import { MAX_DEPTH } from "./limits.js";
 
 export { MAX_DEPTH };
@@ -55,6 +56,8 @@ export type DepthProblem = { offset: number; kind: "deep" | "circular" };
 export function tooDeepWithAliases(doc: Document, max = MAX_DEPTH): DepthProblem | undefined {
   const measured = new Map<unknown, number>();
   const open = new Set<unknown>();
+  // yaml's Alias.resolve walks the document on every call: quadratic with many aliases.
+  const resolve = anchorResolver(doc);
   const children = (node: unknown): unknown[] => {
     if (isMap(node)) return node.items.flatMap((p) => (isPair(p) ? [p.key, p.value] : []));
     if (isSeq(node)) return node.items;
@@ -68,7 +71,7 @@ export function tooDeepWithAliases(doc: Document, max = MAX_DEPTH): DepthProblem
   while (stack.length > 0) {
     const frame = stack[stack.length - 1] as Frame;
     let node = frame.node;
-    if (isAlias(node)) node = node.resolve(doc);
+    if (isAlias(node)) node = resolve(node);
     if (node === undefined || node === null || measured.has(node)) {
       stack.pop();
       continue;
@@ -83,7 +86,7 @@ export function tooDeepWithAliases(doc: Document, max = MAX_DEPTH): DepthProblem
     stack.pop();
     open.delete(node);
     const inner = children(node).reduce<number>((deepest, child) => {
-      const target = isAlias(child) ? child.resolve(doc) : child;
+      const target = isAlias(child) ? resolve(child) : child;
       return Math.max(deepest, measured.get(target) ?? 0);
     }, 0);
     const depth = isMap(node) || isSeq(node) ? inner + 1 : 0;

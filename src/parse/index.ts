@@ -205,6 +205,7 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
     return index;
   };
 
+  let resolveAlias: ((alias: Alias) => Node | undefined) | undefined;
   const locate = (pointer: string, at: "key" | "value" = "value"): Position & { exact: boolean } => {
     if (!doc) return { line: 1, column: 1, exact: false };
     const start = (n: unknown): number | undefined => {
@@ -217,7 +218,10 @@ export function parseSpec(file: string, input: Uint8Array | string, options: Par
     const segments = fromPointer(pointer);
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i] as string;
-      if (isAlias(node)) node = node.resolve(doc);
+      if (isAlias(node)) {
+        resolveAlias ??= anchorResolver(doc);
+        node = resolveAlias(node);
+      }
       let next: unknown;
       let nextKey: unknown;
       if (isMap(node)) {
@@ -337,9 +341,10 @@ function withKeyProblems(errors: readonly YamlProblem[], extra: readonly YamlPro
 
 function firstUnresolvedAlias(doc: Document): { offset: number; name: string } | undefined {
   let found: { offset: number; name: string } | undefined;
+  const resolve = anchorResolver(doc);
   visit(doc, {
     Alias(_, node) {
-      if (node.resolve(doc) !== undefined) return undefined;
+      if (resolve(node) !== undefined) return undefined;
       found = { offset: node.range?.[0] ?? 0, name: node.source };
       return visit.BREAK;
     },
