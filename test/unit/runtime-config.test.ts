@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { RUNTIME_ENV_VARS } from "../../bench/lib.mjs";
 import { configuredPort, drainBudgetMs, worstCaseMs } from "../../src/policy/index.js";
 import { checkSystem, listenPort, loadSystem, parseArgs, RuntimeConfigError, resolveEnv, resolveRole, urlHost } from "../../src/runtime/config/index.js";
-import { createLogger, formatLine } from "../../src/runtime/core/log.js";
+import { createLogger, formatLine, limitRepeats } from "../../src/runtime/core/log.js";
 import { createMetrics } from "../../src/runtime/core/metrics.js";
 import { heartbeatDelayMs } from "../../src/runtime/registry/embedded/registrar.js";
 import { isStartedMessage } from "../../src/runtime/supervisor/index.js";
@@ -271,6 +271,36 @@ describe("logs and metrics", () => {
     log.info("dropped");
     log.warn("kept");
     expect(lines.length).toBe(1);
+  });
+
+  it("a repeat-limited logger writes a repeated line a few times a window and says how many it left out", () => {
+    const lines: string[] = [];
+    let t = 0;
+    const base = createLogger({ role: "service" }, { write: (l) => lines.push(l), now: () => t });
+    const log = limitRepeats(base, { now: () => t, burst: 3, intervalMs: 1000 });
+    const parsed = () => lines.map((l) => JSON.parse(l));
+    for (let i = 0; i < 10; i++) log.child({ batch: `b${i}` }).warn("attempt failed", { i });
+    log.warn("another line");
+    for (let i = 0; i < 5; i++) log.info("child listening", { i });
+    for (let i = 0; i < 5; i++) log.error("batch failed", { i });
+    expect(parsed().map((l) => [l.level, l.msg, l.i ?? null])).toEqual([
+      ["warn", "attempt failed", 0],
+      ["warn", "attempt failed", 1],
+      ["warn", "attempt failed", 2],
+      ["warn", "another line", null],
+      ...[0, 1, 2, 3, 4].map((i) => ["info", "child listening", i]),
+      ...[0, 1, 2].map((i) => ["error", "batch failed", i]),
+    ]);
+    expect(parsed()[1].batch).toBe("b1");
+    t = 999;
+    log.warn("attempt failed", { i: 10 });
+    expect(lines.length).toBe(12);
+    t = 1000;
+    log.warn("attempt failed", { i: 11 });
+    expect(parsed().at(-1)).toMatchObject({ msg: "attempt failed", i: 11, suppressed: 8 });
+    log.warn("attempt failed", { i: 12 });
+    expect(parsed().at(-1)).toMatchObject({ i: 12 });
+    expect(parsed().at(-1).suppressed).toBeUndefined();
   });
 
   it("labels every series with the process's identity", async () => {

@@ -84,6 +84,59 @@ export function createLogger(base: Record<string, unknown>, options: LoggerOptio
   return make(base);
 }
 
+/** How many lines of one message a window allows before it counts them instead (journald's idea). */
+export const REPEAT_BURST = 20;
+export const REPEAT_INTERVAL_MS = 10_000;
+
+export interface RepeatLimit {
+  /** The clock (milliseconds); default Date.now. */
+  now?: () => number;
+  /** Lines with one message written per window; default REPEAT_BURST. */
+  burst?: number;
+  /** The window; default REPEAT_INTERVAL_MS. */
+  intervalMs?: number;
+}
+
+/**
+ * A logger for lines written once per batch or per attempt, which an outage repeats for as long
+ * as it lasts (a sink on a full disk fails every attempt): past `burst` warnings or errors with
+ * one message in a window, further ones are counted, not written, and the next one written after
+ * the window carries `suppressed`, how many were left out — as journald rate-limits a unit. Info
+ * lines pass. Children share the count: a repeat is a repeat whichever batch it names.
+ */
+export function limitRepeats(log: Logger, limit: RepeatLimit = {}): Logger {
+  const now = limit.now ?? Date.now;
+  const burst = limit.burst ?? REPEAT_BURST;
+  const intervalMs = limit.intervalMs ?? REPEAT_INTERVAL_MS;
+  const windows = new Map<string, { start: number; written: number; suppressed: number }>();
+  /** Whether to write the line, and how many of its kind the last window left out. */
+  const admit = (msg: string): number | null => {
+    const time = now();
+    const w = windows.get(msg);
+    if (w === undefined || time - w.start >= intervalMs) {
+      // Messages are a few dozen constants; forget them all if something floods the map.
+      if (w === undefined && windows.size >= 1000) windows.clear();
+      windows.set(msg, { start: time, written: 1, suppressed: 0 });
+      return w?.suppressed ?? 0;
+    }
+    if (w.written < burst) {
+      w.written++;
+      return 0;
+    }
+    w.suppressed++;
+    return null;
+  };
+  const wrap = (inner: Logger): Logger => {
+    const limited = (level: "warn" | "error") => (msg: string, fields?: Record<string, unknown>) => {
+      const suppressed = admit(msg);
+      if (suppressed === null) return;
+      inner[level](msg, suppressed > 0 ? { ...fields, suppressed } : fields);
+    };
+    return { info: (msg, fields) => inner.info(msg, fields), warn: limited("warn"), error: limited("error"), child: (more) => wrap(inner.child(more)) };
+  };
+  return wrap(log);
+}
+
 /** A Logger that writes nothing (tests, and code that takes an optional logger). */
 export const silentLogger: Logger = {
   info() {},

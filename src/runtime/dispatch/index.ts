@@ -46,6 +46,7 @@ import type { AttemptKind, Discovery, Dispatcher, DispatchFailure, InstanceEndpo
 import { FAILURE_HEADER, type FailureClass, parseFailureClass, TIME_LEFT_HEADER } from "../core/failure.js";
 import { type ClientResponse, createHttpClient, type HttpClient, HttpClientError } from "../core/http.js";
 import { encodeTextBatch } from "../core/json-text.js";
+import { limitRepeats } from "../core/log.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
 
 export type { AttemptKind };
@@ -253,11 +254,14 @@ class HttpDispatcher implements Dispatcher {
   private readonly breakerOptions: BreakerOptions;
   /** Poison-test failures by `service#batch id`, oldest first (a Map keeps insertion order). */
   private readonly suspects = new Map<string, Suspicion>();
+  /** "attempt failed" is written per attempt: an outage would repeat it thousands of times. */
+  private readonly attemptLog: Logger;
 
   constructor(private readonly options: DispatcherOptions) {
     for (const s of options.services) this.services.set(s.name, s);
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => performance.now());
+    this.attemptLog = limitRepeats(options.log, { now: this.now });
     this.breakerOptions = { ...DEFAULT_BREAKER, ...options.breaker };
     this.ownsClient = options.client === undefined;
     this.client = options.client ?? createHttpClient();
@@ -328,7 +332,7 @@ class HttpDispatcher implements Dispatcher {
       if (failure.kind === "poison" || failure.kind === "timeout") this.suspect(suspectKey, failure.instance ?? -1);
       // `to` and `toInstance`, as the metrics' labels: in a service instance the log's own
       // `instance` field names that instance, and must not be overwritten by the target's.
-      this.options.log.warn("attempt failed", {
+      this.attemptLog.warn("attempt failed", {
         to: service,
         toInstance: failure.instance,
         batch: batchId,

@@ -24,10 +24,12 @@
  * elsewhere), running ones finish up to the deadline; then the handler is closed (a sink's
  * files). The process scaffolding deregisters the instance and stops the server.
  */
+
 import type { Discovery, Dispatcher, Logger, RoleHandle, ServiceModel, SystemFile } from "../core/contracts.js";
 import { classifyError, FAILURE_HEADER, type FailureClass, parseTimeLeft, TIME_LEFT_HEADER } from "../core/failure.js";
 import { DEFAULT_BODY_LIMIT, HttpError, parseJsonBody, type ReadyState, type Reply, type Route, type RouteRequest } from "../core/http.js";
 import { splitWireBatch } from "../core/json-text.js";
+import { limitRepeats } from "../core/log.js";
 import type { RuntimeMetrics } from "../core/metrics.js";
 import type { RoleFactory } from "../core/role.js";
 import { createDispatcher, isDispatchFailure } from "../dispatch/index.js";
@@ -94,6 +96,8 @@ export function parseWireBatch(body: unknown): { id: string; via: string[]; reco
 export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
   const { service, instance, dispatcher, metrics } = options;
   const log = options.log;
+  // Written per batch: an outage downstream would repeat them for every batch it fails.
+  const perBatch = limitRepeats(log);
   const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
   const queueLimit = Math.max(0, options.queue ?? DEFAULT_QUEUE);
   const largestBatch = Math.max(0, ...options.system.model.sources.map((s) => s.batch.maxBytes));
@@ -162,7 +166,7 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     const left = () => (timeLeftMs === null ? null : timeLeftMs - (performance.now() - receivedAt));
     const outOfTime = (what: string): Reply => {
       metrics?.batch("error", 0);
-      log.warn("batch out of time", { batch: batch.id, timeLeftMs, what });
+      perBatch.warn("batch out of time", { batch: batch.id, timeLeftMs, what });
       return failed("timeout", `no time left for batch ${batch.id} ${what} (the caller gave ${timeLeftMs} ms)`);
     };
     if ((left() ?? 1) <= 0) return outOfTime("on arrival");
@@ -194,7 +198,7 @@ export function createServiceRole(options: ServiceRoleOptions): ServiceRole {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       const failure: FailureClass = isDispatchFailure(err) ? err.failure : classifyError(err);
-      log.error("batch failed", { batch: batch.id, via: batch.via, records: count, failure, error: err });
+      perBatch.error("batch failed", { batch: batch.id, via: batch.via, records: count, failure, error: err });
       metrics?.batch("error", seconds());
       return failed(failure, message);
     } finally {
