@@ -103,9 +103,14 @@ function fetchScript(url: string): string {
  */
 export const UNPUBLISHED_SOURCE_PORT = 8080;
 
-/** The healthcheck of a runtime container: GET /healthz on its port. */
+/**
+ * The healthcheck of a runtime container: GET /readyz?scope=self on its port — the process's own
+ * readiness (listening, registered, its log working), not its downstream's, which is what
+ * `depends_on: service_healthy` should wait for: the same ordered, ready start-up the supervisor
+ * of the node target makes, downstream first.
+ */
 export function healthcheck(port: number): Record<string, unknown> {
-  return { test: ["CMD", "node", "-e", fetchScript(`http://127.0.0.1:${port}/healthz`)], ...HEALTHCHECK };
+  return { test: ["CMD", "node", "-e", fetchScript(`http://127.0.0.1:${port}/readyz?scope=self`)], ...HEALTHCHECK };
 }
 
 interface Built {

@@ -1,6 +1,6 @@
 /**
  * The compose target's healthchecks work against the real runtime: each process's check passes
- * while it serves and fails once it stopped.
+ * once it is ready to serve (registered, not merely alive) and fails once it stopped.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -15,7 +15,7 @@ describe("the healthchecks work against the real runtime", () => {
     cleanupAll();
   });
 
-  it("a fixed port answers, a stopped process fails, and a source without a port answers on MBC_PORT", async () => {
+  it("a ready process passes, an alive but unregistered one and a stopped one fail, and a source without a port answers on MBC_PORT", async () => {
     const [registryPort, sinkPort, tickPort] = [await freePorts(1), await freePorts(1), await freePorts(1)];
     const spec = `
 mbc: 1
@@ -53,10 +53,14 @@ services:
       MBC_DATA_DIR: join(dir, "data", name),
       MBC_STATE_DIR: join(dir, "state"),
     });
+    // The sink first, with no registry: it is alive, but nobody can find it, and depends_on must
+    // not start what sends to it.
+    const sink = spawnRuntime(runtime, ["--role", "service", "--name", "sink", "--instance", "0"], { env: env("sink") });
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${sinkPort}/healthz`).catch(() => null))?.status === 200, "the sink to be alive", 15_000, 200);
+    expect(check("sink-0")).toBe(1);
     const registry = spawnRuntime(runtime, ["--role", "registry"], { env: env("registry") });
     await waitUntil(() => check("registry") === 0, "the registry's healthcheck to pass", 15_000, 200);
-    const sink = spawnRuntime(runtime, ["--role", "service", "--name", "sink", "--instance", "0"], { env: env("sink") });
-    await waitUntil(() => check("sink-0") === 0, "the sink's healthcheck to pass", 15_000, 200);
+    await waitUntil(() => check("sink-0") === 0, "the sink's healthcheck to pass once it registered", 15_000, 200);
     const source = spawnRuntime(runtime, ["--role", "source", "--name", "tick"], { env: { ...env("tick"), MBC_PORT: String(tickPort) } });
     await waitUntil(() => check("tick") === 0, "the source's healthcheck to pass", 15_000, 200);
     for (const child of [source, sink]) {
