@@ -4,14 +4,14 @@
  * generator; `writeOut` (from compose.ts) writes the artefacts to a folder.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { kubernetesGenerator } from "../../generators/kubernetes/index.js";
 import type { Artefact, BuildInputs } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { environmentNames, validateText } from "../../src/validate/index.js";
-import { repoRoot } from "./runtime.js";
+import { repoRoot, tempDir } from "./runtime.js";
 
 export const text = (c: string | Uint8Array) => (typeof c === "string" ? c : Buffer.from(c).toString("utf8"));
 
@@ -58,4 +58,13 @@ export function buildKubernetes(spec: string, files: Record<string, string> = {}
   };
   const docs = (path: string) => parseAllDocuments(file(path)).map((d) => d.toJS() as Record<string, unknown>);
   return { model, inputs, artefacts, file, docs };
+}
+
+/** Writes the artefacts to a fresh folder (removed by cleanupAll) and returns it. */
+export function writeK8s(built: BuiltK8s, dir = tempDir("mbc-kubernetes-")): string {
+  for (const a of built.artefacts) {
+    mkdirSync(dirname(join(dir, a.path)), { recursive: true });
+    writeFileSync(join(dir, a.path), a.content);
+  }
+  return dir;
 }
