@@ -60,7 +60,7 @@ export const kubernetesFidelity: FidelityTable = {
     "services.*.resources.memory": maps("resources.requests and limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
     "services.*.env": maps("env of each instance's container, $ written as $$; the MBC_* variables the target sets win"),
     "services.*.to": maps("next stages, found through their headless Services"),
-    "checkpoint.dir": approximates("each source's state is its own volume claim `state` (MBC_STATE_DIR); the path itself is not used"),
+    "checkpoint.dir": maps("below each source's own volume claim `state` (MBC_STATE_DIR); an absolute path or one that leaves with .. stays inside the claim"),
     "targets.compose.project": na("the compose target"),
     "targets.compose.image": na("the compose target"),
     "targets.compose.network": na("the compose target"),
@@ -76,7 +76,9 @@ export const kubernetesFidelity: FidelityTable = {
     "targets.kubernetes.sinkAccessMode": maps("accessModes of the volume claim `data`"),
   }),
   // The cluster is the registry: its heartbeat and ttl become the probes (the shared rows speak of the embedded one).
-  "registry.heartbeat": maps("the probes' periodSeconds (whole seconds, at least 1) and each process's DNS poll"),
+  "registry.heartbeat": approximates(
+    "each process's DNS poll exactly; the probes' periodSeconds in whole seconds, at least 1 (a shorter heartbeat probes every second)",
+  ),
   "registry.ttl": approximates(
     "the readiness probe's failureThreshold = ttl / heartbeat, rounded up: a pod leaves discovery after that many failed probes, plus the DNS's own caching",
   ),

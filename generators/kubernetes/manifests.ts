@@ -60,6 +60,12 @@ export function dataVolumeUsers(model: Model): { what: string; path: string; pod
   ];
 }
 
+/** A path of the spec placed below a mount point: absolute or `..`-leading paths cannot leave it. */
+export function belowMount(mount: string, path: string): string {
+  const inside = posix.normalize(`/${path}`).replace(/\/+$/, "");
+  return inside === "" ? mount : `${mount}${inside}`;
+}
+
 /** A byte size as Kubernetes writes a quantity, exactly: the largest binary unit that divides it. */
 export function quantityOfBytes(bytes: number): string {
   for (const [unit, factor] of [
@@ -298,7 +304,7 @@ export function objectsOf(model: Model): K8sObject[] {
       env: [
         ...common,
         { name: "MBC_DATA_DIR", value: DATA_DIR },
-        { name: "MBC_STATE_DIR", value: STATE_DIR },
+        { name: "MBC_STATE_DIR", value: k8sLiteral(belowMount(STATE_DIR, model.checkpoint.dir)) },
         ...(source.type === "http" ? [] : [{ name: "MBC_PORT", value: String(port) }]),
       ],
       ports: [{ name: "http", containerPort: port }],

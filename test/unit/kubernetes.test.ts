@@ -126,6 +126,21 @@ describe("the kubernetes target's objects", () => {
     expect(find(objects, "PersistentVolumeClaim", "data").spec).toEqual({ accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } });
   });
 
+  it("checkpoint.dir lands below the state claim, however it climbs", () => {
+    const stateDir = (dir: string) =>
+      podSpec(
+        find(
+          objectsOf(buildKubernetes(SPEC.replace("sources:", `checkpoint: { dir: "${dir}" }\nsources:`), FILES).model) as unknown as Json[],
+          "StatefulSet",
+          "orders",
+        ),
+      ).containers[0].env.find((e: { name: string }) => e.name === "MBC_STATE_DIR").value;
+    expect(stateDir("state/shop")).toBe("/var/lib/mbc/state/state/shop");
+    expect(stateDir("/srv/state")).toBe("/var/lib/mbc/state/srv/state");
+    expect(stateDir("../../up")).toBe("/var/lib/mbc/state/up");
+    expect(stateDir(".")).toBe("/var/lib/mbc/state");
+  });
+
   it("a service with its own image: no runtime, no command; MBC_POD_NAME gives it its ordinal", () => {
     const pod = podSpec(find(objects, "StatefulSet", "own"));
     expect(pod.containers[0].image).toBe("registry.example.com/team/own:1.0");
