@@ -17,6 +17,7 @@ import { EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Exit, fail, loadForCommand, pars
 import { hasErrors } from "./diagnostic.js";
 import { formatters } from "./format/index.js";
 import { escapeControls } from "./format/terminal.js";
+import { loadSpec } from "./load.js";
 import type { Model } from "./model/types.js";
 import { parseDuration, parseRate } from "./model/units.js";
 import { createProgress, noProgress, renderReport, renderTable, seriesBuckets } from "./report/index.js";
@@ -29,6 +30,7 @@ import { runDeadLetterCommand } from "./runtime/dead-letter-command.js";
 import { writeFileAtomicSync } from "./shared/atomic-write.js";
 import { type SimulationResult, SimulationTooLarge, simulate } from "./simulate/index.js";
 import { UsageError } from "./usage-error.js";
+import { environmentNames } from "./validate/index.js";
 import { blocksSimulation, findingDiagnostics, simulationTooLargeFinding, strictFailures } from "./validate/simulate-findings.js";
 import { VERSION } from "./version.js";
 
@@ -191,9 +193,27 @@ export async function runBuild(
     process.stderr.write("mbc: nothing built: --strict and there are warnings\n");
     return EXIT_SPEC_ERRORS;
   }
+  // The kubernetes target writes an overlay for each environment: each is the spec under `--env NAME`.
+  const environments: Record<string, Model> = {};
+  if (targets.includes("kubernetes")) {
+    for (const name of environmentNames(loaded.parsed.value)) {
+      const env = await loadSpec(specPath, { env: name, targets: ["kubernetes"], otherTargets: "ignore" });
+      const errors = env.diagnostics.filter((d) => d.severity === "error");
+      if (env.model === null || errors.length > 0) {
+        process.stderr.write(
+          formatters.stylish(errors, { color: useColor(2), files: [env.file], lineText: (_, line) => env.parsed.lineText(line), version: VERSION }),
+        );
+        process.stderr.write(`mbc: nothing built: the spec has errors in environment ${name}, which the kubernetes target writes an overlay for\n`);
+        return EXIT_SPEC_ERRORS;
+      }
+      environments[name] = env.model;
+    }
+  }
+  for (const t of targets) for (const note of generators[t].notes?.(model) ?? []) say(`mbc: warning: the ${t} target: ${note}`);
   let byTarget: Map<TargetId, Artefact[]>;
   try {
     const inputs = gatherBuildInputs({
+      environments,
       specPath,
       specName: specPath,
       model,

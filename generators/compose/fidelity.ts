@@ -24,6 +24,7 @@ export const composeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
   "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
+  "registry.backend": maps("embedded: the registry container; `kubernetes` is refused (the kubernetes target only)"),
   "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container"),
   "sources.*.type": maps("one container per source"),
   "sources.*.port": maps("the http source's listener, published on the host at the same port (only http sources publish one)"),
@@ -64,4 +65,9 @@ export const composeFidelity = fidelityTable({
   "targets.systemd.installDir": na("the systemd target"),
   "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": na("the node target; containers bind 0.0.0.0 on their own network"),
+  "targets.kubernetes.namespace": na("the kubernetes target"),
+  "targets.kubernetes.image": na("the kubernetes target"),
+  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
+  "targets.kubernetes.storageClass": na("the kubernetes target"),
+  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

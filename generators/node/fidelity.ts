@@ -20,6 +20,7 @@ export const nodeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": { how: "ignores", note: "Node cannot cap CPU; use the Compose or systemd target for a limit" },
   "defaults.resources.memory": { how: "approximates", note: "--max-old-space-size of each process at 75 % of it: caps the heap, not the whole process" },
+  "registry.backend": maps("embedded: the registry process; `kubernetes` is refused (the kubernetes target only)"),
   "registry.port": maps("the registry process"),
   "sources.*.type": maps("the source process"),
   "sources.*.port": maps("the http source's listener"),
@@ -54,4 +55,9 @@ export const nodeFidelity = fidelityTable({
   "targets.systemd.installDir": na("the systemd target"),
   "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": maps("the address every listener binds to (MBC_BIND overrides)"),
+  "targets.kubernetes.namespace": na("the kubernetes target"),
+  "targets.kubernetes.image": na("the kubernetes target"),
+  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
+  "targets.kubernetes.storageClass": na("the kubernetes target"),
+  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

@@ -15,6 +15,7 @@ import { posix } from "node:path";
 import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
+import { clusterBackendFindings } from "../shared/registry-backend.js";
 import { safePath, UnsafeValueError } from "./escape.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
@@ -92,5 +93,6 @@ export function checkSystemd(model: Model): TargetFinding[] {
         hint: "a path relative to the spec's folder (kept below INSTALLDIR/data), or a folder outside /home, /root and /tmp",
       });
   }
+  out.push(...clusterBackendFindings(model, "systemd"));
   return out;
 }

@@ -23,6 +23,7 @@ export const systemdFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": dispatch(),
   "defaults.resources.cpus": maps("CPUQuota= of each instance (cpus × 100 %)"),
   "defaults.resources.memory": maps("MemoryMax= of each instance, and --max-old-space-size at 75 % of it"),
+  "registry.backend": maps("embedded: the registry unit; `kubernetes` is refused (the kubernetes target only)"),
   "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env"),
   "sources.*.type": maps("one unit a source: PREFIX-source-NAME.service"),
   "sources.*.port": maps("the http source's listener (below 1024 its unit keeps CAP_NET_BIND_SERVICE)"),
@@ -57,4 +58,9 @@ export const systemdFidelity = fidelityTable({
   "targets.systemd.installDir": maps("runtime/, env/ and data/ (MBC_DATA_DIR, the only writable folder) below it"),
   "targets.systemd.node": maps("the binary of every ExecStart="),
   "targets.node.bind": maps("the address every listener binds to (runtime/system.json), as under the node target"),
+  "targets.kubernetes.namespace": na("the kubernetes target"),
+  "targets.kubernetes.image": na("the kubernetes target"),
+  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
+  "targets.kubernetes.storageClass": na("the kubernetes target"),
+  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

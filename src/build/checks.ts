@@ -4,6 +4,7 @@
  * that building needs. Each generator carries the same function as its `check`.
  */
 import { checkCompose } from "../../generators/compose/check.js";
+import { checkKubernetes } from "../../generators/kubernetes/check.js";
 import { checkNode } from "../../generators/node/check.js";
 import { checkSystemd } from "../../generators/systemd/check.js";
 import type { TargetId } from "./targets.js";
@@ -11,6 +12,7 @@ import type { TargetCheck } from "./types.js";
 
 export const targetChecks = {
   compose: checkCompose,
+  kubernetes: checkKubernetes,
   node: checkNode,
   systemd: checkSystemd,
 } satisfies Record<TargetId, TargetCheck>;

@@ -22,6 +22,8 @@ export interface GatherOptions {
   packageRoot?: string;
   templatesDir?: string;
   version: string;
+  /** Each environment's model (the kubernetes target's overlays). */
+  environments?: Readonly<Record<string, Model>>;
 }
 
 export function gatherBuildInputs(o: GatherOptions): BuildInputs {
@@ -73,5 +75,6 @@ export function gatherBuildInputs(o: GatherOptions): BuildInputs {
     runtime,
     templates,
     version: o.version,
+    ...(o.environments === undefined ? {} : { environments: o.environments }),
   };
 }

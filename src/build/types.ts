@@ -23,6 +23,11 @@ export interface BuildInputs {
   templates: Readonly<Record<string, string>>;
   /** mbc's version. */
   version: string;
+  /**
+   * The model of each environment of the spec (`environments:`, each merged as `--env NAME`
+   * would), by name: the kubernetes target writes an overlay for each. Absent: none.
+   */
+  environments?: Readonly<Record<string, Model>>;
 }
 
 /**
@@ -52,4 +57,6 @@ export interface Generator {
   /** What this target cannot carry, as findings at the fields (generators/ID/check.ts); `generate` may assume there are none. */
   check: TargetCheck;
   generate(model: Model, inputs: BuildInputs): Artefact[];
+  /** Warnings `mbc build` prints about what the target needs of the place it runs (not findings of the spec). */
+  notes?: (model: Model) => string[];
 }

@@ -200,6 +200,7 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
       port: registryPort,
       heartbeatMs: parseDuration(raw.registry?.heartbeat ?? D.registry.heartbeat),
       ttlMs: parseDuration(raw.registry?.ttl ?? D.registry.ttl),
+      backend: raw.registry?.backend ?? D.registry.backend,
     },
     sources,
     services,
@@ -224,6 +225,13 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
         node: raw.targets?.systemd?.node ?? D.targets.systemd.node,
       },
       node: { bind: raw.targets?.node?.bind ?? D.targets.node.bind },
+      kubernetes: {
+        namespace: raw.targets?.kubernetes?.namespace ?? raw.name,
+        image: raw.targets?.kubernetes?.image ?? D.targets.kubernetes.image,
+        imageHasRuntime: raw.targets?.kubernetes?.imageHasRuntime ?? D.targets.kubernetes.imageHasRuntime,
+        storageClass: raw.targets?.kubernetes?.storageClass ?? null,
+        sinkAccessMode: raw.targets?.kubernetes?.sinkAccessMode ?? D.targets.kubernetes.sinkAccessMode,
+      },
     },
   };
   return { model, findings };

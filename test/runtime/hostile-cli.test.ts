@@ -259,7 +259,7 @@ const unprivileged = tool("an unprivileged user", () => {
   const pkg = realpathSync(mkdtempSync(join(tmpdir(), "mbc-package-")));
   temps.push(pkg);
   for (const part of ["bin", "dist", "schema", "package.json"]) cpSync(join(repoRoot, part), join(pkg, part), { recursive: true });
-  for (const target of ["compose", "node", "systemd"])
+  for (const target of ["compose", "kubernetes", "node", "systemd"])
     cpSync(join(repoRoot, "generators", target, "templates"), join(pkg, "generators", target, "templates"), { recursive: true });
   chmodSync(pkg, 0o755);
   const run = (args: string[]) => {

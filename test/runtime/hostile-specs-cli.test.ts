@@ -84,7 +84,7 @@ describe("validate --target and build --target agree", () => {
   });
 
   it("an unknown --target is usage trouble: exit 2", () => {
-    const r = runMbc(["validate", "defaults.yaml", "--target", "kubernetes"], { cwd: dir });
+    const r = runMbc(["validate", "defaults.yaml", "--target", "openshift"], { cwd: dir });
     expect(r.status).toBe(2);
     expect(r.stdout).toBe("");
   });

@@ -769,6 +769,7 @@ services:
       advertiseHost: "127.0.0.1",
       token: null,
       port: null,
+      namespace: system.model.targets.kubernetes.namespace,
     };
     const dispatcher = new FakeDispatcher();
     const source = system.model.sources[0] as SourceModel;

@@ -8,10 +8,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "../../src/build/index.js";
 import type { Artefact, BuildInputs } from "../../src/build/types.js";
 import { checkTarget, MANIFEST, writeTarget } from "../../src/build/write.js";
-import { validateText } from "../../src/validate/index.js";
+import { environmentNames, validateText } from "../../src/validate/index.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const goldenRoot = join(root, "test", "golden");
@@ -29,11 +30,19 @@ function inputsFor(exampleDir: string): { inputs: BuildInputs; model: NonNullabl
   const templates: Record<string, string> = {};
   for (const id of TARGET_IDS) {
     const dir = join(root, "generators", id, "templates");
-    for (const name of readdirSync(dir)) templates[name] = readFileSync(join(dir, name), "utf8");
+    for (const name of existsSync(dir) ? readdirSync(dir) : []) templates[name] = readFileSync(join(dir, name), "utf8");
+  }
+  // Each environment's model, as `--env NAME` would make it: the kubernetes target writes an overlay for each.
+  const environments: Record<string, NonNullable<ReturnType<typeof validateText>["model"]>> = {};
+  for (const env of environmentNames(parse(text.toString("utf8")))) {
+    const merged = validateText("microbatch.yaml", text, { env }).model;
+    if (!merged) throw new Error(`example ${exampleDir} has errors in environment ${env}`);
+    environments[env] = merged;
   }
   return {
     model,
     inputs: {
+      environments,
       specName: "microbatch.yaml",
       specSha256: createHash("sha256").update(text).digest("hex"),
       handlerSources,

@@ -98,7 +98,7 @@ describe("a failure at any rename of the swap", () => {
     writeTargets(outputs(artefacts("2500/s")));
     out = saved;
     real.rmSync(probe, { recursive: true });
-    expect(renames).toBe(3 * 2 + 3);
+    expect(renames).toBe(TARGET_IDS.length * 2 + 3);
 
     for (let n = 1; n <= renames; n++) {
       const before = snapshot(tmp);
@@ -125,8 +125,8 @@ describe("a previous output that cannot be removed after the swap", () => {
     });
     const next = outputs(artefacts("2500/s"));
     const leftovers = writeTargets(next);
-    expect(leftovers).toHaveLength(3);
-    for (const l of leftovers) expect(l).toMatch(/\/\.(compose|node|systemd)\.mbc-old-/);
+    expect(leftovers).toHaveLength(TARGET_IDS.length);
+    for (const l of leftovers) expect(l).toMatch(/\/\.(compose|kubernetes|node|systemd)\.mbc-old-/);
     for (const o of next) for (const a of o.artefacts) expect(real.readFileSync(join(o.dir, a.path))).toEqual(Buffer.from(a.content));
     expect(real.readFileSync(join(out, "node", "handlers", "my-helper.mjs"), "utf8")).toBe("mine\n");
   });

@@ -80,7 +80,7 @@ describe("a rebuild", () => {
     for (const [rel, text] of Object.entries(USER_FILES)) put(rel, text);
     writeTargets(outputs(artefactsOf((s) => s.replace("capacity: 2000/s", "capacity: 2500/s"))));
     for (const [rel, text] of Object.entries(USER_FILES)) expect(readFileSync(join(out, rel), "utf8")).toBe(text);
-    expect(readdirSync(out).sort()).toEqual(["compose", "node", "notes.md", "systemd"]);
+    expect(readdirSync(out).sort()).toEqual(["compose", "kubernetes", "node", "notes.md", "systemd"]);
   });
 
   it("deletes generated files it no longer writes, and keeps the user's files in their folder", () => {

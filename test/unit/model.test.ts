@@ -36,7 +36,7 @@ describe("contract defaults", () => {
   });
 
   it("registry: port 7400, heartbeat 1s, ttl 3s", () => {
-    expect(m.registry).toEqual({ port: 7400, heartbeatMs: 1000, ttlMs: 3000 });
+    expect(m.registry).toEqual({ port: 7400, heartbeatMs: 1000, ttlMs: 3000, backend: "embedded" });
   });
 
   it("source: path /records for http, no rate, default batch, and only an http source's fields", () => {
@@ -124,11 +124,12 @@ describe("contract defaults", () => {
     expect(m.simulation).toEqual({ durationMs: 60_000, arrival: "poisson", failureRate: 0, faults: [], seed: 1 });
   });
 
-  it("targets: compose, systemd and node defaults", () => {
+  it("targets: compose, systemd, node and kubernetes defaults", () => {
     expect(m.targets).toEqual({
       compose: { project: "shop", image: "node:20-alpine", network: "shop" },
       systemd: { prefix: "mbc-shop", user: "mbc", installDir: "/opt/mbc/shop", node: "/usr/bin/node" },
       node: { bind: "127.0.0.1" },
+      kubernetes: { namespace: "shop", image: "node:20-alpine", imageHasRuntime: false, storageClass: null, sinkAccessMode: "ReadWriteMany" },
     });
   });
 
@@ -159,7 +160,7 @@ describe("contract defaults", () => {
     const m2 = model(
       minimal({
         description: "d",
-        registry: { port: 7500, heartbeat: "2s", ttl: "10s" },
+        registry: { port: 7500, heartbeat: "2s", ttl: "10s", backend: "kubernetes" },
         checkpoint: { dir: "./state", fsync: false },
         simulation: {
           duration: "1m30s",
@@ -172,11 +173,12 @@ describe("contract defaults", () => {
           compose: { project: "p", image: "node:22", network: "n" },
           systemd: { prefix: "x", user: "u", installDir: "/srv/x", node: "/n" },
           node: { bind: "0.0.0.0" },
+          kubernetes: { namespace: "ns", image: "node:22", imageHasRuntime: true, storageClass: "fast", sinkAccessMode: "ReadWriteOnce" },
         },
       }),
     );
     expect(m2.description).toBe("d");
-    expect(m2.registry).toEqual({ port: 7500, heartbeatMs: 2000, ttlMs: 10_000 });
+    expect(m2.registry).toEqual({ port: 7500, heartbeatMs: 2000, ttlMs: 10_000, backend: "kubernetes" });
     expect(m2.checkpoint).toEqual({ dir: "./state", fsync: false });
     expect(m2.simulation).toEqual({
       durationMs: 90_000,
@@ -189,6 +191,7 @@ describe("contract defaults", () => {
       compose: { project: "p", image: "node:22", network: "n" },
       systemd: { prefix: "x", user: "u", installDir: "/srv/x", node: "/n" },
       node: { bind: "0.0.0.0" },
+      kubernetes: { namespace: "ns", image: "node:22", imageHasRuntime: true, storageClass: "fast", sinkAccessMode: "ReadWriteOnce" },
     });
   });
 

@@ -142,6 +142,7 @@ services:
       advertiseHost: "127.0.0.1",
       token: null,
       port: null,
+      namespace: "proc-test",
     });
     const custom = resolveEnv(system.systemPath, system.model, {
       MBC_DATA_DIR: "data",
@@ -150,9 +151,11 @@ services:
       MBC_BIND: "0.0.0.0",
       MBC_TOKEN: "t",
       MBC_PORT: "9300",
+      MBC_NAMESPACE: "shop-staging",
     });
     expect(custom).toMatchObject({
       port: 9300,
+      namespace: "shop-staging",
       dataDir: join(system.dir, "data"),
       stateDir: "/var/lib/x",
       registryUrl: "http://registry:7400",

@@ -73,6 +73,8 @@ services:
 `;
     expect(constraints(text)).toEqual([
       ["error", "/sources/feed/path", 5, 29],
+      // The kubernetes target refuses a host path too (a warning: the spec does not name it).
+      ["warning", "/sources/feed/path", 5, 29],
       ["error", "/services/store/config/path", 9, 21],
     ]);
   });
@@ -80,6 +82,7 @@ services:
   it("a service's image that is no image reference, and a bind address that is no address", () => {
     expect(constraints(spec("", "  other: { image: 'Registry/X Y', to: store }\n"), { targets: ["compose"] })).toEqual([
       ["error", "/services/other/image", 11, 19],
+      ["warning", "/services/other/image", 11, 19],
     ]);
     expect(constraints(spec("targets: { node: { bind: 'local host' } }\n"))).toEqual([["error", "/targets/node/bind", 3, 26]]);
   });
@@ -93,6 +96,69 @@ services:
     const text = spec("checkpoint: { dir: /abs/state }\ntargets:\n  compose: { image: 'Node:20 alpine' }\n");
     expect(constraints(text, { targets: ["node"], otherTargets: "ignore" })).toEqual([]);
     expect(constraints(text, { targets: ["systemd"], otherTargets: "ignore" })).toEqual([["error", "/checkpoint/dir", 3, 20]]);
+  });
+
+  it("kubernetes: a default namespace and names that are no DNS labels, at the name's key", () => {
+    const text = `mbc: 1
+name: shop-
+sources:
+  feed-: { type: http, port: 8080, to: store- }
+services:
+  store-:
+    handler: builtin:log
+`;
+    expect(constraints(text, { targets: ["kubernetes"], otherTargets: "ignore" })).toEqual([
+      ["error", "/name", 2, 7],
+      ["error", "/sources/feed-", 4, 3],
+      ["error", "/services/store-", 6, 3],
+    ]);
+    // A namespace that is set is the schema's to check; the default one then goes unused.
+    expect(
+      constraints(text.replace("sources:", "targets: { kubernetes: { namespace: shop } }\nsources:"), { targets: ["kubernetes"], otherTargets: "ignore" }),
+    ).toEqual([
+      ["error", "/sources/feed-", 5, 3],
+      ["error", "/services/store-", 7, 3],
+    ]);
+  });
+
+  it("kubernetes: a file source's host path, an image, and ReadWriteOncePod shared by several pods", () => {
+    const text = `mbc: 1
+name: shop
+targets: { kubernetes: { image: 'Node:20', sinkAccessMode: ReadWriteOncePod } }
+sources:
+  feed: { type: file, path: /srv/in.jsonl, to: store }
+  rel: { type: file, path: ./in.jsonl, to: store }
+services:
+  store:
+    handler: builtin:jsonl-sink
+    config: { path: ./out.jsonl }
+    instances: 2
+`;
+    expect(constraints(text, { otherTargets: "ignore" })).toEqual([
+      ["error", "/targets/kubernetes/image", 3, 33],
+      ["error", "/targets/kubernetes/sinkAccessMode", 3, 60],
+      ["error", "/sources/feed/path", 5, 29],
+    ]);
+    // One pod may hold a ReadWriteOncePod claim.
+    const one = text
+      .replace("  rel: { type: file, path: ./in.jsonl, to: store }\n", "")
+      .replace("path: /srv/in.jsonl", "path: ./in.jsonl")
+      .replace("instances: 2", "instances: 1");
+    expect(
+      constraints(one.replace("  feed: { type: file, path: ./in.jsonl, to: store }", "  feed: { type: http, port: 8080, to: store }"), {
+        otherTargets: "ignore",
+      }),
+    ).toEqual([["error", "/targets/kubernetes/image", 3, 33]]);
+  });
+
+  it("registry.backend kubernetes is for the kubernetes target only", () => {
+    const text = spec("registry: { backend: kubernetes }\n");
+    expect(constraints(text, { targets: ["kubernetes"] })).toEqual([
+      ["warning", "/registry/backend", 3, 22],
+      ["warning", "/registry/backend", 3, 22],
+      ["warning", "/registry/backend", 3, 22],
+    ]);
+    expect(constraints(text, { targets: ["compose"], otherTargets: "ignore" })).toEqual([["error", "/registry/backend", 3, 22]]);
   });
 
   it("the default values of every target pass", () => {

@@ -4,6 +4,7 @@
  */
 import { dirname, join, resolve } from "node:path";
 import type { Model } from "../../model/types.js";
+import { DNS_LABEL } from "../../policy/kubernetes.js";
 import type { RuntimeEnv } from "../core/contracts.js";
 import { RuntimeConfigError } from "./error.js";
 
@@ -40,7 +41,27 @@ export function resolveEnv(systemPath: string, model: Model, vars: EnvVars): Run
     // The protocol's paths are appended to it: keep a base path, drop a trailing slash.
     registryUrl = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
   }
-  return { systemDir, dataDir, stateDir, registryUrl, bind, advertiseHost, token: variable(vars, "MBC_TOKEN"), port: portVariable(vars) };
+  return {
+    systemDir,
+    dataDir,
+    stateDir,
+    registryUrl,
+    bind,
+    advertiseHost,
+    token: variable(vars, "MBC_TOKEN"),
+    port: portVariable(vars),
+    namespace: namespaceVariable(vars) ?? model.targets.kubernetes.namespace,
+  };
+}
+
+/** MBC_NAMESPACE: a DNS-1123 label (it goes into the host names the kubernetes backend looks up), or unset. */
+function namespaceVariable(vars: EnvVars): string | null {
+  const text = variable(vars, "MBC_NAMESPACE");
+  if (text !== null && !DNS_LABEL.test(text))
+    throw new RuntimeConfigError(
+      `MBC_NAMESPACE must be a Kubernetes namespace (lowercase letters, digits and dashes, at most 63), not ${JSON.stringify(text)}`,
+    );
+  return text;
 }
 
 /** MBC_PORT: an integer from 1 to 65535, or unset. */

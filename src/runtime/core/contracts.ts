@@ -27,6 +27,8 @@ export interface RuntimeEnv {
   token: string | null;
   /** MBC_PORT: the port of a process the spec gives none (a file or generator source); null: ephemeral. */
   port: number | null;
+  /** MBC_NAMESPACE (the pod's, from the downward API), default targets.kubernetes.namespace: where the kubernetes backend looks. */
+  namespace: string;
 }
 
 /** A live instance as the registry reports it. */

@@ -1,0 +1,1 @@
+// the bundled runtime stands here
