@@ -93,12 +93,12 @@ describe("compose.yaml's shape", () => {
       .map(([n, s]) => [n, s.ports]);
     expect(published).toEqual([["orders", ["8081:8081"]]]);
     const test = (s: string) => ((compose.services[s]?.healthcheck as { test: string[] } | undefined)?.test ?? []).join(" ");
-    expect(test("registry")).toMatch(/^CMD node -e fetch\("http:\/\/127\.0\.0\.1:7400\/healthz"/);
-    expect(test("orders")).toContain("http://127.0.0.1:8081/healthz");
-    expect(test("store-1")).toMatch(/127\.0\.0\.1:\d+\/healthz/);
+    expect(test("registry")).toMatch(/^CMD node -e fetch\("http:\/\/127\.0\.0\.1:7400\/readyz\?scope=self"/);
+    expect(test("orders")).toContain("http://127.0.0.1:8081/readyz?scope=self");
+    expect(test("store-1")).toMatch(/127\.0\.0\.1:\d+\/readyz\?scope=self/);
     // A source without a port listens on a fixed one inside its container (MBC_PORT), not published.
     expect(compose.services.replay?.environment).toHaveProperty("MBC_PORT", String(UNPUBLISHED_SOURCE_PORT));
-    expect(test("replay")).toContain(`http://127.0.0.1:${UNPUBLISHED_SOURCE_PORT}/healthz`);
+    expect(test("replay")).toContain(`http://127.0.0.1:${UNPUBLISHED_SOURCE_PORT}/readyz?scope=self`);
     expect(compose.services.orders?.environment).not.toHaveProperty("MBC_PORT");
     for (const s of Object.values(compose.services)) expect(JSON.stringify(s.healthcheck ?? {})).not.toContain("curl");
   });
