@@ -10,7 +10,9 @@ import { startHeartbeat } from "../../src/runtime/registry/embedded/registrar.js
 import { createRegistryRole } from "../../src/runtime/registry/embedded/server.js";
 import { cleanupAll, freePorts, httpJson, makeSystem, type SystemDir, waitUntil } from "../helpers/runtime.js";
 
-function spec(registryPort: number, heartbeat = "100ms", ttl = "400ms"): string {
+// A ttl far longer than any test: an instance registered once by a test's own PUT must not expire
+// while a loaded machine gets round to the next step. Tests of expiry give their own.
+function spec(registryPort: number, heartbeat = "100ms", ttl = "60s"): string {
   return `mbc: 1
 name: reg-test
 registry:
