@@ -8,6 +8,7 @@
 import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
+import { registryBackendFindings } from "../shared/registry.js";
 
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]+)?`;
@@ -24,7 +25,7 @@ export function imageProblem(image: string): string | null {
 }
 
 export function checkCompose(model: Model): TargetFinding[] {
-  const out: TargetFinding[] = [];
+  const out = registryBackendFindings(model, "Compose");
   const hint = "for example node:20-alpine or registry.example.com/team/enrich:1.4";
   const image = model.targets.compose.image;
   const problem = imageProblem(image);

@@ -24,7 +24,13 @@ export const composeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
   "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
-  "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container"),
+  "registry.backend": maps(
+    "embedded: the registry container; etcd: no registry container, every container registers in and discovers from etcd (credentials and TLS from the environment: the .env file or the engine's); kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps(
+    "etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in a container's environment overrides them (the cluster must be reachable from the project's network)",
+  ),
+  "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container (embedded backend only)"),
   "sources.*.type": maps("one container per source"),
   "sources.*.port": maps("the http source's listener, published on the host at the same port (only http sources publish one)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to the named volume `data` (MBC_DATA_DIR)"),

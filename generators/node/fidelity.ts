@@ -20,7 +20,11 @@ export const nodeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": { how: "ignores", note: "Node cannot cap CPU; use the Compose or systemd target for a limit" },
   "defaults.resources.memory": { how: "approximates", note: "--max-old-space-size of each process at 75 % of it: caps the heap, not the whole process" },
-  "registry.port": maps("the registry process"),
+  "registry.backend": maps(
+    "embedded: the registry process; etcd: no registry process, every process registers in and discovers from etcd; kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps("etcd: the endpoints every process tries in turn; MBC_REGISTRY_ENDPOINTS overrides them"),
+  "registry.port": maps("the registry process (embedded backend only)"),
   "sources.*.type": maps("the source process"),
   "sources.*.port": maps("the http source's listener"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to MBC_DATA_DIR"),

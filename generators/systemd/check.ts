@@ -15,6 +15,7 @@ import { posix } from "node:path";
 import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
+import { registryBackendFindings } from "../shared/registry.js";
 import { safePath, UnsafeValueError } from "./escape.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
@@ -48,7 +49,7 @@ export function writablePathProblem(path: string): string | null {
 const HIDDEN = ["/home", "/root", "/run/user", "/tmp", "/var/tmp"];
 
 export function checkSystemd(model: Model): TargetFinding[] {
-  const out: TargetFinding[] = [];
+  const out = registryBackendFindings(model, "systemd");
   const t = model.targets.systemd;
   const dir = installDirProblem(t.installDir);
   if (dir !== null)

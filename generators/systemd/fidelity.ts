@@ -23,7 +23,11 @@ export const systemdFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": dispatch(),
   "defaults.resources.cpus": maps("CPUQuota= of each instance (cpus × 100 %)"),
   "defaults.resources.memory": maps("MemoryMax= of each instance, and --max-old-space-size at 75 % of it"),
-  "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env"),
+  "registry.backend": maps(
+    "embedded: the registry unit; etcd: no registry unit, every unit registers in and discovers from etcd (credentials and TLS: MBC_REGISTRY_* in env/common.env); kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps("etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in env/common.env overrides them"),
+  "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env (embedded backend only)"),
   "sources.*.type": maps("one unit a source: PREFIX-source-NAME.service"),
   "sources.*.port": maps("the http source's listener (below 1024 its unit keeps CAP_NET_BIND_SERVICE)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to INSTALLDIR/data (ProtectHome= hides /home, /root and /run/user)"),
