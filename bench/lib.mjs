@@ -111,7 +111,22 @@ export function httpRequest(agent, method, url, body, timeoutMs = 30_000, conten
 }
 
 /** Every variable the runtime reads (src/runtime/config/): a caller's must not reach a child it starts. */
-export const RUNTIME_ENV_VARS = ["MBC_SYSTEM", "MBC_REGISTRY_URL", "MBC_BIND", "MBC_ADVERTISE_HOST", "MBC_STATE_DIR", "MBC_TOKEN", "MBC_DATA_DIR", "MBC_PORT"];
+export const RUNTIME_ENV_VARS = [
+  "MBC_SYSTEM",
+  "MBC_REGISTRY_URL",
+  "MBC_BIND",
+  "MBC_ADVERTISE_HOST",
+  "MBC_STATE_DIR",
+  "MBC_TOKEN",
+  "MBC_DATA_DIR",
+  "MBC_PORT",
+  "MBC_REGISTRY_ENDPOINTS",
+  "MBC_REGISTRY_USER",
+  "MBC_REGISTRY_PASSWORD",
+  "MBC_REGISTRY_CA",
+  "MBC_REGISTRY_CERT",
+  "MBC_REGISTRY_KEY",
+];
 
 /** The environment for a child: ours without the settings that would change what it measures. */
 export function childEnv(extra = {}) {

@@ -49,7 +49,10 @@ export async function runMain(options: MainOptions): Promise<void> {
         return await runSupervisor({ setup, entry: options.entry, vars: options.vars });
       case "registry": {
         const factory = options.roles.registry ?? registryBackend(setup.system.model).role;
-        if (factory === null) throw new Error("this system's registry backend runs no registry process");
+        if (factory === null)
+          throw new RuntimeConfigError(
+            `--role registry: this system's registry backend (${setup.system.model.registry.backend}) runs no registry process of its own; start only the sources and service instances`,
+          );
         return await runRole(setup, role, factory);
       }
       case "source":

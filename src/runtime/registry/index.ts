@@ -1,13 +1,28 @@
 /**
- * The registry backend a system uses. One backend today, the embedded registry; a new one
- * (etcd, Kubernetes) is a folder beside embedded/ implementing RegistryBackend, and a case here.
+ * The registry backend a system uses, chosen by `registry.backend`: the embedded registry, or
+ * etcd. Another backend is a folder beside embedded/ implementing RegistryBackend, and a case here.
  */
 import type { Model } from "../../model/types.js";
+import { RuntimeConfigError } from "../config/error.js";
 import type { RegistryBackend } from "./backend.js";
 import { embeddedRegistry } from "./embedded/index.js";
+import { etcdRegistry } from "./etcd/index.js";
 
 export type { Registrar, Registration, RegistryBackend, RegistryContext } from "./backend.js";
 
-export function registryBackend(_model: Model): RegistryBackend {
-  return embeddedRegistry;
+/**
+ * The backend of `model`'s system. `vars` is the environment a backend takes its settings from
+ * (etcd: MBC_REGISTRY_*); a bad setting is a RuntimeConfigError, thrown here, at the start.
+ */
+export function registryBackend(model: Model, vars: Readonly<Record<string, string | undefined>> = process.env): RegistryBackend {
+  switch (model.registry.backend) {
+    case "embedded":
+      return embeddedRegistry;
+    case "etcd":
+      return etcdRegistry(model, { vars });
+    case "kubernetes":
+      throw new RuntimeConfigError(
+        "registry backend kubernetes discovers instances from a Kubernetes cluster, which this runtime does not run in: build the system with --target kubernetes, or use backend embedded or etcd",
+      );
+  }
 }
