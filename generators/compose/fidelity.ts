@@ -25,7 +25,7 @@ export const composeFidelity = fidelityTable({
   "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
   "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
   "registry.backend": maps(
-    "embedded: the registry container; etcd: no registry container, every container registers in and discovers from etcd (credentials and TLS from the environment: the .env file or the engine's); kubernetes: not on this target (target-constraint)",
+    "embedded: the registry container; etcd: no registry container, every container registers in and discovers from etcd (credentials and TLS: MBC_REGISTRY_* added to the containers' environment, e.g. in an override file); kubernetes: not on this target (target-constraint)",
   ),
   "registry.endpoints": maps(
     "etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in a container's environment overrides them (the cluster must be reachable from the project's network)",
@@ -37,7 +37,7 @@ export const composeFidelity = fidelityTable({
   "sources.*.to": maps("the first stage; depends_on its instances (service_healthy)"),
   "services.*.handler": maps("copied to runtime/handlers/, mounted read-only at /opt/mbc; builtins run in the runtime; unused when the service has an image"),
   "services.*.image": maps(
-    "the service's containers run this image instead of the runtime (no command, no mount); MBC_NAME, MBC_INSTANCE, MBC_PORT tell it its place",
+    "the service's containers run this image instead of the runtime (no command, no mount); MBC_NAME, MBC_INSTANCE, MBC_PORT tell it its place; with the etcd backend it gets MBC_REGISTRY_ENDPOINTS instead of MBC_REGISTRY_URL and registers itself under /mbc/NAME/SERVICE/K",
   ),
   "services.*.config": maps(
     "ctx.config of the handler (system.json); a relative sink path lands on the named volume `data`, shared by every container (an absolute one stays inside the container)",
