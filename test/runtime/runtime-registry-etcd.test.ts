@@ -1,0 +1,227 @@
+/**
+ * The etcd registry backend against a real etcd (Debian's etcd-server), started by this file on
+ * ports it reserved, with its data in a temp folder; nothing here uses an etcd of the machine.
+ * Without etcd the file is skipped with the reason (MBC_REQUIRE_TOOLS=1 makes that a failure).
+ *
+ * - A whole system (the built node target under its supervisor) with `registry.backend: etcd`:
+ *   no registry process, records posted to its http source reach the sink.
+ * - An instance killed without a word leaves discovery once its lease runs out; restarted at
+ *   once, it waits for its old lease and registers again.
+ * - A second copy of a running instance exits 2 naming the first.
+ *
+ * Bounds on time are the configured value × 2 + 1 s; every other wait is on a condition.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { holderWaitMs } from "../../src/runtime/registry/etcd/registrar.js";
+import { buildSystem, type E2ESystem, readIds, record, startSystem, stopEverything, waitReady } from "../helpers/e2e.js";
+import { freePortBlock } from "../helpers/ports.js";
+import { cleanupAll, httpJson, type RuntimeChild, removeDir, spawnRuntime, tempDir, waitUntil } from "../helpers/runtime.js";
+import { assertTool, tool } from "../helpers/tools.js";
+
+const etcdTool = tool("etcd", () => {
+  const probe = spawnSync("etcd", ["--version"], { encoding: "utf8" });
+  if (probe.error || probe.status !== 0) return "etcd is not installed (Debian: apt-get install etcd-server)";
+  return null;
+});
+
+const HEARTBEAT_MS = 500;
+const TTL_MS = 2000;
+const SYSTEM = "etcd-shop";
+
+interface Etcd {
+  url: string;
+  proc: ChildProcess;
+  dir: string;
+  output: string[];
+}
+
+let etcd: Etcd | null = null;
+const extra: RuntimeChild[] = [];
+
+async function startEtcd(): Promise<Etcd> {
+  const client = await freePortBlock(2);
+  const peer = client + 1;
+  const dir = tempDir("mbc-etcd-");
+  const url = `http://127.0.0.1:${client}`;
+  const proc = spawn(
+    "etcd",
+    [
+      "--name",
+      "mbc-test",
+      "--data-dir",
+      join(dir, "data"),
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-cluster",
+      `mbc-test=http://127.0.0.1:${peer}`,
+      "--log-level",
+      "warn",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const output: string[] = [];
+  proc.stdout?.on("data", (d: Buffer) => output.push(d.toString()));
+  proc.stderr?.on("data", (d: Buffer) => output.push(d.toString()));
+  const started: Etcd = { url, proc, dir, output };
+  try {
+    await waitUntil(
+      async () => (await httpJson("POST", `${url}/v3/kv/range`, { key: b64("/") }, {}, 1000)).status === 200,
+      `etcd to answer at ${url}`,
+      60_000,
+      100,
+    );
+  } catch (err) {
+    proc.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}\n${output.join("").slice(-2000)}`);
+  }
+  return started;
+}
+
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+
+/** The instances registered in etcd under the system's prefix: key → value. */
+async function registered(): Promise<Map<string, Record<string, unknown>>> {
+  const prefix = `/mbc/${SYSTEM}/`;
+  const end = `/mbc/${SYSTEM}0`;
+  const res = await httpJson("POST", `${etcd?.url}/v3/kv/range`, { key: b64(prefix), range_end: b64(end) }, {}, 2000);
+  const kvs = ((res.json as { kvs?: { key: string; value: string }[] } | null)?.kvs ?? []) as { key: string; value: string }[];
+  return new Map(
+    kvs.map((kv) => [Buffer.from(kv.key, "base64").toString(), JSON.parse(Buffer.from(kv.value, "base64").toString()) as Record<string, unknown>]),
+  );
+}
+
+function spec(): Record<string, unknown> {
+  return {
+    mbc: 1,
+    name: SYSTEM,
+    registry: { backend: "etcd", endpoints: [etcd?.url], heartbeat: `${HEARTBEAT_MS}ms`, ttl: `${TTL_MS}ms` },
+    sources: { input: { type: "http", port: 8080, batch: { maxRecords: 50, maxWait: "50ms" }, to: "work" } },
+    services: {
+      work: { handler: "builtin:passthrough", instances: 2, to: "sink" },
+      sink: { handler: "builtin:jsonl-sink", config: { path: "out/sink.jsonl" } },
+    },
+  };
+}
+
+/** One process of a built system, outside any supervisor (as a Compose service or a systemd unit runs it). */
+function runInstance(sys: E2ESystem, service: string, instance: number): RuntimeChild {
+  const child = spawnRuntime(sys.bundle, ["--role", "service", "--name", service, "--instance", String(instance)], {
+    env: { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir },
+  });
+  extra.push(child);
+  return child;
+}
+
+describe.skipIf(etcdTool.skip)("the etcd registry backend against etcd", () => {
+  beforeAll(async () => {
+    assertTool(etcdTool);
+    etcd = await startEtcd();
+  }, 90_000);
+
+  afterEach(async () => {
+    for (const c of extra.splice(0)) c.kill("SIGKILL");
+    await stopEverything();
+  });
+
+  afterAll(async () => {
+    if (etcd !== null) {
+      const proc = etcd.proc;
+      const gone = new Promise((resolve) => proc.once("exit", resolve));
+      proc.kill("SIGTERM");
+      await gone;
+      removeDir(etcd.dir);
+    }
+    cleanupAll();
+  });
+
+  it("runs a whole system with no registry process: records posted to the source reach the sink", async () => {
+    const sys = await buildSystem(spec());
+    const run = startSystem(sys);
+    await waitReady(sys, run.child);
+    expect(Object.keys(run.childPids()).sort()).toEqual(["service:sink/0", "service:work/0", "service:work/1", "source:input"]);
+    const keys = await registered();
+    expect([...keys.keys()].sort()).toEqual([`/mbc/${SYSTEM}/sink/0`, `/mbc/${SYSTEM}/work/0`, `/mbc/${SYSTEM}/work/1`]);
+    expect(keys.get(`/mbc/${SYSTEM}/work/1`)).toMatchObject({ url: `http://127.0.0.1:${sys.ports.services.work?.[1]}`, weight: 1 });
+
+    const records = Array.from({ length: 200 }, (_, k) => record("etcd", k));
+    const answer = await httpJson("POST", sys.sourceUrl("input"), records, {}, 30_000);
+    expect(answer.status).toBe(202);
+    const sink = sys.sinkFile("sink");
+    await waitUntil(() => readIds(sink).ids.size === 200, "every record in the sink", 60_000, 100);
+    const { ids } = readIds(sink);
+    expect([...ids.values()].every((n) => n === 1)).toBe(true);
+    // Both instances of work took batches: the source discovered them from etcd.
+    const workLogs = [0, 1].map((k) => run.logsOf("service", "work", k).length);
+    expect(workLogs.every((n) => n > 0)).toBe(true);
+  }, 120_000);
+
+  it("an instance killed without a word leaves discovery once its lease runs out; restarted, it registers again", async () => {
+    const sys = await buildSystem(spec());
+    const sinkKey = `/mbc/${SYSTEM}/sink/0`;
+    const sink = runInstance(sys, "sink", 0);
+    await waitUntil(async () => (await registered()).get(sinkKey)?.pid === sink.pid, "the sink to register", 60_000, 50);
+    // A process upstream that discovers the sink: its /readyz says whether it sees a live one.
+    const work = runInstance(sys, "work", 0);
+    await waitUntil(async () => (await registered()).get(`/mbc/${SYSTEM}/work/0`)?.pid === work.pid, "work to register", 60_000, 50);
+    const workUrl = (await registered()).get(`/mbc/${SYSTEM}/work/0`)?.url as string;
+    await waitUntil(async () => (await httpJson("GET", `${workUrl}/readyz`)).status === 200, "work to see the sink", 60_000, 50);
+
+    sink.kill("SIGKILL");
+    await sink.exited;
+    // Gone from etcd when its lease runs out, and from work's view at its next look.
+    await waitUntil(async () => !(await registered()).has(sinkKey), "etcd to expire the killed sink's key", 2 * TTL_MS + 1000, 50);
+    await waitUntil(
+      async () => {
+        const ready = await httpJson("GET", `${workUrl}/readyz`);
+        return ready.status === 503 && JSON.stringify(ready.json).includes("no live instance of sink");
+      },
+      "work's discovery to drop the sink",
+      2 * (TTL_MS + HEARTBEAT_MS) + 1000,
+      50,
+    );
+
+    // Restarted while nothing holds its key: it registers, and work sees it again.
+    const again = runInstance(sys, "sink", 0);
+    await waitUntil(async () => (await registered()).get(sinkKey)?.pid === again.pid, "the restarted sink to register", 60_000, 50);
+    await waitUntil(async () => (await httpJson("GET", `${workUrl}/readyz`)).status === 200, "work to see the sink again", 60_000, 50);
+  }, 120_000);
+
+  it("an instance restarted while its previous lease is alive waits for it, then registers", async () => {
+    const sys = await buildSystem(spec());
+    const key = `/mbc/${SYSTEM}/sink/0`;
+    const first = runInstance(sys, "sink", 0);
+    await waitUntil(async () => (await registered()).get(key)?.pid === first.pid, "the first to register", 60_000, 50);
+    first.kill("SIGKILL");
+    const again = runInstance(sys, "sink", 0);
+    await waitUntil(async () => (await registered()).get(key)?.pid === again.pid, "the restarted instance to register", 60_000, 50);
+    // It did not give up meanwhile.
+    expect(again.proc.exitCode).toBeNull();
+  }, 120_000);
+
+  it("a second copy of a running instance exits 2 naming the first", async () => {
+    const sys = await buildSystem(spec());
+    const key = `/mbc/${SYSTEM}/work/0`;
+    const first = runInstance(sys, "work", 0);
+    await waitUntil(async () => (await registered()).get(key)?.pid === first.pid, "the first copy to register", 60_000, 50);
+    const firstUrl = (await registered()).get(key)?.url as string;
+
+    const second = runInstance(sys, "work", 0);
+    // It waits (the holder might be a copy that just died) at most its configured wait: bound from when it starts waiting.
+    await second.waitForLog((l) => String(l.msg).includes("is held in etcd by"), "the second copy to wait for the holder", 60_000);
+    const exit = await second.waitForExit(2 * holderWaitMs(TTL_MS, HEARTBEAT_MS) + 1000);
+    expect(exit.code).toBe(2);
+    const said = second.lines.join("\n");
+    expect(said).toContain(`service work instance 0 is already registered in etcd by the instance at ${firstUrl} (pid ${first.pid}`);
+    // The first is untouched: still the holder, still ready.
+    expect((await registered()).get(key)?.pid).toBe(first.pid);
+    expect((await httpJson("GET", `${firstUrl}/readyz?scope=self`)).status).toBe(200);
+  }, 120_000);
+});
