@@ -393,6 +393,20 @@ export const systemdGenerator: Generator = {
         units: shellWord(allUnits.map(unitName).join(" ")),
       },
       units: allUnits.map((u) => ({ name: u, sh: shellWord(u) })),
+      // install.sh --only ROLE[,ROLE…]: each role and the units it starts on this host.
+      roles: [
+        ...(ownRegistry ? [{ role: "registry", units: [L.units.registry] }] : []),
+        ...model.sources.map((s) => ({ role: `source/${s.name}`, units: [L.units.source(s.name)] })),
+        ...services.flatMap((s) => [
+          { role: `service/${s.name}`, units: s.instances.map((i) => L.units.instance(s.name, i.index)) },
+          ...s.instances.map((i) => ({ role: `service/${s.name}@${i.index}`, units: [L.units.instance(s.name, i.index)] })),
+        ]),
+      ].map((r) => ({ sh: shellWord(r.role), units: shellWord(r.units.map(unitName).join(" ")) })),
+      registryUnit: ownRegistry ? shellWord(unitName(L.units.registry)) : null,
+      // Every unit a role runs, one shell word each: those --only does not select are stopped.
+      roleUnits: [...registryUnits, ...model.sources.map((s) => L.units.source(s.name)), ...services.flatMap((s) => instancesOf(s.name))].map((u) =>
+        shellWord(unitName(u)),
+      ),
       sources: model.sources.map((s) => ({ name: s.name, type: s.type, ...sourceIntake(s), unit: L.units.source(s.name) })),
       services: services.map((s) => ({
         name: s.name,
