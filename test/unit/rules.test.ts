@@ -802,6 +802,9 @@ describe("registry backends", () => {
       expect(ofCode(spec("backend: etcd", `endpoints: ["${bad}"]`), "schema").map(where), bad).toEqual([[5, 15]]);
     for (const good of ["http://h:2379", "https://10.0.0.1:2379/", "http://[::1]:2379"])
       expect(run(spec("backend: etcd", `endpoints: ["${good}"]`)), good).toEqual([]);
+    const [said] = ofCode(spec("backend: etcd", 'endpoints: ["http://user:pw@h:2379"]'), "schema");
+    expect(said?.message).toContain('must be an etcd endpoint, like "http://10.0.0.1:2379"');
+    expect(said?.hint).toContain("no credentials");
   });
 
   it("at most 32 endpoints", () => {
