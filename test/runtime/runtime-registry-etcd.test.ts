@@ -225,3 +225,39 @@ describe.skipIf(etcdTool.skip)("the etcd registry backend against etcd", () => {
     expect((await httpJson("GET", `${firstUrl}/readyz?scope=self`)).status).toBe(200);
   }, 120_000);
 });
+
+describe("the etcd backend's setup problems stop a process with exit 2 and what to fix (no etcd needed)", () => {
+  afterEach(async () => {
+    for (const c of extra.splice(0)) c.kill("SIGKILL");
+    await stopEverything();
+  });
+  afterAll(() => cleanupAll());
+
+  const offline = () => ({ ...spec(), registry: { backend: "etcd", endpoints: ["https://127.0.0.1:9"], ttl: "2s" } });
+
+  it("--role registry: the backend has no registry process", async () => {
+    const sys = await buildSystem(offline());
+    const child = spawnRuntime(sys.bundle, ["--role", "registry"], { env: { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir } });
+    extra.push(child);
+    const exit = await child.waitForExit(60_000);
+    expect(exit.code).toBe(2);
+    expect(child.lines.join("\n")).toContain("could not start: --role registry: this system's registry backend (etcd) runs no registry process of its own");
+    expect(child.lines.join("\n")).not.toContain("stack");
+  }, 120_000);
+
+  it("the supervisor and a single process: an unreadable MBC_REGISTRY_CA", async () => {
+    const sys = await buildSystem(offline());
+    const env = { MBC_DATA_DIR: sys.dataDir, MBC_STATE_DIR: sys.stateDir, MBC_REGISTRY_CA: join(sys.root, "missing.pem") };
+    for (const args of [[], ["--role", "service", "--name", "sink"]]) {
+      const child = spawnRuntime(sys.bundle, args, { env });
+      extra.push(child);
+      const exit = await child.waitForExit(60_000);
+      expect(exit.code, args.join(" ")).toBe(2);
+      const said = child.logs().map((l) => String(l.msg));
+      expect(said, args.join(" ")).toContain(
+        `could not start: MBC_REGISTRY_CA: cannot read ${JSON.stringify(join(sys.root, "missing.pem"))} (ENOENT): give the path of a PEM file this process may read`,
+      );
+      expect(child.lines.join("\n")).not.toContain("stack");
+    }
+  }, 120_000);
+});
