@@ -8,10 +8,14 @@
  * - An instance killed without a word leaves discovery once its lease runs out; restarted at
  *   once, it waits for its old lease and registers again.
  * - A second copy of a running instance exits 2 naming the first.
+ * - Over https, with the CA, a client certificate and a user and password (etcd with
+ *   --client-cert-auth and authentication on; certificates made with openssl).
  *
  * Bounds on time are the configured value × 2 + 1 s; every other wait is on a condition.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { holderWaitMs } from "../../src/runtime/registry/etcd/registrar.js";
@@ -19,6 +23,10 @@ import { buildSystem, type E2ESystem, readIds, record, startSystem, stopEverythi
 import { freePortBlock } from "../helpers/ports.js";
 import { cleanupAll, httpJson, type RuntimeChild, removeDir, spawnRuntime, tempDir, waitUntil } from "../helpers/runtime.js";
 import { assertTool, tool } from "../helpers/tools.js";
+
+const opensslTool = tool("openssl", () =>
+  spawnSync("openssl", ["version"]).status === 0 ? null : "openssl is not installed (Debian: apt-get install openssl)",
+);
 
 const etcdTool = tool("etcd", () => {
   const probe = spawnSync("etcd", ["--version"], { encoding: "utf8" });
@@ -40,11 +48,22 @@ interface Etcd {
 let etcd: Etcd | null = null;
 const extra: RuntimeChild[] = [];
 
-async function startEtcd(): Promise<Etcd> {
+async function startEtcd(tls: { dir: string } | null = null): Promise<Etcd> {
   const client = await freePortBlock(2);
   const peer = client + 1;
   const dir = tempDir("mbc-etcd-");
-  const url = `http://127.0.0.1:${client}`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${client}`;
+  const tlsArgs = tls
+    ? [
+        "--cert-file",
+        join(tls.dir, "server.pem"),
+        "--key-file",
+        join(tls.dir, "server.key"),
+        "--trusted-ca-file",
+        join(tls.dir, "ca.pem"),
+        "--client-cert-auth",
+      ]
+    : [];
   const proc = spawn(
     "etcd",
     [
@@ -64,6 +83,7 @@ async function startEtcd(): Promise<Etcd> {
       `mbc-test=http://127.0.0.1:${peer}`,
       "--log-level",
       "warn",
+      ...tlsArgs,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -73,7 +93,9 @@ async function startEtcd(): Promise<Etcd> {
   const started: Etcd = { url, proc, dir, output };
   try {
     await waitUntil(
-      async () => (await httpJson("POST", `${url}/v3/kv/range`, { key: b64("/") }, {}, 1000)).status === 200,
+      tls
+        ? async () => (await tlsCall(tls.dir, url, "/v3/kv/range", { key: b64("/") })).status === 200
+        : async () => (await httpJson("POST", `${url}/v3/kv/range`, { key: b64("/") }, {}, 1000)).status === 200,
       `etcd to answer at ${url}`,
       60_000,
       100,
@@ -87,6 +109,74 @@ async function startEtcd(): Promise<Etcd> {
 
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 
+/** One request to an etcd that wants TLS and a client certificate (the files in `dir`). */
+function tlsCall(dir: string, url: string, path: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = httpsRequest(new URL(path, url), {
+      method: "POST",
+      ca: readFileSync(join(dir, "ca.pem")),
+      cert: readFileSync(join(dir, "client.pem")),
+      key: readFileSync(join(dir, "client.key")),
+      headers: { "content-type": "application/json", ...(token ? { authorization: token } : {}) },
+      timeout: 2000,
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        try {
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text || "{}") as Record<string, unknown> });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, json: { text } });
+        }
+      });
+    });
+    req.end(text);
+  });
+}
+
+/**
+ * A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`.
+ * The client's has no CommonName: with authentication on, etcd's JSON gateway refuses a client
+ * certificate that has one (it would not be used as the user, as it is over gRPC).
+ */
+function makeCertificates(dir: string): void {
+  const ssl = (...args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+  };
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
+  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=mbc test CA");
+  for (const [name, cn] of [
+    ["server", "127.0.0.1"],
+    ["client", null],
+  ] as const) {
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", cn === null ? "/O=mbc" : `/CN=${cn}`);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`,
+    );
+  }
+}
+
 /** The instances registered in etcd under the system's prefix: key → value. */
 async function registered(): Promise<Map<string, Record<string, unknown>>> {
   const prefix = `/mbc/${SYSTEM}/`;
@@ -98,11 +188,11 @@ async function registered(): Promise<Map<string, Record<string, unknown>>> {
   );
 }
 
-function spec(): Record<string, unknown> {
+function spec(endpoint = etcd?.url): Record<string, unknown> {
   return {
     mbc: 1,
     name: SYSTEM,
-    registry: { backend: "etcd", endpoints: [etcd?.url], heartbeat: `${HEARTBEAT_MS}ms`, ttl: `${TTL_MS}ms` },
+    registry: { backend: "etcd", endpoints: [endpoint], heartbeat: `${HEARTBEAT_MS}ms`, ttl: `${TTL_MS}ms` },
     sources: { input: { type: "http", port: 8080, batch: { maxRecords: 50, maxWait: "50ms" }, to: "work" } },
     services: {
       work: { handler: "builtin:passthrough", instances: 2, to: "sink" },
@@ -259,5 +349,81 @@ describe("the etcd backend's setup problems stop a process with exit 2 and what 
       );
       expect(child.lines.join("\n")).not.toContain("stack");
     }
+  }, 120_000);
+});
+
+describe.skipIf(etcdTool.skip || opensslTool.skip)("the etcd backend with TLS, a client certificate and a password", () => {
+  let secure: Etcd | null = null;
+  let certs = "";
+  beforeAll(async () => {
+    assertTool(etcdTool);
+    assertTool(opensslTool);
+    certs = tempDir("mbc-etcd-tls-");
+    makeCertificates(certs);
+    secure = await startEtcd({ dir: certs });
+    // Authentication on: the root user, and a user for the system with the run of /mbc/.
+    for (const [path, body] of [
+      ["/v3/auth/user/add", { name: "root", password: "root-pw" }],
+      ["/v3/auth/role/add", { name: "root" }],
+      ["/v3/auth/user/grant", { user: "root", role: "root" }],
+      ["/v3/auth/user/add", { name: "mbc", password: "s3cret" }],
+      ["/v3/auth/role/add", { name: "mbc" }],
+      ["/v3/auth/role/grant", { name: "mbc", perm: { permType: "READWRITE", key: b64("/mbc/"), range_end: b64("/mbc0") } }],
+      ["/v3/auth/user/grant", { user: "mbc", role: "mbc" }],
+      ["/v3/auth/enable", {}],
+    ] as const) {
+      const r = await tlsCall(certs, secure.url, path, body);
+      if (r.status !== 200) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.json)}`);
+    }
+  }, 120_000);
+
+  afterEach(async () => {
+    for (const c of extra.splice(0)) c.kill("SIGKILL");
+    await stopEverything();
+  });
+
+  afterAll(async () => {
+    if (secure !== null) {
+      const proc = secure.proc;
+      const gone = new Promise((resolve) => proc.once("exit", resolve));
+      proc.kill("SIGTERM");
+      await gone;
+      removeDir(secure.dir);
+    }
+    if (certs !== "") removeDir(certs);
+    cleanupAll();
+  });
+
+  it("registers over https with the CA, the client certificate and the user's token; wrong credentials are said and retried", async () => {
+    const url = secure?.url as string;
+    const sys = await buildSystem(spec(url));
+    const env = {
+      MBC_DATA_DIR: sys.dataDir,
+      MBC_STATE_DIR: sys.stateDir,
+      MBC_REGISTRY_ENDPOINTS: url,
+      MBC_REGISTRY_CA: join(certs, "ca.pem"),
+      MBC_REGISTRY_CERT: join(certs, "client.pem"),
+      MBC_REGISTRY_KEY: join(certs, "client.key"),
+      MBC_REGISTRY_USER: "mbc",
+    };
+    const holder = async (key: string) => {
+      const token = String((await tlsCall(certs, url, "/v3/auth/authenticate", { name: "root", password: "root-pw" })).json.token);
+      const r = await tlsCall(certs, url, "/v3/kv/range", { key: b64(key) }, token);
+      const kv = (r.json.kvs as { value: string }[] | undefined)?.[0];
+      return kv === undefined ? null : (JSON.parse(Buffer.from(kv.value, "base64").toString()) as { pid: number });
+    };
+    const key = `/mbc/${SYSTEM}/sink/0`;
+
+    const wrong = spawnRuntime(sys.bundle, ["--role", "service", "--name", "sink", "--instance", "0"], { env: { ...env, MBC_REGISTRY_PASSWORD: "wrong" } });
+    extra.push(wrong);
+    await wrong.waitForLog((l) => String(l.error ?? "").includes('etcd refused the credentials of MBC_REGISTRY_USER "mbc"'), "the refusal", 60_000);
+    expect(wrong.proc.exitCode).toBeNull();
+    expect(await holder(key)).toBeNull();
+    wrong.kill("SIGKILL");
+    await wrong.exited;
+
+    const right = spawnRuntime(sys.bundle, ["--role", "service", "--name", "sink", "--instance", "0"], { env: { ...env, MBC_REGISTRY_PASSWORD: "s3cret" } });
+    extra.push(right);
+    await waitUntil(async () => (await holder(key))?.pid === right.pid, "the instance to register over TLS", 60_000, 100);
   }, 120_000);
 });

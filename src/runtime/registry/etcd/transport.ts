@@ -52,11 +52,13 @@ export function nodeTransport(tls: TlsFiles, timeoutMs: number): { transport: Tr
           if (settled) return;
           settled = true;
           const raw = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown = null;
+          let parsed: unknown;
           try {
             parsed = raw === "" ? {} : JSON.parse(raw);
           } catch {
-            // Not the gateway (a proxy's error page): the status says what happened.
+            // Not JSON: a proxy's error page, or etcd refusing in plain text (such as a client
+            // certificate with a CommonName at the gateway): its first line says what happened.
+            parsed = { error: raw.split("\n")[0]?.slice(0, 300) ?? "" };
           }
           resolve({ status: res.statusCode ?? 0, body: parsed });
         });
