@@ -75,7 +75,8 @@ function unitsToCheck(b: Built): string[] {
   const L = systemdLayout(b.model);
   return [
     L.units.target,
-    L.units.registry,
+    // The embedded registry's unit; a build with another backend has none.
+    ...(b.artefacts.some((a) => a.path === `units/${L.units.registry}`) ? [L.units.registry] : []),
     ...b.model.sources.map((s) => L.units.source(s.name)),
     ...b.model.services
       .filter((s) => s.handler !== null)
@@ -87,7 +88,13 @@ const cases = [
   { name: "the example", text: exampleText },
   { name: "resources, fan-out and low ports", text: lowPortsText },
   { name: "hostile values", text: hostileText, specName: hostileSpecName },
+  { name: "the etcd registry: no registry unit", text: etcdText() },
 ];
+
+/** The example with `registry.backend: etcd`: no registry unit, and install.sh without the registry role. */
+function etcdText(): string {
+  return `${exampleText.replace(/^registry:\n(?: {2}.*\n)*/m, "")}registry:\n  backend: etcd\n  endpoints: [http://127.0.0.1:2379]\n`;
+}
 
 const analyze = tool("systemd-analyze", () => {
   const r = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" });
@@ -396,7 +403,7 @@ describe.skipIf(installTools.skip)("install.sh and uninstall.sh, into an image r
   });
 
   it("--only with the etcd registry: there is no registry role", () => {
-    const b = build(`${exampleText.replace(/^registry:\n(?: {2}.*\n)*/m, "")}registry:\n  backend: etcd\n  endpoints: [http://127.0.0.1:2379]\n`);
+    const b = build(etcdText());
     expect(b.model.registry.backend).toBe("etcd");
     const out = join(temp(), "systemd");
     writeTarget(out, b.artefacts);
