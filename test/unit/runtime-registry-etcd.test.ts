@@ -140,6 +140,26 @@ describe("etcd registrar: lease, create-if-absent, keep-alive", () => {
     await first.stop();
   });
 
+  it("a second holder cut off from etcd meanwhile waits out the ttl again once etcd answers, then fails", async () => {
+    const { clock, etcd, register } = setup();
+    const first = register("http://h1:9100", { client: createEtcdClient({ endpoints: [B], transport: etcd.transport, auth: null }) });
+    await clock.advance(0);
+    const second = register("http://h2:9100", { client: createEtcdClient({ endpoints: [A], transport: etcd.transport, auth: null }) });
+    await clock.advance(0);
+    const wait = holderWaitMs(TTL, HEARTBEAT);
+    // Only the second is cut off, for longer than its wait: it saw nothing of the holder meanwhile.
+    etcd.down.add(A);
+    await clock.advance(2 * wait);
+    etcd.down.delete(A);
+    await clock.advance(HEARTBEAT);
+    expect(await settled(second.failed)).toBe(false);
+    await clock.advance(wait);
+    expect((await second.failed).message).toContain("already registered in etcd by the instance at http://h1:9100");
+    expect(first.registered()).toBe(true);
+    await first.stop();
+    await second.stop();
+  });
+
   it("a restarted instance whose previous lease is still alive registers once that lease runs out", async () => {
     const { clock, etcd, register, client } = setup();
     // The first process reaches etcd only through C; it dies (C goes away for it) without revoking.

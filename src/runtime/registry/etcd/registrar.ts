@@ -10,7 +10,8 @@
  *   created again.
  * - The key held by another lease: a restarted instance whose previous lease is still alive, or
  *   a second copy of the instance. It waits up to the ttl (plus one heartbeat, at least a second,
- *   as etcd looks for expired leases twice a second) for the key to go; a restarted instance then
+ *   as etcd looks for expired leases twice a second) of etcd answering for the key to go (a failed
+ *   request starts the wait again: the holder's lease is not seen meanwhile); a restarted instance then
  *   registers, while a second copy gives up: `failed` settles with a RuntimeConfigError naming
  *   the holder, and the process exits 2.
  * - `stop()` revokes the lease, which deletes the key at once.
@@ -139,7 +140,7 @@ export function startEtcdRegistrar(options: EtcdRegistrarOptions): EtcdRegistrar
       stopped = true;
       giveUp(
         new RuntimeConfigError(
-          `${what} is already registered in etcd by ${holder} (key ${key}), whose lease stayed alive for ${waitMs} ms: an instance runs once. Stop that copy, or give this one another instance number`,
+          `${what} is already registered in etcd by ${holder} (key ${key}), whose lease stayed alive for ${waitMs} ms: an instance runs once, so stop the other copy before starting this one`,
         ),
       );
       return heartbeatMs;
@@ -171,6 +172,8 @@ export function startEtcdRegistrar(options: EtcdRegistrarOptions): EtcdRegistrar
         },
         (err: unknown) => {
           failures++;
+          // Without etcd, whether the holder keeps its lease is not seen: its wait starts again.
+          waitingSince = null;
           const now = clock.now();
           if (failures === 1 || now - lastOutageLog >= OUTAGE_LOG_EVERY_MS) {
             lastOutageLog = now;
