@@ -121,6 +121,12 @@ export const RUNTIME_ENV_VARS = [
   "MBC_DATA_DIR",
   "MBC_PORT",
   "MBC_NAMESPACE",
+  "MBC_REGISTRY_ENDPOINTS",
+  "MBC_REGISTRY_USER",
+  "MBC_REGISTRY_PASSWORD",
+  "MBC_REGISTRY_CA",
+  "MBC_REGISTRY_CERT",
+  "MBC_REGISTRY_KEY",
 ];
 
 /** The environment for a child: ours without the settings that would change what it measures. */

@@ -20,6 +20,7 @@ export type DiagnosticCode =
   | "retry-storm"
   | "timeout-inversion"
   | "ttl-heartbeat"
+  | "registry-setting-unused"
   | "target-constraint"
   | "sim-overloaded"
   | "sim-low-headroom"

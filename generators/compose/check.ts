@@ -8,12 +8,12 @@ import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
 import { imageProblem } from "../shared/image-reference.js";
-import { clusterBackendFindings } from "../shared/registry-backend.js";
+import { registryBackendFindings } from "../shared/registry.js";
 
 export { imageProblem };
 
 export function checkCompose(model: Model): TargetFinding[] {
-  const out: TargetFinding[] = [];
+  const out = registryBackendFindings(model, "Compose");
   const hint = "for example node:20-alpine or registry.example.com/team/enrich:1.4";
   const image = model.targets.compose.image;
   const problem = imageProblem(image);
@@ -23,6 +23,5 @@ export function checkCompose(model: Model): TargetFinding[] {
     const own = imageProblem(s.image);
     if (own !== null) out.push({ path: joinPointer(s.path, "image"), message: `the image ${JSON.stringify(s.image)} of service "${s.name}" ${own}`, hint });
   }
-  out.push(...clusterBackendFindings(model, "compose"));
   return out;
 }

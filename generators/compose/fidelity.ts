@@ -9,7 +9,7 @@ const restartNote = "; a crashed container is restarted by the engine (restart: 
  * The Compose target runs the same runtime, one container per process: what the runtime does
  * maps exactly, and the rest maps onto Compose keys. Relative paths land on named volumes.
  */
-export const composeFidelity = fidelityTable({
+export const composeFidelity = fidelityTable("compose", {
   mbc: maps("runtime/system.json"),
   name: maps("the default project and network name; label dev.mbc.system"),
   description: maps("README.md"),
@@ -24,15 +24,20 @@ export const composeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": maps("deploy.resources.limits.cpus of each instance's container"),
   "defaults.resources.memory": maps("deploy.resources.limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
-  "registry.backend": maps("embedded: the registry container; `kubernetes` is refused (the kubernetes target only)"),
-  "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container"),
+  "registry.backend": maps(
+    "embedded: the registry container; etcd: no registry container, every container registers in and discovers from etcd (credentials and TLS: MBC_REGISTRY_* added to the containers' environment, e.g. in an override file); kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps(
+    "etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in a container's environment overrides them (the cluster must be reachable from the project's network)",
+  ),
+  "registry.port": maps("the registry container's listener (not published); MBC_REGISTRY_URL of every other container (embedded backend only)"),
   "sources.*.type": maps("one container per source"),
   "sources.*.port": maps("the http source's listener, published on the host at the same port (only http sources publish one)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to the named volume `data` (MBC_DATA_DIR)"),
   "sources.*.to": maps("the first stage; depends_on its instances (service_healthy)"),
   "services.*.handler": maps("copied to runtime/handlers/, mounted read-only at /opt/mbc; builtins run in the runtime; unused when the service has an image"),
   "services.*.image": maps(
-    "the service's containers run this image instead of the runtime (no command, no mount); MBC_NAME, MBC_INSTANCE, MBC_PORT tell it its place",
+    "the service's containers run this image instead of the runtime (no command, no mount); MBC_NAME, MBC_INSTANCE, MBC_PORT tell it its place; with the etcd backend it gets MBC_REGISTRY_ENDPOINTS instead of MBC_REGISTRY_URL and registers itself under /mbc/NAME/SERVICE/K",
   ),
   "services.*.config": maps(
     "ctx.config of the handler (system.json); a relative sink path lands on the named volume `data`, shared by every container (an absolute one stays inside the container)",
@@ -60,14 +65,5 @@ export const composeFidelity = fidelityTable({
   "targets.compose.project": maps("COMPOSE_PROJECT_NAME in .env"),
   "targets.compose.image": maps("the image of every container that runs the runtime"),
   "targets.compose.network": maps("the project's one network"),
-  "targets.systemd.prefix": na("the systemd target"),
-  "targets.systemd.user": na("the systemd target"),
-  "targets.systemd.installDir": na("the systemd target"),
-  "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": na("the node target; containers bind 0.0.0.0 on their own network"),
-  "targets.kubernetes.namespace": na("the kubernetes target"),
-  "targets.kubernetes.image": na("the kubernetes target"),
-  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
-  "targets.kubernetes.storageClass": na("the kubernetes target"),
-  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

@@ -14,7 +14,7 @@ import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
-import { drainBudgetMs, heapLimitMiB } from "../../src/policy/index.js";
+import { drainBudgetMs, heapLimitMiB, registryRunsProcess } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
 import { sourceIntake } from "../shared/sources.js";
 import { commentText, escapeDollars, toYaml } from "../shared/yaml.js";
@@ -122,7 +122,9 @@ function buildDocument(model: Model): Built {
   const names = composeNames(model);
   const network = model.targets.compose.network;
   const image = model.targets.compose.image;
-  const registryUrl = `http://${names.registry}:${model.registry.port}`;
+  // The embedded registry is a container of the project; etcd is outside it (system.json names its endpoints).
+  const ownRegistry = registryRunsProcess(model);
+  const registryEnv: [string, string][] = ownRegistry ? [["MBC_REGISTRY_URL", `http://${names.registry}:${model.registry.port}`]] : [];
   const byName = new Map(model.services.map((s) => [s.name, s]));
   const runtimeMount = `./runtime:${RUNTIME_MOUNT}:ro`;
   const stateDir = belowMount(STATE_ROOT, model.checkpoint.dir);
@@ -142,7 +144,7 @@ function buildDocument(model: Model): Built {
   ];
   /** depends_on: the registry, then every instance of each next stage, healthy (an image has no healthcheck of ours: started). */
   const dependsOn = (next: readonly string[]): Record<string, { condition: string }> => {
-    const entries: [string, { condition: string }][] = [[names.registry, { condition: "service_healthy" }]];
+    const entries: [string, { condition: string }][] = ownRegistry ? [[names.registry, { condition: "service_healthy" }]] : [];
     for (const n of next) {
       const svc = byName.get(n);
       for (const c of names.instances.get(n) ?? []) {
@@ -159,27 +161,28 @@ function buildDocument(model: Model): Built {
   };
 
   const services: [string, Record<string, unknown>][] = [];
-  services.push([
-    names.registry,
-    {
-      image,
-      init: true,
-      command: command(["--role", "registry"], null),
-      environment: environment(
-        [
-          ["MBC_BIND", "0.0.0.0"],
-          ["MBC_ADVERTISE_HOST", names.registry],
-        ],
-        {},
-      ),
-      volumes: [runtimeMount],
-      networks: [network],
-      healthcheck: healthcheck(model.registry.port),
-      restart: "on-failure",
-      stop_grace_period: grace(drainBudgetMs(model, { kind: "registry" })),
-      labels: labels("registry", "registry", "/registry"),
-    },
-  ]);
+  if (ownRegistry)
+    services.push([
+      names.registry,
+      {
+        image,
+        init: true,
+        command: command(["--role", "registry"], null),
+        environment: environment(
+          [
+            ["MBC_BIND", "0.0.0.0"],
+            ["MBC_ADVERTISE_HOST", names.registry],
+          ],
+          {},
+        ),
+        volumes: [runtimeMount],
+        networks: [network],
+        healthcheck: healthcheck(model.registry.port),
+        restart: "on-failure",
+        stop_grace_period: grace(drainBudgetMs(model, { kind: "registry" })),
+        labels: labels("registry", "registry", "/registry"),
+      },
+    ]);
 
   for (const source of model.sources) {
     const name = names.sources.get(source.name) as string;
@@ -201,7 +204,7 @@ function buildDocument(model: Model): Built {
       command: command(["--role", "source", "--name", source.name], null),
       environment: environment(
         [
-          ["MBC_REGISTRY_URL", registryUrl],
+          ...registryEnv,
           ["MBC_BIND", "0.0.0.0"],
           ["MBC_ADVERTISE_HOST", name],
           ["MBC_DATA_DIR", DATA_DIR],
@@ -238,19 +241,22 @@ function buildDocument(model: Model): Built {
       ...(Object.keys(limits).length === 0 ? {} : { deploy: { resources: { limits } } }),
       labels: labels("service", service.name, service.path, k),
     };
-    const base: [string, string][] = [
-      ["MBC_REGISTRY_URL", registryUrl],
-      ["MBC_BIND", "0.0.0.0"],
-      ["MBC_ADVERTISE_HOST", name],
-      ["MBC_DATA_DIR", DATA_DIR],
-    ];
+    const base: [string, string][] = [...registryEnv, ["MBC_BIND", "0.0.0.0"], ["MBC_ADVERTISE_HOST", name], ["MBC_DATA_DIR", DATA_DIR]];
     if (runsImage(service)) {
       // The image is the service: it registers itself, so it is told what the runtime would know.
       return {
         image: service.image,
         init: true,
         environment: environment(
-          [...base, ["MBC_NAME", service.name], ["MBC_INSTANCE", String(k)], ["MBC_PORT", String(port)], ["MBC_WEIGHT", String(inst?.weight ?? 1)]],
+          [
+            ...base,
+            // Without a registry container, the image registers itself in etcd (docs/runtime.md: the etcd backend's keys).
+            ...(ownRegistry ? [] : ([["MBC_REGISTRY_ENDPOINTS", model.registry.endpoints.join(",")]] as [string, string][])),
+            ["MBC_NAME", service.name],
+            ["MBC_INSTANCE", String(k)],
+            ["MBC_PORT", String(port)],
+            ["MBC_WEIGHT", String(inst?.weight ?? 1)],
+          ],
           service.env,
         ),
         volumes: [`data:${DATA_DIR}`],
@@ -309,7 +315,8 @@ export const composeGenerator: Generator = {
       project,
       network: model.targets.compose.network,
       image: model.targets.compose.image,
-      registry: { name: names.registry, port: model.registry.port },
+      registry: registryRunsProcess(model) ? { name: names.registry, port: model.registry.port } : null,
+      etcd: model.registry.backend === "etcd" ? model.registry.endpoints.join(", ") : null,
       sources: model.sources.map((s) => {
         const { port, location } = sourceIntake(s);
         return { compose: names.sources.get(s.name), name: s.name, type: s.type, published: port, location };

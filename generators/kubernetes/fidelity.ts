@@ -13,7 +13,7 @@ const restartNote = "; a crashed container is restarted by the kubelet with its 
  * StatefulSets, Services, volume claims and probes.
  */
 export const kubernetesFidelity: FidelityTable = {
-  ...fidelityTable({
+  ...fidelityTable("kubernetes", {
     mbc: maps("runtime/system.json"),
     name: maps("the default namespace; label app.kubernetes.io/part-of"),
     description: maps("runtime/system.json"),
@@ -29,7 +29,10 @@ export const kubernetesFidelity: FidelityTable = {
     "defaults.resources.cpus": maps("resources.requests and limits.cpu of each instance's container (millicores)"),
     "defaults.resources.memory": maps("resources.requests and limits.memory of each instance's container, and --max-old-space-size at 75 % of it"),
     "registry.backend": maps(
-      "embedded and kubernetes both mean the cluster: each instance's DNS name under its headless Service, published while the pod is ready; no registry process",
+      "embedded and kubernetes both mean the cluster: each instance's DNS name under its headless Service, published while the pod is ready; etcd: every pod registers in and discovers from etcd; no registry process either way",
+    ),
+    "registry.endpoints": maps(
+      "etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in a pod's environment (an overlay's env patch) overrides them; the cluster must reach them",
     ),
     "registry.port": { how: "ignores", note: "no registry process runs: the cluster is the registry" },
     "sources.*.type": maps("one StatefulSet of one pod a source, with a volume claim `state` for its log"),
@@ -61,13 +64,6 @@ export const kubernetesFidelity: FidelityTable = {
     "services.*.env": maps("env of each instance's container, $ written as $$; the MBC_* variables the target sets win"),
     "services.*.to": maps("next stages, found through their headless Services"),
     "checkpoint.dir": maps("below each source's own volume claim `state` (MBC_STATE_DIR); an absolute path or one that leaves with .. stays inside the claim"),
-    "targets.compose.project": na("the compose target"),
-    "targets.compose.image": na("the compose target"),
-    "targets.compose.network": na("the compose target"),
-    "targets.systemd.prefix": na("the systemd target"),
-    "targets.systemd.user": na("the systemd target"),
-    "targets.systemd.installDir": na("the systemd target"),
-    "targets.systemd.node": na("the systemd target"),
     "targets.node.bind": na("the node target; pods bind 0.0.0.0 on their own address"),
     "targets.kubernetes.namespace": maps("metadata.namespace of every object, and the kustomizations' namespace"),
     "targets.kubernetes.image": maps("the image of every pod that runs the runtime, as uid and gid 1000"),

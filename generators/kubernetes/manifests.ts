@@ -151,14 +151,15 @@ export function handlerFiles(model: Model): string[] {
 }
 
 /**
- * The model as the pods' system.json carries it: the cluster is the registry, and every instance
- * of a service listens on the service's port (each pod has its own address; the probes of a
+ * The model as the pods' system.json carries it: the cluster is the registry (`embedded` means
+ * `kubernetes` here; an etcd registry stays etcd, reached from the pods), and every instance of a
+ * service listens on the service's port (each pod has its own address; the probes of a
  * StatefulSet's one pod template need one port).
  */
 export function clusterModel(model: Model): Model {
   return {
     ...model,
-    registry: { ...model.registry, backend: "kubernetes" },
+    registry: { ...model.registry, backend: model.registry.backend === "etcd" ? "etcd" : "kubernetes" },
     services: model.services.map((s) => ({ ...s, instances: s.instances.map((i) => ({ ...i, port: s.port })) })),
   };
 }

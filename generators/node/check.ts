@@ -5,7 +5,7 @@
  */
 import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
-import { clusterBackendFindings } from "../shared/registry-backend.js";
+import { registryBackendFindings } from "../shared/registry.js";
 
 const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
 const LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
@@ -33,15 +33,14 @@ export function bindProblem(bind: string): string | null {
 }
 
 export function checkNode(model: Model): TargetFinding[] {
+  const out = registryBackendFindings(model, "node");
   const bind = model.targets.node.bind;
   const problem = bindProblem(bind);
-  const out: TargetFinding[] = [];
   if (problem !== null)
     out.push({
       path: "/targets/node/bind",
       message: `bind ${JSON.stringify(bind)} ${problem}`,
       hint: "127.0.0.1 (this machine only), 0.0.0.0 (every interface), ::1, or a host name",
     });
-  out.push(...clusterBackendFindings(model, "node"));
   return out;
 }

@@ -1,11 +1,10 @@
 import { fidelityTable } from "../../src/build/fidelity-shared.js";
 
 const maps = (note: string) => ({ how: "maps", note }) as const;
-const na = (note: string) => ({ how: "n/a", note }) as const;
 const retry = (scope: string) => maps(`${scope}: the runtime's dispatch (and the supervisor's restart backoff)`);
 
 /** The node target runs the runtime itself: nearly every field maps exactly. */
-export const nodeFidelity = fidelityTable({
+export const nodeFidelity = fidelityTable("node", {
   mbc: maps("system.json"),
   name: maps("system.json; the default state folder"),
   description: maps("README.md"),
@@ -20,8 +19,11 @@ export const nodeFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": retry("defaults"),
   "defaults.resources.cpus": { how: "ignores", note: "Node cannot cap CPU; use the Compose or systemd target for a limit" },
   "defaults.resources.memory": { how: "approximates", note: "--max-old-space-size of each process at 75 % of it: caps the heap, not the whole process" },
-  "registry.backend": maps("embedded: the registry process; `kubernetes` is refused (the kubernetes target only)"),
-  "registry.port": maps("the registry process"),
+  "registry.backend": maps(
+    "embedded: the registry process; etcd: no registry process, every process registers in and discovers from etcd; kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps("etcd: the endpoints every process tries in turn; MBC_REGISTRY_ENDPOINTS overrides them"),
+  "registry.port": maps("the registry process (embedded backend only)"),
   "sources.*.type": maps("the source process"),
   "sources.*.port": maps("the http source's listener"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to MBC_DATA_DIR"),
@@ -47,17 +49,5 @@ export const nodeFidelity = fidelityTable({
   "services.*.env": maps("the environment of each instance process"),
   "services.*.to": maps("next stages; a list fans out"),
   "checkpoint.dir": maps("the state folder, relative to MBC_DATA_DIR (MBC_STATE_DIR overrides)"),
-  "targets.compose.project": na("the compose target"),
-  "targets.compose.image": na("the compose target"),
-  "targets.compose.network": na("the compose target"),
-  "targets.systemd.prefix": na("the systemd target"),
-  "targets.systemd.user": na("the systemd target"),
-  "targets.systemd.installDir": na("the systemd target"),
-  "targets.systemd.node": na("the systemd target"),
   "targets.node.bind": maps("the address every listener binds to (MBC_BIND overrides)"),
-  "targets.kubernetes.namespace": na("the kubernetes target"),
-  "targets.kubernetes.image": na("the kubernetes target"),
-  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
-  "targets.kubernetes.storageClass": na("the kubernetes target"),
-  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

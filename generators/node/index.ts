@@ -11,6 +11,7 @@ import { headerText } from "../../src/build/header.js";
 import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
+import { registryRunsProcess } from "../../src/policy/index.js";
 import { runtimeFolder } from "../shared/runtime-folder.js";
 import { sourceIntake } from "../shared/sources.js";
 import { checkNode } from "./check.js";
@@ -31,7 +32,9 @@ export const nodeGenerator: Generator = {
       specName: inputs.specName,
       sources: model.sources.map((s) => ({ name: s.name, type: s.type, ...sourceIntake(s) })),
       services: model.services.map((s) => ({ name: s.name, instances: s.instances.length, firstPort: s.port, lastPort: s.port + s.instances.length - 1 })),
+      ownRegistry: registryRunsProcess(model),
       registryPort: model.registry.port,
+      etcd: model.registry.backend === "etcd" ? model.registry.endpoints.join(", ") : null,
       bind: model.targets.node.bind,
       stateDir: model.checkpoint.dir,
     };

@@ -15,7 +15,7 @@ import { posix } from "node:path";
 import type { TargetFinding } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
-import { clusterBackendFindings } from "../shared/registry-backend.js";
+import { registryBackendFindings } from "../shared/registry.js";
 import { safePath, UnsafeValueError } from "./escape.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
@@ -49,7 +49,7 @@ export function writablePathProblem(path: string): string | null {
 const HIDDEN = ["/home", "/root", "/run/user", "/tmp", "/var/tmp"];
 
 export function checkSystemd(model: Model): TargetFinding[] {
-  const out: TargetFinding[] = [];
+  const out = registryBackendFindings(model, "systemd");
   const t = model.targets.systemd;
   const dir = installDirProblem(t.installDir);
   if (dir !== null)
@@ -93,6 +93,5 @@ export function checkSystemd(model: Model): TargetFinding[] {
         hint: "a path relative to the spec's folder (kept below INSTALLDIR/data), or a folder outside /home, /root and /tmp",
       });
   }
-  out.push(...clusterBackendFindings(model, "systemd"));
   return out;
 }

@@ -1,14 +1,13 @@
 import { fidelityTable } from "../../src/build/fidelity-shared.js";
 
 const maps = (note: string) => ({ how: "maps", note }) as const;
-const na = (note: string) => ({ how: "n/a", note }) as const;
 const dispatch = (extra = "") => maps(`the runtime's dispatch${extra}`);
 
 /**
  * The systemd target runs the node target's runtime, one process a unit: what the runtime does
  * maps exactly; what systemd adds (restarts, limits, the sandbox) is said in the notes.
  */
-export const systemdFidelity = fidelityTable({
+export const systemdFidelity = fidelityTable("systemd", {
   mbc: maps("runtime/system.json"),
   name: maps("the default prefix (mbc-NAME) and installDir (/opt/mbc/NAME); unit descriptions"),
   description: maps("Description= of PREFIX.target (control characters become spaces) and README.md"),
@@ -23,8 +22,11 @@ export const systemdFidelity = fidelityTable({
   "defaults.retry.budget.minPerSecond": dispatch(),
   "defaults.resources.cpus": maps("CPUQuota= of each instance (cpus × 100 %)"),
   "defaults.resources.memory": maps("MemoryMax= of each instance, and --max-old-space-size at 75 % of it"),
-  "registry.backend": maps("embedded: the registry unit; `kubernetes` is refused (the kubernetes target only)"),
-  "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env"),
+  "registry.backend": maps(
+    "embedded: the registry unit; etcd: no registry unit, every unit registers in and discovers from etcd (credentials and TLS: MBC_REGISTRY_* in env/common.env); kubernetes: not on this target (target-constraint)",
+  ),
+  "registry.endpoints": maps("etcd: runtime/system.json; MBC_REGISTRY_ENDPOINTS in env/common.env overrides them"),
+  "registry.port": maps("the registry unit's listener; MBC_REGISTRY_URL in env/common.env (embedded backend only)"),
   "sources.*.type": maps("one unit a source: PREFIX-source-NAME.service"),
   "sources.*.port": maps("the http source's listener (below 1024 its unit keeps CAP_NET_BIND_SERVICE)"),
   "sources.*.path": maps("http: the POST path; file: the JSONL file, relative to INSTALLDIR/data (ProtectHome= hides /home, /root and /run/user)"),
@@ -50,17 +52,9 @@ export const systemdFidelity = fidelityTable({
   "services.*.env": maps("env/services/NAME.env (EnvironmentFile=, after env/common.env)"),
   "services.*.to": maps("next stages; a unit starts after the instances downstream of it (After=), and stops before them"),
   "checkpoint.dir": maps("MBC_STATE_DIR, below INSTALLDIR/data (a path that leaves it stops the build)"),
-  "targets.compose.project": na("the compose target"),
-  "targets.compose.image": na("the compose target"),
-  "targets.compose.network": na("the compose target"),
   "targets.systemd.prefix": maps("unit names: PREFIX.target, PREFIX-registry.service, PREFIX-source-NAME.service, PREFIX-SERVICE@.service"),
   "targets.systemd.user": maps("User= and Group= of every unit; install.sh creates both with systemd-sysusers"),
   "targets.systemd.installDir": maps("runtime/, env/ and data/ (MBC_DATA_DIR, the only writable folder) below it"),
   "targets.systemd.node": maps("the binary of every ExecStart="),
   "targets.node.bind": maps("the address every listener binds to (runtime/system.json), as under the node target"),
-  "targets.kubernetes.namespace": na("the kubernetes target"),
-  "targets.kubernetes.image": na("the kubernetes target"),
-  "targets.kubernetes.imageHasRuntime": na("the kubernetes target"),
-  "targets.kubernetes.storageClass": na("the kubernetes target"),
-  "targets.kubernetes.sinkAccessMode": na("the kubernetes target"),
 });

@@ -14,7 +14,7 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import { SPEC_DEFAULTS } from "../../src/generated/spec-defaults.js";
 import type { HandlerServiceModel, Model, SourceModel } from "../../src/model/types.js";
-import { DEFAULT_RESTART, heapLimitMiB } from "../../src/policy/index.js";
+import { DEFAULT_RESTART, heapLimitMiB, registryRunsProcess } from "../../src/policy/index.js";
 import { runtimePackage } from "../shared/runtime-folder.js";
 import { sourceIntake } from "../shared/sources.js";
 import { checkSystemd, nodeProblem, writablePathProblem } from "./check.js";
@@ -219,33 +219,37 @@ export const systemdGenerator: Generator = {
     const files: Artefact[] = [];
     const unitFile = (name: string, content: string) => files.push({ path: `units/${name}`, content });
 
-    // The registry.
-    unitFile(
-      L.units.registry,
-      renderUnit(unitHeader(`The service registry of ${model.name}.`), [
-        {
-          name: "Unit",
-          entries: [
-            ["Description", unitText(`${model.name}: registry`)],
-            ["X-Mbc-Spec-Path", unitLiteral("/registry")],
-            ["PartOf", unitName(L.units.target)],
-            ...startLimit(DEFAULT_PLAN),
-          ],
-        },
-        {
-          name: "Service",
-          entries: [
-            ...run({ env: [commonEnv], exec: [L.node, runtime, "--role", "registry"], syslog: unitName(L.units.registry.replace(/\.service$/, "")) }),
-            ...restart(DEFAULT_PLAN),
-            ...hardening({ writable: [], lowPorts: model.registry.port < 1024 }),
-          ],
-        },
-      ]),
-    );
+    // The registry, when the system runs its own (the embedded one; etcd is outside the system).
+    const ownRegistry = registryRunsProcess(model);
+    const registryUnits = ownRegistry ? [L.units.registry] : [];
+    const wantsRegistry: Entry[] = ownRegistry ? [["Wants", unitName(L.units.registry)]] : [];
+    if (ownRegistry)
+      unitFile(
+        L.units.registry,
+        renderUnit(unitHeader(`The service registry of ${model.name}.`), [
+          {
+            name: "Unit",
+            entries: [
+              ["Description", unitText(`${model.name}: registry`)],
+              ["X-Mbc-Spec-Path", unitLiteral("/registry")],
+              ["PartOf", unitName(L.units.target)],
+              ...startLimit(DEFAULT_PLAN),
+            ],
+          },
+          {
+            name: "Service",
+            entries: [
+              ...run({ env: [commonEnv], exec: [L.node, runtime, "--role", "registry"], syslog: unitName(L.units.registry.replace(/\.service$/, "")) }),
+              ...restart(DEFAULT_PLAN),
+              ...hardening({ writable: [], lowPorts: model.registry.port < 1024 }),
+            ],
+          },
+        ]),
+      );
 
     // One unit a source.
     for (const s of model.sources) {
-      const after = [L.units.registry, ...instancesOf(s.to)];
+      const after = [...registryUnits, ...instancesOf(s.to)];
       unitFile(
         L.units.source(s.name),
         renderUnit(unitHeader(`Source ${s.name} of ${model.name}.`), [
@@ -255,8 +259,8 @@ export const systemdGenerator: Generator = {
               ["Description", unitText(`${model.name}: source ${s.name} (${s.type})`)],
               ["X-Mbc-Spec-Path", unitText(s.path)],
               ["PartOf", unitName(L.units.target)],
-              ["Wants", unitName(L.units.registry)],
-              ["After", names(after)],
+              ...wantsRegistry,
+              ...(after.length > 0 ? [["After", names(after)] as const] : []),
               ...startLimit(DEFAULT_PLAN),
             ],
           },
@@ -278,7 +282,7 @@ export const systemdGenerator: Generator = {
 
     // One template a service: instance %i is `--instance %i`, listening on port + %i.
     for (const s of services) {
-      const after = [L.units.registry, ...s.to.flatMap(instancesOf)];
+      const after = [...registryUnits, ...s.to.flatMap(instancesOf)];
       const template = L.units.service(s.name);
       const heap = s.resources.memoryBytes !== null ? [`--max-old-space-size=${heapLimitMiB(s.resources.memoryBytes)}`] : [];
       const resources: Entry[] = [
@@ -295,8 +299,8 @@ export const systemdGenerator: Generator = {
               ["Description", withInstance(unitText(`${model.name}: service ${s.name}, instance`), " ")],
               ["X-Mbc-Spec-Path", unitText(s.path)],
               ["PartOf", unitName(L.units.target)],
-              ["Wants", unitName(L.units.registry)],
-              ["After", names(after)],
+              ...wantsRegistry,
+              ...(after.length > 0 ? [["After", names(after)] as const] : []),
               ...startLimit(plan),
             ],
           },
@@ -318,7 +322,7 @@ export const systemdGenerator: Generator = {
     }
 
     // The target: wants every unit; each unit is PartOf= it, so stopping it stops them all.
-    const members = [L.units.registry, ...model.sources.map((s) => L.units.source(s.name)), ...services.flatMap((s) => instancesOf(s.name))];
+    const members = [...registryUnits, ...model.sources.map((s) => L.units.source(s.name)), ...services.flatMap((s) => instancesOf(s.name))];
     unitFile(
       L.units.target,
       renderUnit(unitHeader(`Every unit of ${model.name}: systemctl start|stop|restart ${L.units.target}.`), [
@@ -345,7 +349,7 @@ export const systemdGenerator: Generator = {
           ["MBC_SYSTEM", `${L.runtimeDir}/system.json`],
           ["MBC_DATA_DIR", L.dataDir],
           ["MBC_STATE_DIR", L.stateDir],
-          ["MBC_REGISTRY_URL", `http://127.0.0.1:${model.registry.port}`],
+          ...(ownRegistry ? [["MBC_REGISTRY_URL", `http://127.0.0.1:${model.registry.port}`] as [string, string]] : []),
         ],
       ),
     });
@@ -368,7 +372,7 @@ export const systemdGenerator: Generator = {
       ].join("\n"),
     });
 
-    const allUnits = [L.units.target, L.units.registry, ...model.sources.map((s) => L.units.source(s.name)), ...services.map((s) => L.units.service(s.name))];
+    const allUnits = [L.units.target, ...registryUnits, ...model.sources.map((s) => L.units.source(s.name)), ...services.map((s) => L.units.service(s.name))];
     const data = {
       header,
       headerComment: comment(header),
@@ -377,7 +381,9 @@ export const systemdGenerator: Generator = {
       version: inputs.version,
       specName: inputs.specName,
       layout: { ...L, unitDir: UNIT_DIR },
+      ownRegistry,
       registryPort: model.registry.port,
+      etcd: model.registry.backend === "etcd" ? model.registry.endpoints.join(", ") : null,
       sh: {
         prefix: shellWord(L.prefix),
         user: shellWord(L.user),
@@ -387,6 +393,20 @@ export const systemdGenerator: Generator = {
         units: shellWord(allUnits.map(unitName).join(" ")),
       },
       units: allUnits.map((u) => ({ name: u, sh: shellWord(u) })),
+      // install.sh --only ROLE[,ROLE…]: each role and the units it starts on this host.
+      roles: [
+        ...(ownRegistry ? [{ role: "registry", units: [L.units.registry] }] : []),
+        ...model.sources.map((s) => ({ role: `source/${s.name}`, units: [L.units.source(s.name)] })),
+        ...services.flatMap((s) => [
+          { role: `service/${s.name}`, units: s.instances.map((i) => L.units.instance(s.name, i.index)) },
+          ...s.instances.map((i) => ({ role: `service/${s.name}@${i.index}`, units: [L.units.instance(s.name, i.index)] })),
+        ]),
+      ].map((r) => ({ sh: shellWord(r.role), units: shellWord(r.units.map(unitName).join(" ")) })),
+      registryUnit: ownRegistry ? shellWord(unitName(L.units.registry)) : null,
+      // Every unit a role runs, one shell word each: those --only does not select are stopped.
+      roleUnits: [...registryUnits, ...model.sources.map((s) => L.units.source(s.name)), ...services.flatMap((s) => instancesOf(s.name))].map((u) =>
+        shellWord(unitName(u)),
+      ),
       sources: model.sources.map((s) => ({ name: s.name, type: s.type, ...sourceIntake(s), unit: L.units.source(s.name) })),
       services: services.map((s) => ({
         name: s.name,

@@ -115,7 +115,9 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
   const sources = entries(raw.sources).map(([name, s]) => sourceOf(name, s, defaults));
 
   const registryPort = raw.registry?.port ?? D.registry.port;
-  const declared = new Set<number>([registryPort]);
+  const registryBackend = raw.registry?.backend ?? D.registry.backend;
+  // Only the embedded registry is a process of the system with a port of its own.
+  const declared = new Set<number>(registryBackend === "embedded" ? [registryPort] : []);
   for (const s of sources) if (s.type === "http") declared.add(s.port);
   const rawServices = entries(raw.services);
   for (const [, svc] of rawServices) {
@@ -197,10 +199,11 @@ export function normalise(raw: RawSpec, environment: string | null = null): Norm
     description: raw.description ?? null,
     environment,
     registry: {
+      backend: registryBackend,
+      endpoints: registryBackend === "etcd" ? [...(raw.registry?.endpoints ?? [])] : [],
       port: registryPort,
       heartbeatMs: parseDuration(raw.registry?.heartbeat ?? D.registry.heartbeat),
       ttlMs: parseDuration(raw.registry?.ttl ?? D.registry.ttl),
-      backend: raw.registry?.backend ?? D.registry.backend,
     },
     sources,
     services,

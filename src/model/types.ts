@@ -1,6 +1,7 @@
 /** The normalised model: defaults applied, overlay merged, units parsed, ports assigned. */
 import {
   BUILTIN_HANDLERS,
+  REGISTRY_BACKEND,
   type RETRY_BACKOFF,
   type RETRY_JITTER,
   type RETRY_ON,
@@ -15,7 +16,8 @@ import type { SourceModel } from "../generated/system-types.js";
 export type RawSpec = MbcSpecV1;
 
 // The enums are the schema's (src/generated/spec-defaults.ts): never written out again here.
-export { BUILTIN_HANDLERS, SERVICE_LOAD_BALANCING as LOAD_BALANCING, SOURCE_TYPE as SOURCE_TYPES };
+export { BUILTIN_HANDLERS, REGISTRY_BACKEND as REGISTRY_BACKENDS, SERVICE_LOAD_BALANCING as LOAD_BALANCING, SOURCE_TYPE as SOURCE_TYPES };
+export type RegistryBackendName = (typeof REGISTRY_BACKEND)[number];
 export type BuiltinHandler = (typeof BUILTIN_HANDLERS)[number];
 export type LoadBalancing = (typeof SERVICE_LOAD_BALANCING)[number];
 export type SourceType = (typeof SOURCE_TYPE)[number];

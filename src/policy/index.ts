@@ -90,6 +90,19 @@ export function heapLimitMiB(memoryBytes: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The registry
+
+/**
+ * Whether the system runs a registry process of its own: only the embedded registry is one. With
+ * `etcd` the registry is a cluster outside the system, with `kubernetes` the cluster itself; the
+ * supervisor (through the runtime's backend, whose `role` is then null) and every generator then
+ * start no registry process, and its `port` does not apply.
+ */
+export function registryRunsProcess(model: Model): boolean {
+  return model.registry.backend === "embedded";
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ports
 
 /**

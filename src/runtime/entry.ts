@@ -49,7 +49,10 @@ export async function runMain(options: MainOptions): Promise<void> {
         return await runSupervisor({ setup, entry: options.entry, vars: options.vars });
       case "registry": {
         const factory = options.roles.registry ?? registryBackend(setup.system.model).role;
-        if (factory === null) throw new Error("this system's registry backend runs no registry process");
+        if (factory === null)
+          throw new RuntimeConfigError(
+            `--role registry: this system's registry backend (${setup.system.model.registry.backend}) runs no registry process of its own; start only the sources and service instances`,
+          );
         return await runRole(setup, role, factory);
       }
       case "source":
@@ -58,8 +61,14 @@ export async function runMain(options: MainOptions): Promise<void> {
         return await runRole(setup, role, options.roles.service);
     }
   } catch (err) {
-    // Both runners handle their own failures; this is the last line of defence.
-    createLogger(role.kind === "supervisor" ? { role: "supervisor" } : identityOf(role).fields).error("failed", { error: err });
+    // Both runners handle their own failures; this is the last line of defence. A problem of the
+    // setup (the registry backend's settings, a role the backend does not have) is said as it is.
+    const log = createLogger(role.kind === "supervisor" ? { role: "supervisor" } : identityOf(role).fields);
+    if (err instanceof RuntimeConfigError) {
+      log.error(`could not start: ${err.message}`);
+      process.exit(err.exitCode);
+    }
+    log.error("failed", { error: err });
     process.exit(1);
   }
 }

@@ -25,8 +25,10 @@ function instanceCount(instances: Json | undefined): number {
  * the service with the most (the likeliest slip), else at `services`.
  */
 export function checkListenerCount(spec: Json): Finding[] {
-  const top = spec as { sources?: Entries; services?: Entries };
-  let listeners = 1; // the registry
+  const top = spec as { sources?: Entries; services?: Entries; registry?: { backend?: unknown } };
+  // The embedded registry (the default) listens too; another backend's registry is outside the system.
+  const backend = top.registry?.backend ?? "embedded";
+  let listeners = backend === "embedded" ? 1 : 0;
   for (const source of Object.values(top.sources ?? {})) if (source?.type === "http") listeners++;
   let instances = 0;
   let largest: { name: string; count: number } | null = null;

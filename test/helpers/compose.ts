@@ -184,4 +184,9 @@ export const cases = [
   { name: "hostile names and values", spec: hostileSpec as string | object, files: hostileFiles as Record<string, string> },
   { name: "YAML 1.1 words and colliding names", spec: namesSpec, files: {} },
   { name: "fan-out, images, resources, several sources", spec: shapesSpec, files: { "handlers/enrich.mjs": HANDLER } },
+  {
+    name: "the etcd registry: no registry container",
+    spec: shapesSpec.replace("name: shapes\n", "name: shapes\nregistry:\n  backend: etcd\n  endpoints: [http://etcd-1:2379, http://etcd-2:2379]\n"),
+    files: { "handlers/enrich.mjs": HANDLER },
+  },
 ];

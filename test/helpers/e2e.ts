@@ -196,9 +196,11 @@ export async function buildSystem(spec: Spec, handlers: Record<string, string> =
   const stateDir = join(root, "state");
   const services = obj(spec.services, "services");
   const sources = obj(spec.sources, "sources");
-  // Every process listens: the registry, each source (an http source takes records there, the
-  // others serve health and metrics), each instance of a service the runtime runs.
-  let listeners = 1 + Object.keys(sources).length;
+  // Every process listens: the registry (the embedded one: etcd is outside the system), each
+  // source (an http source takes records there, the others serve health and metrics), each
+  // instance of a service the runtime runs.
+  const backend = (spec.registry as { backend?: unknown } | undefined)?.backend ?? "embedded";
+  let listeners = (backend === "embedded" ? 1 : 0) + Object.keys(sources).length;
   for (const s of Object.values(services)) {
     const service = obj(s, "service");
     if (service.handler !== undefined) listeners += instanceCount(service);

@@ -167,7 +167,21 @@ const EDGES: readonly [string, readonly Json[]][] = [
   ["services.*.handler", ["builtin:jsonl-sink", "builtin:log", "builtin:passthrough", "builtin:", "./h.mjs", "../h.mjs", "/h.mjs"]],
   ["services.*.image", ["node:20-alpine", "Registry/X", "a b", ""]],
   ["checkpoint", [{ dir: "/abs/state" }, { dir: "../up" }, { dir: "." }, { dir: "a\u0000b" }, { fsync: false }]],
-  ["registry", [{ heartbeat: "0ms" }, { heartbeat: "10ms", ttl: "20ms" }, { ttl: "1s", heartbeat: "1s" }, { port: 65535 }, { port: 9100 }]],
+  [
+    "registry",
+    [
+      { heartbeat: "0ms" },
+      { heartbeat: "10ms", ttl: "20ms" },
+      { ttl: "1s", heartbeat: "1s" },
+      { port: 65535 },
+      { port: 9100 },
+      { backend: "etcd" },
+      { backend: "etcd", endpoints: ["http://127.0.0.1:2379"], ttl: "1500ms", port: 9100 },
+      { backend: "etcd", endpoints: ["http://127.0.0.1:2379", "https://[::1]:2379/"], heartbeat: "1s", ttl: "2s" },
+      { backend: "kubernetes", endpoints: [] },
+      { endpoints: ["http://u:p@h:1"] },
+    ],
+  ],
   [
     "simulation",
     [

@@ -359,6 +359,29 @@ describe.skipIf(systemdTool.skip)("the systemd units run under systemd as PID 1"
     await deliver({ post, sinkIds, logs }, 10, 20);
   }, 300_000);
 
+  it("install.sh --only runs only the selected roles here: the others stop; without --only they all run again", async () => {
+    const out = await exec(["sh", "/build/install.sh", "--only", "registry,source/input,service/result-storage"], 120_000);
+    expect(out).toContain("started");
+    const selected = [`${prefix}-registry.service`, `${prefix}-source-input.service`, `${prefix}-result-storage@0.service`];
+    const others = [`${prefix}-data-processing@0.service`, `${prefix}-data-processing@1.service`];
+    await waitUntil(
+      async () =>
+        (await Promise.all(selected.map((u) => show(u, "ActiveState")))).every((s) => s === "active") &&
+        (await Promise.all(others.map((u) => show(u, "ActiveState")))).every((s) => s === "inactive"),
+      "the selected units active, the others stopped",
+      60_000,
+      500,
+    );
+    expect((await show(`${prefix}.target`, "Wants")).split(" ").sort()).toEqual([...selected].sort());
+    await exec(["sh", "/build/install.sh"], 120_000);
+    await waitUntil(
+      async () => (await Promise.all(units.map((u) => show(u, "ActiveState")))).every((s) => s === "active"),
+      "every unit active again",
+      60_000,
+      500,
+    );
+  }, 300_000);
+
   it("uninstall.sh stops and removes the units and keeps the data", async () => {
     await exec(["sh", "/build/uninstall.sh"], 120_000);
     const left = await exec(["systemctl", "list-units", "--all", "--no-legend", "--plain", `${prefix}*`]);

@@ -75,7 +75,8 @@ function unitsToCheck(b: Built): string[] {
   const L = systemdLayout(b.model);
   return [
     L.units.target,
-    L.units.registry,
+    // The embedded registry's unit; a build with another backend has none.
+    ...(b.artefacts.some((a) => a.path === `units/${L.units.registry}`) ? [L.units.registry] : []),
     ...b.model.sources.map((s) => L.units.source(s.name)),
     ...b.model.services
       .filter((s) => s.handler !== null)
@@ -87,7 +88,13 @@ const cases = [
   { name: "the example", text: exampleText },
   { name: "resources, fan-out and low ports", text: lowPortsText },
   { name: "hostile values", text: hostileText, specName: hostileSpecName },
+  { name: "the etcd registry: no registry unit", text: etcdText() },
 ];
+
+/** The example with `registry.backend: etcd`: no registry unit, and install.sh without the registry role. */
+function etcdText(): string {
+  return `${exampleText.replace(/^registry:\n(?: {2}.*\n)*/m, "")}registry:\n  backend: etcd\n  endpoints: [http://127.0.0.1:2379]\n`;
+}
 
 const analyze = tool("systemd-analyze", () => {
   const r = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" });
@@ -347,6 +354,64 @@ describe.skipIf(installTools.skip)("install.sh and uninstall.sh, into an image r
       expect(existsSync(dest)).toBe(false);
     });
   }
+
+  it("--only ROLE[,ROLE…]: every unit installed, the target wants only the selected ones, no unit pulls in the registry unless selected", () => {
+    const b = build(exampleText);
+    const L = systemdLayout(b.model);
+    const out = join(temp(), "systemd");
+    writeTarget(out, b.artefacts);
+    const unitDir = (image: string) => join(image, "etc", "systemd", "system");
+    const wants = (file: string) => (readFileSync(file, "utf8").match(/^Wants=(.*)$/m)?.[1] ?? "").split(" ").filter(Boolean);
+
+    const image = temp();
+    const r = run(join(out, "install.sh"), ["--root", image, "--only", "source/input,service/data-processing@1", "--only=service/result-storage"]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const a of b.artefacts.filter((x) => x.path.startsWith("units/"))) expect(existsSync(join(unitDir(image), a.path.slice(6))), a.path).toBe(true);
+    expect(wants(join(unitDir(image), L.units.target))).toEqual([
+      L.units.source("input"),
+      L.units.instance("data-processing", 1),
+      L.units.instance("result-storage", 0),
+    ]);
+    // The registry runs on another host: no unit here starts it.
+    for (const unit of [L.units.source("input"), L.units.service("data-processing"), L.units.service("result-storage")])
+      expect(wants(join(unitDir(image), unit)), unit).not.toContain(L.units.registry);
+    expect(readlinkSync(join(unitDir(image), "multi-user.target.wants", L.units.target))).toBe(`/etc/systemd/system/${L.units.target}`);
+
+    // With the registry selected, the units keep wanting it; service/NAME is every instance.
+    const withRegistry = temp();
+    expect(run(join(out, "install.sh"), ["--root", withRegistry, "--only", "registry,service/data-processing"]).status).toBe(0);
+    expect(wants(join(unitDir(withRegistry), L.units.target))).toEqual([
+      L.units.registry,
+      L.units.instance("data-processing", 0),
+      L.units.instance("data-processing", 1),
+    ]);
+    expect(wants(join(unitDir(withRegistry), L.units.service("data-processing")))).toContain(L.units.registry);
+
+    // Without --only, as before: the units are the build's own bytes, the target wants every unit.
+    const all = temp();
+    expect(run(join(out, "install.sh"), ["--root", all]).status).toBe(0);
+    expect(readFileSync(join(unitDir(all), L.units.target), "utf8")).toBe(b.file(`units/${L.units.target}`));
+
+    // A role the build does not have, or none at all, is refused before anything is installed.
+    for (const bad of [["--only", "service/data-processing@2"], ["--only", "source/nope"], ["--only", ","], ["--only", "*"], ["--only"]]) {
+      const fresh = temp();
+      const refused = run(join(out, "install.sh"), ["--root", fresh, ...bad]);
+      expect(refused.status, bad.join(" ")).toBe(2);
+      expect(refused.stderr).toMatch(/^install\.sh: --only/);
+      expect(readdirSync(fresh)).toEqual([]);
+    }
+  });
+
+  it("--only with the etcd registry: there is no registry role", () => {
+    const b = build(etcdText());
+    expect(b.model.registry.backend).toBe("etcd");
+    const out = join(temp(), "systemd");
+    writeTarget(out, b.artefacts);
+    const refused = run(join(out, "install.sh"), ["--root", temp(), "--only", "registry"]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain("this build has no role registry");
+    expect(run(join(out, "install.sh"), ["--root", temp(), "--only", "source/input"]).status).toBe(0);
+  });
 
   it("a re-install removes the units a build no longer has", () => {
     const b = build(exampleText);

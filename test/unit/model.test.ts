@@ -36,7 +36,7 @@ describe("contract defaults", () => {
   });
 
   it("registry: port 7400, heartbeat 1s, ttl 3s", () => {
-    expect(m.registry).toEqual({ port: 7400, heartbeatMs: 1000, ttlMs: 3000, backend: "embedded" });
+    expect(m.registry).toEqual({ backend: "embedded", endpoints: [], port: 7400, heartbeatMs: 1000, ttlMs: 3000 });
   });
 
   it("source: path /records for http, no rate, default batch, and only an http source's fields", () => {
@@ -178,7 +178,7 @@ describe("contract defaults", () => {
       }),
     );
     expect(m2.description).toBe("d");
-    expect(m2.registry).toEqual({ port: 7500, heartbeatMs: 2000, ttlMs: 10_000, backend: "kubernetes" });
+    expect(m2.registry).toEqual({ backend: "kubernetes", endpoints: [], port: 7500, heartbeatMs: 2000, ttlMs: 10_000 });
     expect(m2.checkpoint).toEqual({ dir: "./state", fsync: false });
     expect(m2.simulation).toEqual({
       durationMs: 90_000,

@@ -55,6 +55,7 @@ describe("every semantic rule is covered here", () => {
     "retry-storm",
     "timeout-inversion",
     "ttl-heartbeat",
+    "registry-setting-unused",
   ];
   it("lists the same codes as the rule registry", () => {
     expect([...covered].sort()).toEqual(Object.keys(rules).sort());
@@ -721,6 +722,110 @@ describe("ttl-heartbeat", () => {
 
   it("a heartbeat above the default ttl is reported at the heartbeat", () => {
     expect(ofCode(registry("3s", null), "ttl-heartbeat").map(where)).toEqual([[4, 14]]);
+  });
+
+  const etcd = (ttl: string | null, heartbeat = "500ms") =>
+    lines(
+      "mbc: 1",
+      "name: t",
+      "registry:",
+      "  backend: etcd",
+      "  endpoints: [http://127.0.0.1:2379]",
+      `  heartbeat: ${heartbeat}`,
+      ...(ttl === null ? [] : [`  ttl: ${ttl}`]),
+      "sources:",
+      "  in:",
+      "    type: http",
+      "    port: 8080",
+      "    to: first",
+      "services:",
+      "  first:",
+      "    handler: builtin:log",
+    );
+
+  it("etcd: the lease TTL must be whole seconds, at the ttl", () => {
+    const found = ofCode(etcd("2500ms"), "ttl-heartbeat");
+    expect(found.map(where)).toEqual([[7, 8]]);
+    expect(found[0]?.severity).toBe("error");
+    expect(found[0]?.hint).toContain("ttl: 3s");
+  });
+
+  it("etcd: the lease TTL must be at least 2s", () => {
+    expect(ofCode(etcd("1s", "200ms"), "ttl-heartbeat").map(where)).toEqual([[7, 8]]);
+  });
+
+  it("etcd: whole seconds of 2s and more are fine, and the default 3s too", () => {
+    expect(ofCode(etcd("2s"), "ttl-heartbeat")).toEqual([]);
+    expect(ofCode(etcd("1m"), "ttl-heartbeat")).toEqual([]);
+    expect(ofCode(etcd(null), "ttl-heartbeat")).toEqual([]);
+  });
+
+  it("a fractional ttl is fine with the embedded registry", () => {
+    expect(ofCode(registry("500ms", "1500ms"), "ttl-heartbeat")).toEqual([]);
+  });
+});
+
+describe("registry backends", () => {
+  const spec = (...registry: string[]) =>
+    lines(
+      "mbc: 1",
+      "name: t",
+      "registry:",
+      ...registry.map((l) => `  ${l}`),
+      "sources:",
+      "  in:",
+      "    type: http",
+      "    port: 8080",
+      "    to: first",
+      "services:",
+      "  first:",
+      "    handler: builtin:log",
+    );
+
+  it("etcd without endpoints is a schema error at the registry, saying what to add", () => {
+    const found = run(spec("backend: etcd"));
+    expect(found.map((d) => [d.code, d.severity, d.line, d.column])).toEqual([["schema", "error", 3, 1]]);
+    expect(found[0]?.message).toContain('"endpoints"');
+    expect(found[0]?.hint).toContain("backend etcd needs them");
+  });
+
+  it("an overlay that turns etcd on must bring endpoints, or the base must have them", () => {
+    const base = (...env: string[]) => `${spec("backend: embedded")}environments:\n  prod:\n    registry:\n${env.map((l) => `      ${l}\n`).join("")}`;
+    expect(run(base("backend: etcd"), { env: "prod" }).map((d) => d.code)).toEqual(["schema"]);
+    expect(run(base("backend: etcd", "endpoints: [http://10.0.0.1:2379]"), { env: "prod" })).toEqual([]);
+    // Without --env the base is checked alone: the overlay's backend is not in force.
+    expect(run(base("backend: etcd"))).toEqual([]);
+  });
+
+  it("endpoints are http(s) URLs without credentials, paths or queries", () => {
+    for (const bad of ["ftp://h:2379", "http://user:pw@h:2379", "http://h:2379/v3", "h:2379", "http://h:2379?x=1", "http://"])
+      expect(ofCode(spec("backend: etcd", `endpoints: ["${bad}"]`), "schema").map(where), bad).toEqual([[5, 15]]);
+    for (const good of ["http://h:2379", "https://10.0.0.1:2379/", "http://[::1]:2379"])
+      expect(run(spec("backend: etcd", `endpoints: ["${good}"]`)), good).toEqual([]);
+    const [said] = ofCode(spec("backend: etcd", 'endpoints: ["http://user:pw@h:2379"]'), "schema");
+    expect(said?.message).toContain('must be an etcd endpoint, like "http://10.0.0.1:2379"');
+    expect(said?.hint).toContain("no credentials");
+  });
+
+  it("at most 32 endpoints", () => {
+    const many = Array.from({ length: 33 }, (_, k) => `"http://h${k}:2379"`).join(", ");
+    expect(ofCode(spec("backend: etcd", `endpoints: [${many}]`), "schema")).toHaveLength(1);
+  });
+
+  it("registry.port with etcd: a warning that it does not apply, at the port", () => {
+    const found = ofCode(spec("backend: etcd", "endpoints: [http://127.0.0.1:2379]", "port: 7400"), "registry-setting-unused");
+    expect(found.map((d) => [d.severity, d.line, d.column])).toEqual([["warning", 6, 9]]);
+  });
+
+  it("endpoints without etcd: a warning, at the endpoints", () => {
+    const found = ofCode(spec("endpoints: [http://127.0.0.1:2379]"), "registry-setting-unused");
+    expect(found.map((d) => [d.severity, d.line])).toEqual([["warning", 4]]);
+  });
+
+  it("without the embedded registry, its port is no listener: a source may take it", () => {
+    const text = spec("backend: etcd", "endpoints: [http://127.0.0.1:2379]").replace("port: 8080", "port: 7400");
+    expect(ofCode(text, "port-conflict")).toEqual([]);
+    expect(ofCode(spec("backend: embedded").replace("port: 8080", "port: 7400"), "port-conflict")).toHaveLength(1);
   });
 });
 

@@ -31,6 +31,20 @@ const constraints = (text: string, options: ValidateOptions = {}): [string, stri
     .map((d) => [d.severity, d.path, d.line, d.column]);
 
 describe("target-constraint", () => {
+  it("registry backend kubernetes: each host target (node, compose, systemd) cannot carry it, at backend", () => {
+    const text = spec("registry:\n  backend: kubernetes\n");
+    expect(constraints(text)).toEqual([
+      ["warning", "/registry/backend", 4, 12],
+      ["warning", "/registry/backend", 4, 12],
+      ["warning", "/registry/backend", 4, 12],
+    ]);
+    expect(constraints(text, { targets: ["systemd"] })[0]).toEqual(["error", "/registry/backend", 4, 12]);
+    const messages = validateText("microbatch.yaml", text, { targets: ["compose"] }).diagnostics.filter((d) => d.severity === "error");
+    expect(messages.map((d) => d.message)).toEqual([expect.stringContaining('the compose target: registry backend "kubernetes"')]);
+    // etcd and embedded are carried by every host target.
+    expect(constraints(spec("registry:\n  backend: etcd\n  endpoints: [http://127.0.0.1:2379]\n"))).toEqual([]);
+  });
+
   it("checkpoint.dir outside the systemd data folder: a warning when no target is named", () => {
     expect(constraints(spec("checkpoint: { dir: /abs/state }\n"))).toEqual([["warning", "/checkpoint/dir", 3, 20]]);
   });

@@ -40,7 +40,8 @@
  *    did not commit is re-sent after a restart).
  * 5. An uncaught exception or unhandled rejection is logged and exits 1: the process's state
  *    is unknown, and the supervisor (or Compose, or systemd) restarts it. A problem of its
- *    setup (RuntimeConfigError: bad configuration, a state folder another process owns) exits 2.
+ *    setup (RuntimeConfigError: bad configuration, a state folder another process owns) exits 2,
+ *    and so does an instance whose registrar gives up (another process holds it: `failed`).
  *
  * `startRole` does 1–4 without touching process-wide state (tests run it in-process);
  * `runRole` adds the signal and crash handlers (src/runtime/entry.ts picks the role).
@@ -97,6 +98,11 @@ export interface RunningRole {
   readiness(scope?: ReadyScope): ReadyState;
   /** Drains (or halts) and closes (once; later calls join the first). Resolves with the exit status. */
   shutdown(reason: string, mode?: StopMode): Promise<number>;
+  /**
+   * Settles when the process cannot go on as it is (its registrar gave up: another process holds
+   * this instance); never otherwise. `runRole` then drains and exits 2.
+   */
+  readonly failed: Promise<Error>;
 }
 
 /** Grace after the drain deadline before giving up on a role's drain. */
@@ -242,6 +248,7 @@ export async function startRole(options: StartRoleOptions): Promise<RunningRole>
     log,
     metrics,
     readiness,
+    failed: registrar?.failed ?? new Promise<Error>(() => {}),
     shutdown(reason, mode = "drain") {
       shutdownPromise ??= shutdown(reason, mode);
       return shutdownPromise;
@@ -317,4 +324,13 @@ export async function runRole(setup: RuntimeSetup, spec: ProcessRole, factory: R
   }
   const pending = stopping as { reason: string; mode: StopMode } | null;
   if (pending !== null) running.shutdown(pending.reason, pending.mode).then((code) => process.exit(code));
+  // A registration that cannot be had (another process holds the instance) is a problem of the
+  // setup, like a state folder another process owns: said as it is, drained, exit 2.
+  const started = running;
+  void started.failed.then((err) => {
+    if (stopping !== null) return;
+    stopping = { reason: err.message, mode: "drain" };
+    log.error(`cannot run: ${err.message}`);
+    started.shutdown(err.message, "drain").then(() => process.exit(2));
+  });
 }

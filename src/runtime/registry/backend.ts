@@ -1,7 +1,7 @@
 /**
  * The registry seam: how an instance makes itself known and how a process finds the live
  * instances of a service. The process scaffolding and the supervisor speak only to this
- * interface; each backend (today the embedded HTTP registry) is a folder beside this file.
+ * interface; each backend (the embedded HTTP registry, etcd) is a folder beside this file.
  */
 import type { Model } from "../../model/types.js";
 import type { Clock } from "../core/clock.js";
@@ -34,6 +34,12 @@ export interface Registrar {
   registered(): boolean;
   /** Stops keeping it registered and deregisters it; never throws. */
   stop(): Promise<void>;
+  /**
+   * Settles when the registrar gives up for good, with the reason (another process holds this
+   * instance): the process must stop, and exits 2. Absent, or never settling, for a registrar that
+   * never gives up.
+   */
+  readonly failed?: Promise<Error>;
 }
 
 export interface RegistryBackend {

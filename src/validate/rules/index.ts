@@ -8,6 +8,7 @@ import { lowHeadroom } from "./low-headroom.js";
 import { nameClash } from "./name-clash.js";
 import { overloaded } from "./overloaded.js";
 import { portConflict } from "./port-conflict.js";
+import { registrySettingUnused } from "./registry-setting-unused.js";
 import { retryStorm } from "./retry-storm.js";
 import { timeoutInversion } from "./timeout-inversion.js";
 import { ttlHeartbeat } from "./ttl-heartbeat.js";
@@ -34,4 +35,5 @@ export const rules: Record<SemanticCode, Rule> = {
   "retry-storm": retryStorm,
   "timeout-inversion": timeoutInversion,
   "ttl-heartbeat": ttlHeartbeat,
+  "registry-setting-unused": registrySettingUnused,
 };

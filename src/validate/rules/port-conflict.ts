@@ -1,4 +1,5 @@
 import { MAX_PORT } from "../../model/normalise.js";
+import { registryRunsProcess } from "../../policy/index.js";
 import type { Rule, RuleFinding } from "../rule.js";
 import { definedAt } from "../rule.js";
 
@@ -22,8 +23,18 @@ export const portConflict: Rule = {
   description: "two listeners share a port (registry, sources, instance ranges)",
   check({ model, spec }) {
     const listeners: Listener[] = [];
-    const registryPath = definedAt(spec, "/registry/port", "");
-    listeners.push({ owner: "the registry", from: model.registry.port, to: model.registry.port, path: registryPath, explicit: registryPath !== "", order: 0 });
+    // Only the embedded registry listens: with another backend its port does not apply.
+    if (registryRunsProcess(model)) {
+      const registryPath = definedAt(spec, "/registry/port", "");
+      listeners.push({
+        owner: "the registry",
+        from: model.registry.port,
+        to: model.registry.port,
+        path: registryPath,
+        explicit: registryPath !== "",
+        order: 0,
+      });
+    }
     for (const s of model.sources) {
       if (s.type !== "http") continue;
       listeners.push({ owner: `source "${s.name}"`, from: s.port, to: s.port, path: `${s.path}/port`, explicit: true, order: listeners.length });

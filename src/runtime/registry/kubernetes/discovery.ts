@@ -15,8 +15,9 @@
 import type { Model, ServiceModel } from "../../../model/types.js";
 import { configuredPort } from "../../../policy/index.js";
 import { instanceHost } from "../../../policy/kubernetes.js";
-import { type Clock, systemClock, type TimerHandle } from "../../core/clock.js";
-import type { DiscoveryClient, DiscoveryView, InstanceEndpoint, Logger } from "../../core/contracts.js";
+import type { Clock } from "../../core/clock.js";
+import type { DiscoveryClient, InstanceEndpoint, Logger } from "../../core/contracts.js";
+import { createPolledDiscovery } from "../polled-discovery.js";
 
 /** What a look-up of one host name says: it resolves, or it does not exist. It throws when the answer says neither. */
 export type HostResolver = (host: string) => Promise<"found" | "absent">;
@@ -46,15 +47,6 @@ export interface KubernetesDiscoveryOptions {
   resolver?: HostResolver;
 }
 
-const EMPTY: readonly InstanceEndpoint[] = Object.freeze([]);
-
-interface Waiter {
-  services: readonly string[];
-  resolve(): void;
-  reject(err: Error): void;
-  timer: TimerHandle;
-}
-
 /** The endpoint of instance `k` of `service`, as the cluster names it. */
 export function endpointOf(model: Model, service: ServiceModel, k: number, namespace: string): InstanceEndpoint {
   const inst = service.instances[k];
@@ -70,172 +62,39 @@ export function endpointOf(model: Model, service: ServiceModel, k: number, names
 
 export function createKubernetesDiscovery(options: KubernetesDiscoveryOptions): DiscoveryClient {
   const { model, namespace, intervalMs, log } = options;
-  const clock = options.clock ?? systemClock;
   const resolver = options.resolver ?? dnsResolver;
   const byName = new Map(model.services.map((s) => [s.name, s]));
-
-  /** The services asked about: only their instances are looked up. */
-  const watched = new Set<string>();
-  let view = new Map<string, readonly InstanceEndpoint[]>();
-  let version: number | null = null;
-  let connected = false;
-  let closed = false;
-  let failing = false;
-  let inFlight: Promise<boolean> | null = null;
-  let timer: TimerHandle | null = null;
-  const listeners = new Set<(view: DiscoveryView) => void>();
-  const waiters = new Set<Waiter>();
-
-  const hasAll = (services: readonly string[]) => services.every((s) => (view.get(s)?.length ?? 0) > 0);
-
-  const settleWaiters = () => {
-    for (const w of waiters) {
-      if (hasAll(w.services)) {
-        waiters.delete(w);
-        clock.clearTimer(w.timer);
-        w.resolve();
-      }
-    }
-  };
-
-  /** A service was added since the poll in flight began: it must be looked up after it. */
-  let newlyWatched = false;
-  /** Starts watching services it does not know yet; true when one was new. */
-  const watch = (services: readonly string[]): boolean => {
-    let added = false;
-    for (const s of services) {
-      if (byName.has(s) && !watched.has(s)) {
-        watched.add(s);
-        added = true;
-      }
-    }
-    if (added) newlyWatched = true;
-    return added;
-  };
-
-  const poll = async (): Promise<boolean> => {
-    newlyWatched = false;
-    const services = [...watched].sort();
-    const lookups = services.flatMap((name) => {
-      const service = byName.get(name) as ServiceModel;
-      return service.instances.map((_, k) => {
-        const endpoint = endpointOf(model, service, k, namespace);
-        return resolver(instanceHost(name, k, namespace)).then(
-          (answer) => ({ endpoint, answer }) as const,
-          (err: unknown) => ({ endpoint, answer: "failed", error: err instanceof Error ? err.message : String(err) }) as const,
-        );
-      });
-    });
-    const answers = await Promise.all(lookups);
-    if (closed) return false;
-    const failed = answers.filter((a) => a.answer === "failed");
-    const next = new Map<string, readonly InstanceEndpoint[]>();
-    let changed = false;
-    for (const name of services) {
-      const old = view.get(name) ?? EMPTY;
-      const list = answers
-        .filter((a) => a.endpoint.service === name)
-        .filter((a) => a.answer === "found" || (a.answer === "failed" && old.some((e) => e.instance === a.endpoint.instance)))
-        .map((a) => a.endpoint);
-      const same = list.length === old.length && list.every((e, i) => e.instance === old[i]?.instance);
-      next.set(name, same ? old : Object.freeze(list));
-      if (!same) changed = true;
-    }
-    if (failed.length > 0) {
-      connected = false;
-      if (!failing) log.warn("DNS look-ups failed: keeping the last view of those instances", { failed: failed.length, error: failed[0]?.error });
-      failing = true;
-    } else {
-      if (failing) log.info("DNS look-ups answer again");
-      failing = false;
-      connected = true;
-    }
-    if (version === null || changed) {
-      view = next;
-      version = (version ?? 0) + (changed ? 1 : 0);
-    }
-    if (changed) {
-      for (const listener of listeners) {
-        try {
-          listener(view);
-        } catch (err) {
-          log.error("a discovery listener failed", { error: err });
-        }
-      }
-    }
-    settleWaiters();
-    return failed.length === 0;
-  };
-
-  const refresh = (): Promise<boolean> => {
-    if (closed) return Promise.resolve(false);
-    // A poll in flight began before a service was asked about: look again once it ends.
-    if (inFlight !== null && newlyWatched) return inFlight.then(() => refresh());
-    if (inFlight === null) {
-      inFlight = poll().finally(() => {
-        inFlight = null;
-      });
-    }
-    return inFlight;
-  };
-
-  // Chained rather than on an interval, so slow look-ups never pile up.
-  const loop = () => {
-    if (closed) return;
-    refresh().finally(() => {
-      if (closed) return;
-      timer = clock.setTimer(loop, intervalMs);
-    });
-  };
-  loop();
-
-  return {
-    get version() {
-      return version;
+  return createPolledDiscovery({
+    // Only the services asked about, each instance by its own name.
+    perService: true,
+    async look(watched, view) {
+      const services = [...watched].filter((name) => byName.has(name)).sort();
+      const answers = await Promise.all(
+        services.flatMap((name) => {
+          const service = byName.get(name) as ServiceModel;
+          return service.instances.map((_, k) => {
+            const endpoint = endpointOf(model, service, k, namespace);
+            return resolver(instanceHost(name, k, namespace)).then(
+              (answer) => ({ endpoint, answer }) as const,
+              (err: unknown) => ({ endpoint, answer: "failed", error: err instanceof Error ? err.message : String(err) }) as const,
+            );
+          });
+        }),
+      );
+      // An instance whose look-up failed keeps its last state: a DNS outage never empties the view.
+      const wasLive = (e: InstanceEndpoint) => (view.get(e.service) ?? []).some((old) => old.instance === e.instance);
+      const instances = answers.filter((a) => a.answer === "found" || (a.answer === "failed" && wasLive(a.endpoint))).map((a) => a.endpoint);
+      const failed = answers.filter((a) => a.answer === "failed");
+      return failed.length === 0 ? { ok: true, instances } : { ok: true, instances, partial: `${failed.length} look-up(s) failed: ${failed[0]?.error}` };
     },
-    get connected() {
-      return connected;
+    registry: `the cluster's DNS (namespace ${namespace})`,
+    words: {
+      outage: "DNS look-ups failed: keeping the last view of those instances",
+      back: "DNS look-ups answer again",
+      missing: "no ready pod of",
     },
-    instances(service) {
-      // A service asked about for the first time is looked up at once, not at the next poll.
-      if (watch([service])) void refresh();
-      return view.get(service) ?? EMPTY;
-    },
-    refresh,
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    waitFor(services, waitMs) {
-      watch(services);
-      if (hasAll(services)) return Promise.resolve();
-      if (closed) return Promise.reject(new Error("discovery is closed"));
-      const waiting = new Promise<void>((resolve, reject) => {
-        const waiter: Waiter = {
-          services,
-          resolve,
-          reject,
-          timer: clock.setTimer(() => {
-            waiters.delete(waiter);
-            const missing = services.filter((s) => (view.get(s)?.length ?? 0) === 0);
-            reject(new Error(`no ready pod of ${missing.join(", ")} within ${waitMs} ms`));
-          }, waitMs),
-        };
-        waiters.add(waiter);
-      });
-      void refresh();
-      return waiting;
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      if (timer !== null) clock.clearTimer(timer);
-      for (const w of waiters) {
-        clock.clearTimer(w.timer);
-        w.reject(new Error("discovery is closed"));
-      }
-      waiters.clear();
-      listeners.clear();
-    },
-  };
+    intervalMs,
+    log,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
 }

@@ -6,9 +6,12 @@
 # units into /etc/systemd/system, reloads systemd, then enables and (re)starts the target.
 # Running it again updates the installation: units this build no longer has are stopped and removed.
 #
-# usage: sh install.sh [--root DIR] [--no-start]
+# usage: sh install.sh [--root DIR] [--no-start] [--only ROLE[,ROLE…]]
 #   --root DIR  install into DIR as into an image's root folder, offline: no daemon-reload, no start
 #   --no-start  enable the target without (re)starting it
+#   --only      run only these roles on this host: registry, source/NAME, service/NAME (every
+#               instance) or service/NAME@K. Every unit is installed, but the target wants only
+#               theirs, and the others are stopped; without --only, the target wants every unit.
 #
 # The values below are single-quoted on purpose: a `$` in them is part of a path, not an expansion.
 # shellcheck disable=SC2016
@@ -24,6 +27,20 @@ die() {
   exit 2
 }
 
+# The units a role of --only runs.
+role_units() {
+  case $1 in
+    'registry') echo 'mbc-design-example-registry.service' ;;
+    'source/input') echo 'mbc-design-example-source-input.service' ;;
+    'service/data-processing') echo 'mbc-design-example-data-processing@0.service mbc-design-example-data-processing@1.service' ;;
+    'service/data-processing@0') echo 'mbc-design-example-data-processing@0.service' ;;
+    'service/data-processing@1') echo 'mbc-design-example-data-processing@1.service' ;;
+    'service/result-storage') echo 'mbc-design-example-result-storage@0.service' ;;
+    'service/result-storage@0') echo 'mbc-design-example-result-storage@0.service' ;;
+    *) return 1 ;;
+  esac
+}
+
 # The units this build has.
 generated() {
   case $1 in
@@ -35,6 +52,7 @@ generated() {
 root=
 offline=no
 start=yes
+only=
 while [ $# -gt 0 ]; do
   case $1 in
     --root)
@@ -52,13 +70,54 @@ while [ $# -gt 0 ]; do
       start=no
       shift
       ;;
+    --only)
+      [ $# -ge 2 ] || die "--only needs roles, such as source/NAME or service/NAME@K"
+      only="$only,$2"
+      shift 2
+      ;;
+    --only=*)
+      only="$only,${1#--only=}"
+      shift
+      ;;
     -h | --help)
-      echo "usage: sh install.sh [--root DIR] [--no-start]"
+      echo "usage: sh install.sh [--root DIR] [--no-start] [--only ROLE[,ROLE...]]"
       exit 0
       ;;
     *) die "unknown argument: $1" ;;
   esac
 done
+
+# The units --only selects; empty without --only (every unit).
+wanted=
+if [ -n "$only" ]; then
+  set -f
+  old_ifs=$IFS
+  IFS=,
+  for role in $only; do
+    IFS=$old_ifs
+    [ -n "$role" ] || continue
+    units=$(role_units "$role") || die "--only: this build has no role $role (roles: registry, source/NAME, service/NAME, service/NAME@K; README.md lists the units)"
+    for unit in $units; do
+      case " $wanted " in
+        *" $unit "*) ;;
+        *) wanted="$wanted $unit" ;;
+      esac
+    done
+  done
+  IFS=$old_ifs
+  set +f
+  wanted=${wanted# }
+  [ -n "$wanted" ] || die "--only needs at least one role"
+fi
+
+# Whether --only selects a unit (every unit without --only).
+selected() {
+  [ -z "$wanted" ] && return 0
+  case " $wanted " in
+    *" $1 "*) return 0 ;;
+  esac
+  return 1
+}
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 if [ "$offline" = yes ]; then
@@ -111,6 +170,18 @@ fi
 chmod 0700 -- "$dest/data"
 
 # 4. The units. Those an earlier installation wrote that this build has not are stopped and removed.
+# With --only, the target wants only the selected units, and a unit of this host does not pull in
+# the registry unit unless the registry is selected too (it runs on another host: set MBC_REGISTRY_URL).
+install_unit() {
+  if [ -n "$wanted" ] && [ "$1" = "$prefix.target" ]; then
+    sed "s/^Wants=.*/Wants=$wanted/" "$here/units/$1" >"$unit_dir/$1"
+  elif [ -n "$wanted" ] && ! selected 'mbc-design-example-registry.service'; then
+    grep -v -x -F "Wants="'mbc-design-example-registry.service' "$here/units/$1" >"$unit_dir/$1"
+  else
+    cp -- "$here/units/$1" "$unit_dir/$1"
+  fi
+  chmod 0644 -- "$unit_dir/$1"
+}
 mkdir -p -- "$unit_dir"
 if [ -f "$dest/units.txt" ]; then
   while IFS= read -r old; do
@@ -131,16 +202,11 @@ if [ -f "$dest/units.txt" ]; then
     echo "removed $unit_dir/$old"
   done <"$dest/units.txt"
 fi
-cp -- "$here/units/"'mbc-design-example.target' "$unit_dir/"'mbc-design-example.target'
-chmod 0644 -- "$unit_dir/"'mbc-design-example.target'
-cp -- "$here/units/"'mbc-design-example-registry.service' "$unit_dir/"'mbc-design-example-registry.service'
-chmod 0644 -- "$unit_dir/"'mbc-design-example-registry.service'
-cp -- "$here/units/"'mbc-design-example-source-input.service' "$unit_dir/"'mbc-design-example-source-input.service'
-chmod 0644 -- "$unit_dir/"'mbc-design-example-source-input.service'
-cp -- "$here/units/"'mbc-design-example-data-processing@.service' "$unit_dir/"'mbc-design-example-data-processing@.service'
-chmod 0644 -- "$unit_dir/"'mbc-design-example-data-processing@.service'
-cp -- "$here/units/"'mbc-design-example-result-storage@.service' "$unit_dir/"'mbc-design-example-result-storage@.service'
-chmod 0644 -- "$unit_dir/"'mbc-design-example-result-storage@.service'
+install_unit 'mbc-design-example.target'
+install_unit 'mbc-design-example-registry.service'
+install_unit 'mbc-design-example-source-input.service'
+install_unit 'mbc-design-example-data-processing@.service'
+install_unit 'mbc-design-example-result-storage@.service'
 printf '%s\n' 'mbc-design-example.target' 'mbc-design-example-registry.service' 'mbc-design-example-source-input.service' 'mbc-design-example-data-processing@.service' 'mbc-design-example-result-storage@.service' >"$dest/units.txt"
 
 if [ ! -x "$root$node" ]; then
@@ -153,6 +219,10 @@ if [ "$offline" = yes ]; then
   echo "installed design-example into $root (offline: enabled, not started)"
 else
   systemctl daemon-reload
+  # Units this host no longer runs (--only) are stopped: restarting the target would restart them.
+  for unit in 'mbc-design-example-registry.service' 'mbc-design-example-source-input.service' 'mbc-design-example-data-processing@0.service' 'mbc-design-example-data-processing@1.service' 'mbc-design-example-result-storage@0.service'; do
+    selected "$unit" || systemctl stop -- "$unit" || true
+  done
   systemctl enable -- "$prefix.target"
   if [ "$start" = yes ]; then
     systemctl restart -- "$prefix.target"
