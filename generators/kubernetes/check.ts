@@ -8,7 +8,9 @@
  * - a file source reads a file: a relative path lands on the `data` claim, an absolute one would be
  *   a path on some node, which a pod does not see;
  * - `ReadWriteOncePod` lets one pod mount the `data` claim: not the several that read or write files.
- * The ConfigMaps' 1 MiB is held at build time, where the runtime's and the handlers' sizes are known.
+ * - system.json goes into a ConfigMap (unless the image holds the runtime), which the API server
+ *   takes up to 1 MiB: a system of many services can outgrow it. The runtime's and the handlers'
+ *   ConfigMaps are held to the same at build time, where their sizes are known.
  */
 import { posix } from "node:path";
 import type { TargetFinding } from "../../src/build/types.js";
@@ -16,7 +18,7 @@ import type { Model } from "../../src/model/types.js";
 import { joinPointer } from "../../src/pointer.js";
 import { DNS_LABEL, MAX_STATEFULSET_NAME } from "../../src/policy/kubernetes.js";
 import { imageProblem } from "../shared/image-reference.js";
-import { dataVolumeUsers } from "./manifests.js";
+import { CONFIGMAP_LIMIT_BYTES, CONFIGMAPS, dataVolumeUsers, systemConfigMapBytes } from "./manifests.js";
 
 const IMAGE_HINT = "for example node:20-alpine or registry.example.com/team/enrich:1.4";
 
@@ -64,6 +66,16 @@ export function checkKubernetes(model: Model): TargetFinding[] {
       if (own !== null)
         out.push({ path: joinPointer(s.path, "image"), message: `the image ${JSON.stringify(s.image)} of service "${s.name}" ${own}`, hint: IMAGE_HINT });
     }
+  }
+  if (!t.imageHasRuntime) {
+    const bytes = systemConfigMapBytes(model);
+    if (bytes > CONFIGMAP_LIMIT_BYTES)
+      out.push({
+        path: "/services",
+        at: "key",
+        message: `system.json would hold ${bytes} bytes in the ConfigMap ${CONFIGMAPS.system}; the API server accepts at most ${CONFIGMAP_LIMIT_BYTES} (1 MiB)`,
+        hint: "set targets.kubernetes.imageHasRuntime: true and build an image that holds the runtime/ folder (docs/target-kubernetes.md), or split the system",
+      });
   }
   const users = dataVolumeUsers(model);
   const pods = users.reduce((n, u) => n + u.pods, 0);

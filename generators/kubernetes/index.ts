@@ -15,16 +15,29 @@ import { render } from "../../src/build/templates.js";
 import type { Artefact, BuildInputs, Generator } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { UsageError } from "../../src/usage-error.js";
-import { runtimeFolder, runtimePackage } from "../shared/runtime-folder.js";
+import { runtimePackage, systemJsonText } from "../shared/runtime-folder.js";
 import { sourceIntake } from "../shared/sources.js";
 import { commentText, toYaml } from "../shared/yaml.js";
 import { checkKubernetes } from "./check.js";
 import { kubernetesFidelity } from "./fidelity.js";
-import { CONFIGMAPS, clusterModel, dataVolumeUsers, handlerFiles, handlerKey, type Json, type K8sObject, objectsOf } from "./manifests.js";
+import {
+  CONFIGMAP_LIMIT_BYTES,
+  CONFIGMAPS,
+  clusterModel,
+  dataVolumeUsers,
+  handlerFiles,
+  handlerKey,
+  type Json,
+  type K8sObject,
+  objectsOf,
+  systemConfigMapBytes,
+} from "./manifests.js";
+
+export { CONFIGMAP_LIMIT_BYTES };
+
 import { diffJson } from "./patch.js";
 
 /** What the API server accepts in one ConfigMap's data (keys and values together). */
-export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;
 
 const KUSTOMIZE_API = { apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization" } as const;
 
@@ -41,12 +54,6 @@ function stream(header: string, objects: readonly K8sObject[]): string {
   return `# ${header}\n${objects.map((o) => toYaml(o)).join("---\n")}`;
 }
 
-/** system.json as the pods read it: the model the cluster runs. */
-function systemJson(model: Model, inputs: BuildInputs): string {
-  const file = runtimeFolder(clusterModel(model), inputs).find((a) => a.path === "system.json");
-  return typeof file?.content === "string" ? file.content : "";
-}
-
 /** Each ConfigMap's data size (keys and values, in bytes) for a model and its inputs. */
 export function configMapSizes(model: Model, inputs: BuildInputs): { name: string; bytes: number; what: string }[] {
   const bytes = (text: string | Uint8Array) => (typeof text === "string" ? Buffer.byteLength(text) : text.byteLength);
@@ -59,7 +66,7 @@ export function configMapSizes(model: Model, inputs: BuildInputs): { name: strin
       what: "the bundled runtime",
       bytes: bytes("mbc-runtime.mjs") + bytes(inputs.runtime) + bytes("package.json") + bytes(file("package.json")),
     },
-    { name: CONFIGMAPS.system, what: "system.json", bytes: bytes("system.json") + bytes(systemJson(model, inputs)) },
+    { name: CONFIGMAPS.system, what: "system.json", bytes: systemConfigMapBytes(model) },
     ...(handlers.length === 0
       ? []
       : [{ name: CONFIGMAPS.handlers, what: "the handler modules", bytes: handlers.reduce((n, p, k) => n + bytes(handlerKey(k, p)) + bytes(file(p)), 0) }]),
@@ -101,7 +108,7 @@ function baseKustomization(model: Model, objects: readonly K8sObject[]): Record<
 const idOf = (o: K8sObject) => `${o.kind}/${o.kind === "Namespace" ? "" : o.metadata.name}`;
 
 /** The overlay of one environment: its kustomization, its system.json, and one patch file an object it changes. */
-export function overlayArtefacts(base: Model, env: Model, name: string, header: string, inputs: BuildInputs): Artefact[] {
+export function overlayArtefacts(base: Model, env: Model, name: string, header: string): Artefact[] {
   const dir = `overlays/${name}`;
   const before = new Map(objectsOf(base).map((o) => [idOf(o), o]));
   const after = objectsOf(env);
@@ -135,7 +142,7 @@ export function overlayArtefacts(base: Model, env: Model, name: string, header: 
     },
     ...patches.map((p) => ({ path: `${dir}/${p.path}`, content: `# ${header}\n${toYaml(p.ops)}` })),
   ];
-  if (!t.imageHasRuntime) out.push({ path: `${dir}/system.json`, content: systemJson(env, inputs) });
+  if (!t.imageHasRuntime) out.push({ path: `${dir}/system.json`, content: systemJsonText(clusterModel(env)) });
   return out;
 }
 
@@ -166,7 +173,7 @@ export const kubernetesGenerator: Generator = {
     const overlays: Artefact[] = [];
     for (const [name, env] of Object.entries(inputs.environments ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (!env.targets.kubernetes.imageHasRuntime) assertConfigMapsFit(env, inputs, ` (environment ${name})`);
-      overlays.push(...overlayArtefacts(model, env, name, header, inputs));
+      overlays.push(...overlayArtefacts(model, env, name, header));
     }
     // kustomize refuses an overlay inside the folder of the base it names (a cycle): the base is
     // base/, and kustomization.yaml here names it, so `kubectl apply -k` of this folder applies it.

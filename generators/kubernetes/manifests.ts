@@ -17,7 +17,7 @@
 import { posix } from "node:path";
 import type { Model, ServiceModel, SourceModel } from "../../src/model/types.js";
 import { drainBudgetMs, heapLimitMiB } from "../../src/policy/index.js";
-import { handlerTarget } from "../shared/runtime-folder.js";
+import { handlerTarget, systemJsonText } from "../shared/runtime-folder.js";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & {
@@ -40,6 +40,14 @@ export const DEFAULT_VOLUME_SIZE = "1Gi";
 const STOP_GRACE_MS = 5000;
 /** The ConfigMaps kustomize generates from runtime/ (with a hash suffix, so pods roll when they change). */
 export const CONFIGMAPS = { runtime: "mbc-runtime", system: "mbc-system", handlers: "mbc-handlers" } as const;
+
+/** The API server's limit on a ConfigMap's data (keys and values). */
+export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;
+
+/** The data of the ConfigMap mbc-system: its one key, and system.json as the pods read it. */
+export function systemConfigMapBytes(model: Model): number {
+  return Buffer.byteLength("system.json") + Buffer.byteLength(systemJsonText(clusterModel(model)));
+}
 export const DATA_CLAIM = "data";
 export const STATE_CLAIM = "state";
 

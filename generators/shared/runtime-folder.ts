@@ -13,21 +13,30 @@ export function handlerTarget(path: string): string {
   return `handlers/${path.replace(/^handlers\//, "")}`;
 }
 
+/** Where each service's handler module is copied, by service name. */
+function handlerTargets(model: Model): Record<string, string> {
+  const handlers: Record<string, string> = {};
+  for (const s of model.services) if (s.handler?.kind === "module") handlers[s.name] = handlerTarget(s.handler.path);
+  return handlers;
+}
+
+/** system.json's text for a model: what the runtime reads (a target's check may measure it). */
+export function systemJsonText(model: Model): string {
+  return systemFileText(model, handlerTargets(model));
+}
+
 /** The runtime folder: mbc-runtime.mjs, system.json and the handler copies. */
 export function runtimeFolder(model: Model, inputs: BuildInputs): Artefact[] {
-  const handlers: Record<string, string> = {};
   const copies = new Map<string, Uint8Array>();
   for (const s of model.services) {
     if (s.handler?.kind !== "module") continue;
     const source = inputs.handlerSources[s.handler.path];
     if (!source) throw new Error(`handler ${s.handler.path} of service "${s.name}" was not read`);
-    const target = handlerTarget(s.handler.path);
-    handlers[s.name] = target;
-    copies.set(target, source);
+    copies.set(handlerTarget(s.handler.path), source);
   }
   return [
     { path: "mbc-runtime.mjs", content: inputs.runtime },
-    { path: "system.json", content: systemFileText(model, handlers) },
+    { path: "system.json", content: systemJsonText(model) },
     ...[...copies].sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, content]) => ({ path, content })),
   ];
 }

@@ -175,6 +175,21 @@ services:
     expect(constraints(text, { targets: ["compose"], otherTargets: "ignore" })).toEqual([["error", "/registry/backend", 3, 22]]);
   });
 
+  it("kubernetes: a system.json past the ConfigMap's 1 MiB is refused by validate, at services, unless the image holds the runtime", () => {
+    // 2,500 services of long names and configs: a valid spec whose system.json is several MiB.
+    const lines = ["mbc: 1", "name: big", "sources:", "  s: { type: generator, rate: 1, to: a0 }", "services:"];
+    for (let i = 0; i < 2500; i++)
+      lines.push(`  a${i}: { handler: builtin:passthrough, env: { NOTE: "${"x".repeat(300)}" }${i + 1 < 2500 ? `, to: a${i + 1}` : ""} }`);
+    const text = `${lines.join("\n")}\n`;
+    expect(constraints(text, { targets: ["kubernetes"], otherTargets: "ignore" })).toEqual([["error", "/services", 5, 1]]);
+    expect(
+      constraints(text.replace("sources:", "targets: { kubernetes: { imageHasRuntime: true } }\nsources:"), {
+        targets: ["kubernetes"],
+        otherTargets: "ignore",
+      }),
+    ).toEqual([]);
+  }, 60_000);
+
   it("the default values of every target pass", () => {
     expect(constraints(spec(""), { targets: [...TARGET_IDS] })).toEqual([]);
   });
