@@ -1,15 +1,10 @@
-/**
- * What the systemd tests share: building the systemd target in memory, and reading its files
- * back by the rules systemd documents (unit syntax, specifiers, command-line words, environment
- * files), plus the hostile spec whose every value tries to add a key, a directive or a path.
- */
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { buildArtefacts, TARGET_IDS } from "../../src/build/index.js";
+import { buildArtefacts } from "../../src/build/index.js";
 import type { Artefact, BuildInputs } from "../../src/build/types.js";
 import type { Model } from "../../src/model/types.js";
 import { validateText } from "../../src/validate/index.js";
+import { allTemplates, buildInputs } from "./build.js";
 import { tempDir } from "./runtime.js";
 
 export const repo = resolve(import.meta.dirname, "..", "..");
@@ -20,26 +15,13 @@ export function temp(): string {
   return tempDir("mbc-systemd-");
 }
 
-export function templates(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const id of TARGET_IDS) {
-    const dir = join(repo, "generators", id, "templates");
-    for (const name of readdirSync(dir)) out[name] = readFileSync(join(dir, name), "utf8");
-  }
-  return out;
-}
+export const templates = allTemplates;
 
+/** Build inputs for a spec's text, with its handlers read from the example's folder. */
 export function inputsFor(text: string, model: Model, specName = "microbatch.yaml", runtime?: Uint8Array): BuildInputs {
   const handlerSources: Record<string, Uint8Array> = {};
   for (const s of model.services) if (s.handler?.kind === "module") handlerSources[s.handler.path] = readFileSync(join(example, s.handler.path));
-  return {
-    specName,
-    specSha256: createHash("sha256").update(text).digest("hex"),
-    handlerSources,
-    runtime: runtime ?? new TextEncoder().encode("// the bundled runtime stands here\n"),
-    templates: templates(),
-    version: "0.0.0-test",
-  };
+  return buildInputs(text, { specName, handlerSources, ...(runtime === undefined ? {} : { runtime }) });
 }
 
 export interface Built {

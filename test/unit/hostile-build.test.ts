@@ -1,18 +1,12 @@
-/**
- * Hostile output folders: a build never hurts the user's files. mbc replaces or deletes only the
- * files its manifest lists; a path it must write that holds anything else stops the build before
- * anything is written; all targets are swapped or none. Real folders under the temporary folder;
- * the cases that need root or other users are in test/runtime/hostile-build.test.ts.
- */
-import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildArtefacts, TARGET_IDS, type TargetId } from "../../src/build/index.js";
-import type { Artefact, BuildInputs } from "../../src/build/types.js";
+import type { Artefact } from "../../src/build/types.js";
 import { BuildFailed, BuildRefused, checkTarget, MANIFEST, planTarget, type TargetOutput, writeTarget, writeTargets } from "../../src/build/write.js";
 import { validateText } from "../../src/validate/index.js";
+import { buildInputs } from "../helpers/build.js";
 import { snapshot } from "../helpers/snapshot.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
@@ -25,20 +19,7 @@ function artefactsOf(edit: (spec: string) => string = (s) => s): Map<TargetId, A
   if (!model) throw new Error(`the example has errors: ${JSON.stringify(diagnostics)}`);
   const handlerSources: Record<string, Uint8Array> = {};
   for (const s of model.services) if (s.handler?.kind === "module") handlerSources[s.handler.path] = readFileSync(join(example, s.handler.path));
-  const templates: Record<string, string> = {};
-  for (const id of TARGET_IDS) {
-    const dir = join(root, "generators", id, "templates");
-    for (const name of readdirSync(dir)) templates[name] = readFileSync(join(dir, name), "utf8");
-  }
-  const inputs: BuildInputs = {
-    specName: "microbatch.yaml",
-    specSha256: createHash("sha256").update(text).digest("hex"),
-    handlerSources,
-    runtime: new TextEncoder().encode("// the bundled runtime stands here\n"),
-    templates,
-    version: "0.0.0-test",
-  };
-  return buildArtefacts(model, inputs, TARGET_IDS);
+  return buildArtefacts(model, buildInputs(text, { handlerSources }), TARGET_IDS);
 }
 
 let tmp: string;

@@ -1,34 +1,13 @@
-/**
- * The hostile and extreme specs of test/helpers/hostile.ts through the API: validate says exactly
- * what each must (code, severity, line and column), and what it passes builds for every target
- * and is simulated or refused with a diagnostic, never a crash.
- */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildArtefacts } from "../../src/build/index.js";
 import { TARGET_IDS } from "../../src/build/targets.js";
-import type { BuildInputs } from "../../src/build/types.js";
 import { SimulationTooLarge, simulate } from "../../src/simulate/index.js";
 import { validateText } from "../../src/validate/index.js";
 import { simulationTooLargeFinding } from "../../src/validate/simulate-findings.js";
+import { buildInputs } from "../helpers/build.js";
 import { REPRODUCERS, SIMULATION_TOO_LARGE } from "../helpers/hostile.js";
 
-const root = join(import.meta.dirname, "..", "..");
-
-const templates: Record<string, string> = {};
-for (const id of TARGET_IDS) {
-  const dir = join(root, "generators", id, "templates");
-  for (const name of readdirSync(dir)) templates[name] = readFileSync(join(dir, name), "utf8");
-}
-const inputs: BuildInputs = {
-  specName: "microbatch.yaml",
-  specSha256: "0".repeat(64),
-  handlerSources: { "handlers/store.mjs": new TextEncoder().encode("export default async (r) => r;\n") },
-  runtime: new TextEncoder().encode("// the runtime\n"),
-  templates,
-  version: "0.0.0-test",
-};
+const inputs = buildInputs("", { handlerSources: { "handlers/store.mjs": new TextEncoder().encode("export default async (r) => r;\n") } });
 
 const headline = (d: { line: number; column: number; severity: string; code: string }) => `${d.line}:${d.column} ${d.severity} ${d.code}`;
 

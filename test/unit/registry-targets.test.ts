@@ -1,20 +1,10 @@
-/**
- * What the targets build for each registry backend: the embedded registry is a process of the
- * system (a Compose service, a systemd unit, the supervisor's first child), etcd is not — no
- * registry container or unit, nothing waits for one, no MBC_REGISTRY_URL — and the endpoints
- * travel in system.json.
- */
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { buildArtefacts, TARGET_IDS } from "../../src/build/index.js";
-import type { Artefact, BuildInputs } from "../../src/build/types.js";
+import { buildArtefacts, type TARGET_IDS } from "../../src/build/index.js";
+import type { Artefact } from "../../src/build/types.js";
 import { registryRunsProcess } from "../../src/policy/index.js";
 import { validateText } from "../../src/validate/index.js";
-
-const root = resolve(import.meta.dirname, "..", "..");
+import { buildInputs } from "../helpers/build.js";
 
 const spec = (registry: string) => `mbc: 1
 name: shop
@@ -39,20 +29,7 @@ const EMBEDDED = spec("  heartbeat: 1s");
 function build(text: string, target: (typeof TARGET_IDS)[number]): Map<string, string> {
   const { model, diagnostics } = validateText("microbatch.yaml", text);
   if (!model) throw new Error(JSON.stringify(diagnostics));
-  const templates: Record<string, string> = {};
-  for (const id of TARGET_IDS) {
-    const dir = join(root, "generators", id, "templates");
-    for (const name of readdirSync(dir)) templates[name] = readFileSync(join(dir, name), "utf8");
-  }
-  const inputs: BuildInputs = {
-    specName: "microbatch.yaml",
-    specSha256: createHash("sha256").update(text).digest("hex"),
-    handlerSources: {},
-    runtime: new TextEncoder().encode("// runtime\n"),
-    templates,
-    version: "0.0.0-test",
-  };
-  const artefacts = buildArtefacts(model, inputs, [target]).get(target) as Artefact[];
+  const artefacts = buildArtefacts(model, buildInputs(text), [target]).get(target) as Artefact[];
   return new Map(artefacts.map((a) => [a.path, typeof a.content === "string" ? a.content : Buffer.from(a.content).toString("utf8")]));
 }
 
