@@ -156,6 +156,15 @@ describe("the kubernetes target's objects", () => {
     expect(system.handlers).toEqual({ enrich: "handlers/enrich.mjs" });
   });
 
+  it("system.json: an etcd registry stays etcd, reached from the pods", () => {
+    const etcd = buildKubernetes(
+      SPEC.replace("registry: { heartbeat: 2s, ttl: 5s }", "registry: { backend: etcd, endpoints: [http://etcd.infra:2379], heartbeat: 2s, ttl: 6s }"),
+      FILES,
+    );
+    const system = JSON.parse(etcd.file("base/runtime/system.json"));
+    expect(system.model.registry).toMatchObject({ backend: "etcd", endpoints: ["http://etcd.infra:2379"] });
+  });
+
   it("the base: a kustomization that generates the ConfigMaps and lists every file, and one that names it", () => {
     const k = first(built.docs("base/kustomization.yaml"));
     expect(k).toMatchObject({
