@@ -158,13 +158,18 @@ export function childEnv(extra: Record<string, string | undefined> = {}): Record
   return env;
 }
 
-/** Runs `node file args…`; its output is collected (and echoed when MBC_TEST_ECHO=1). */
+/**
+ * Runs `node file args…` (under `wrap…` when given); its output is collected (and echoed when
+ * MBC_TEST_ECHO=1).
+ */
 export function spawnRuntime(
   file: string,
   args: readonly string[],
-  options: { env?: Record<string, string | undefined>; cwd?: string; detached?: boolean } = {},
+  options: { env?: Record<string, string | undefined>; cwd?: string; detached?: boolean; wrap?: readonly string[] } = {},
 ): RuntimeChild {
-  const proc = spawn(process.execPath, [file, ...args], {
+  // `wrap` runs node under a command that execs it (`ip netns exec NS`): the child is still node.
+  const argv = [...(options.wrap ?? []), process.execPath, file, ...args];
+  const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: options.cwd ?? dirname(file),
     env: childEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
