@@ -4,6 +4,7 @@
  * create-if-absent transaction, a second holder, failover between endpoints, authentication and
  * a discovery view that outlives an outage. The same against a real etcd is in the runtime tier.
  */
+
 import { describe, expect, it } from "vitest";
 import { normalise } from "../../src/model/normalise.js";
 import type { Model, RawSpec } from "../../src/model/types.js";
@@ -14,12 +15,13 @@ import { silentLogger } from "../../src/runtime/core/log.js";
 import { etcdSettings } from "../../src/runtime/registry/etcd/config.js";
 import { createEtcdDiscovery } from "../../src/runtime/registry/etcd/discovery.js";
 import { createEtcdClient, EtcdError, rangeEndOf } from "../../src/runtime/registry/etcd/gateway.js";
-import { etcdRegistry } from "../../src/runtime/registry/etcd/index.js";
+import { etcdRegistry, isLoopbackUrl } from "../../src/runtime/registry/etcd/index.js";
 import { describeHolder, instanceKey, parseInstance } from "../../src/runtime/registry/etcd/keys.js";
 import { holderWaitMs, startEtcdRegistrar } from "../../src/runtime/registry/etcd/registrar.js";
 import { registryBackend } from "../../src/runtime/registry/index.js";
 import { ManualClock } from "../helpers/clock.js";
 import { FakeEtcd } from "../helpers/fake-etcd.js";
+import { memoryLogger } from "../helpers/pipeline.js";
 
 const A = "http://etcd-a.test:2379";
 const B = "http://etcd-b.test:2379";
@@ -435,6 +437,33 @@ describe("the backend", () => {
     const cluster = registryBackend(model({ backend: "kubernetes" }), {});
     expect([cluster.name, cluster.role]).toEqual(["kubernetes", null]);
     expect(() => registryBackend(model(), { MBC_REGISTRY_ENDPOINTS: "nope" })).toThrow(RuntimeConfigError);
+  });
+
+  it("warns when an instance advertises a loopback address in an etcd on another host, not when etcd is local too", async () => {
+    expect(["http://127.0.0.1:9", "http://[::1]:9", "http://localhost:9", "http://127.1.2.3:9"].map(isLoopbackUrl)).toEqual([true, true, true, true]);
+    expect(["http://10.0.0.5:9", "http://enrich-0.shop:9", "http://[fe80::1]:9", "not a url"].map(isLoopbackUrl)).toEqual([false, false, false, false]);
+    for (const [endpoints, warned] of [
+      [[A, B], true],
+      [["http://127.0.0.1:2379"], false],
+    ] as const) {
+      const clock = new ManualClock();
+      const fake = new FakeEtcd(clock);
+      const m = model({ backend: "etcd", endpoints, heartbeat: "1s", ttl: "3s" });
+      const log = memoryLogger();
+      const client = createHttpClient();
+      const ctx = { env: {} as RuntimeEnv, model: m, log, clock, client };
+      const backend = etcdRegistry(m, { vars: {}, transport: fake.transport });
+      const local = backend.register(ctx, { service: "enrich", instance: 0, url: "http://127.0.0.1:9100", weight: 1, capacityPerSec: null });
+      const reachable = backend.register(ctx, { service: "enrich", instance: 1, url: "http://10.0.0.5:9101", weight: 1, capacityPerSec: null });
+      const warnings = log.lines.filter((l) => l.level === "warn" && l.msg.includes("loopback"));
+      expect(
+        warnings.map((w) => w.fields?.url),
+        String(endpoints),
+      ).toEqual(warned ? ["http://127.0.0.1:9100"] : []);
+      await local.stop();
+      await reachable.stop();
+      client.close();
+    }
   });
 
   it("registers what the process scaffolding gives it, under the system's name", async () => {

@@ -17,6 +17,17 @@ import { type InstanceValue, instanceKey } from "./keys.js";
 import { startEtcdRegistrar } from "./registrar.js";
 import { nodeTransport } from "./transport.js";
 
+/** Whether a URL's host is this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** Longest one exchange with etcd may take before the next endpoint is asked. */
 const EXCHANGE_TIMEOUT_MS = 2000;
 
@@ -51,6 +62,12 @@ export function etcdRegistry(model: Model, options: EtcdRegistryOptions): Regist
     name: "etcd",
     role: null,
     register(ctx, registration) {
+      // etcd elsewhere means peers elsewhere: a loopback URL in it reaches nobody but this host.
+      if (isLoopbackUrl(registration.url) && settings.endpoints.some((e) => !isLoopbackUrl(e)))
+        ctx.log.warn("this instance advertises a loopback address in a shared registry: processes on other hosts cannot reach it", {
+          url: registration.url,
+          hint: "set MBC_ADVERTISE_HOST to an address the other hosts reach (and MBC_BIND to listen on it, or 0.0.0.0)",
+        });
       const client = open();
       const value: InstanceValue = {
         url: registration.url,
