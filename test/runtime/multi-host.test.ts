@@ -27,6 +27,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSystem, type E2ESystem, metricValue, readIds, record } from "../helpers/e2e.js";
+import { etcdArgs } from "../helpers/etcd.js";
 import { cleanupAll, killAll, type RuntimeChild, removeDir, spawnRuntime, tempDir, waitUntil } from "../helpers/runtime.js";
 import { assertTool, tool } from "../helpers/tools.js";
 
@@ -185,32 +186,9 @@ async function registered(): Promise<Map<string, Record<string, unknown>>> {
 async function startEtcd(): Promise<void> {
   const dir = tempDir("mbc-mh-etcd-");
   const peer = "http://127.0.0.1:2380";
-  const proc = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      NS.etcd,
-      "etcd",
-      "--name",
-      "mbc-test",
-      "--data-dir",
-      join(dir, "data"),
-      "--listen-client-urls",
-      ETCD_URL,
-      "--advertise-client-urls",
-      ETCD_URL,
-      "--listen-peer-urls",
-      peer,
-      "--initial-advertise-peer-urls",
-      peer,
-      "--initial-cluster",
-      `mbc-test=${peer}`,
-      "--log-level",
-      "warn",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const proc = spawn("ip", ["netns", "exec", NS.etcd, "etcd", ...etcdArgs({ dataDir: dir, clientUrl: ETCD_URL, peerUrl: peer })], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   etcdProc = proc;
   const output: string[] = [];
   proc.stdout?.on("data", (d: Buffer) => output.push(d.toString()));

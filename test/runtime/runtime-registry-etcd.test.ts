@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { holderWaitMs } from "../../src/runtime/registry/etcd/registrar.js";
 import { buildSystem, type E2ESystem, readIds, record, startSystem, stopEverything, waitReady } from "../helpers/e2e.js";
+import { etcdArgs } from "../helpers/etcd.js";
 import { freePortBlock } from "../helpers/ports.js";
 import { cleanupAll, httpJson, type RuntimeChild, removeDir, spawnRuntime, tempDir, waitUntil } from "../helpers/runtime.js";
 import { assertTool, tool } from "../helpers/tools.js";
@@ -64,29 +65,9 @@ async function startEtcd(tls: { dir: string } | null = null): Promise<Etcd> {
         "--client-cert-auth",
       ]
     : [];
-  const proc = spawn(
-    "etcd",
-    [
-      "--name",
-      "mbc-test",
-      "--data-dir",
-      join(dir, "data"),
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-      "--listen-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-cluster",
-      `mbc-test=http://127.0.0.1:${peer}`,
-      "--log-level",
-      "warn",
-      ...tlsArgs,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const proc = spawn("etcd", [...etcdArgs({ dataDir: dir, clientUrl: url, peerUrl: `http://127.0.0.1:${peer}` }), ...tlsArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const output: string[] = [];
   proc.stdout?.on("data", (d: Buffer) => output.push(d.toString()));
   proc.stderr?.on("data", (d: Buffer) => output.push(d.toString()));
